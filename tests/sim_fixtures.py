@@ -1,0 +1,105 @@
+"""Shared helpers for tests that run against the simulator in-process.
+
+``make_sim`` builds a fleet, the app, a fake clock and a streaming transport:
+
+    app, sim, clock, transport = make_sim(scenario="calm")
+    async with httpx.AsyncClient(transport=transport, base_url=SIM_BASE) as client:
+        ...
+        clock.advance(61)
+
+No sockets, no sleeps: state transitions and rate windows follow ``clock``.
+Latency faults are off unless asked for (``latency=True``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.applications import Starlette
+
+from tuiapp.simulator import SimTransport, Simulator, build_fleet, create_app
+
+__all__ = ["SIM_BASE", "FakeClock", "auth_for", "make_sim", "pick"]
+
+SIM_BASE = "http://sim.test"
+START = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+
+
+class FakeClock:
+    """A clock tests move by hand; pass it (it is callable) wherever a clock is taken."""
+
+    def __init__(self, start: float = START) -> None:
+        self._now = float(start)
+
+    def now(self) -> float:
+        return self._now
+
+    def __call__(self) -> float:
+        return self._now
+
+    def advance(self, seconds: float) -> float:
+        if seconds < 0:
+            raise ValueError("a clock does not go back")
+        self._now += seconds
+        return self._now
+
+
+def make_sim(
+    instances: int = 40,
+    seed: int = 0,
+    scenario: str = "incident",
+    boot_seconds: float = 0,
+    limits: bool = True,
+    *,
+    latency: bool = False,
+    clock: FakeClock | None = None,
+) -> tuple[Starlette, Simulator, FakeClock, SimTransport]:
+    """A simulator on a fake clock and the transport to reach it (``base_url=SIM_BASE``)."""
+    clock = clock or FakeClock()
+    fleet = build_fleet(instances=instances, seed=seed, scenario=scenario)
+    app = create_app(fleet, clock, boot_seconds=boot_seconds, limits=limits, latency=latency)
+    return app, app.state.sim, clock, SimTransport(app)
+
+
+def auth_for(sim: Simulator, name: str) -> dict[str, Any]:
+    """How to reach one instance: {"provider", "base", "headers", "params", "id"}.
+
+    Each provider's documented credential placement (Bearer, ``token``, ``X-Api-Key``,
+    ``apikey``, Wawp's query parameters), with the account's secret (Wawp: the instance's).
+    """
+    inst = sim.instance(name)
+    provider = inst.spec.provider
+    token = inst.account.spec.token
+    headers: dict[str, str] = {}
+    params: dict[str, str] = {}
+    if provider in ("hypersender", "wasend"):
+        headers["Authorization"] = f"Bearer {token}"
+    elif provider == "ryzeapi":
+        headers["token"] = token or ""
+    elif provider == "waha":
+        headers["X-Api-Key"] = token or ""
+    elif provider == "evolution":
+        headers["apikey"] = token or ""
+    else:  # wawp
+        params = {"instance_id": inst.spec.id, "access_token": inst.spec.token}
+    return {
+        "provider": provider,
+        "base": f"{SIM_BASE}/{provider}",
+        "headers": headers,
+        "params": params,
+        "id": inst.spec.id,
+    }
+
+
+def pick(sim: Simulator, provider: str, state: str = "WORKING", *, clean: bool = True) -> str:
+    """The name of the first instance of ``provider`` truly in ``state``.
+
+    ``clean``: without a fault, on an account that is up (so reads are predictable).
+    """
+    for inst in sim.instances.values():
+        if inst.spec.provider != provider or sim.settle(inst) != state:
+            continue
+        if clean and (inst.fault or inst.account.down or inst.account.fault):
+            continue
+        return inst.name
+    raise LookupError(f"no {'clean ' if clean else ''}{provider} instance in {state}")

@@ -1,0 +1,3 @@
+"""tuiapp: a terminal fleet monitor for WhatsApp gateway instances."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,326 @@
+"""`tuiapp restart|reconnect NAME…`: the action engine for runbooks (SPEC "CLI actions").
+
+The same guard rails, shared state and audit log as the TUI. Each target is read
+once, its verdict and warnings printed; ``--dry-run`` stops there. Without ``--yes``
+the command asks on the terminal; with no terminal and no ``--yes`` it refuses
+without reading stdin. More than 5 targets also need ``--max N`` (N >= targets),
+dry runs included, so a dry run that passes predicts the real run. ``--force``
+needs ``--reason`` and lifts only cooldown and the loop breaker (audited).
+
+Exit codes:
+    0  every target recovered (``--dry-run``: every target would be allowed)
+    1  nothing was done because the operator said no at the prompt, or interrupted
+    2  some target was refused, cancelled, failed, ended unknown, did not recover or
+       was aborted (``--dry-run``: some target would be refused)
+    3  usage: unknown instance, --force without --reason, --max missing or too small,
+       no terminal to confirm on and no --yes, a state_dir or audit log that cannot be used
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import os
+import sys
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TextIO
+
+import httpx
+
+from tuiapp.actions import ActionEngine, ActionReport, Verdict, human_duration
+from tuiapp.audit import AuditError, AuditLog, current_operator, ssh_client
+from tuiapp.config import FleetConfig
+from tuiapp.events import ActionFinished, ActionProgressed, BulkProgressed
+from tuiapp.model import ACTIONS
+from tuiapp.poller import Poller
+from tuiapp.providers.registry import make_adapters, make_client
+from tuiapp.state import SharedState, StateError
+
+__all__ = [
+    "EXIT_DECLINED",
+    "EXIT_NOT_ALL_RECOVERED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "MAX_WITHOUT_FLAG",
+    "run_action_command",
+]
+
+EXIT_OK = 0
+EXIT_DECLINED = 1
+EXIT_NOT_ALL_RECOVERED = 2
+EXIT_USAGE = 3
+MAX_WITHOUT_FLAG = 5  # more targets than this need --max N
+
+
+def run_action_command(
+    action: str,
+    names: Sequence[str],
+    *,
+    fleet: FleetConfig,
+    yes: bool,
+    dry_run: bool,
+    reason: str | None,
+    max_targets: int | None,
+    force: bool,
+    operator: str | None,
+    stdin_isatty: bool,
+    input_fn: Callable[[str], str] = input,
+    out: TextIO = sys.stdout,
+    err: TextIO = sys.stderr,
+    transport: httpx.AsyncBaseTransport | None = None,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    environ: Mapping[str, str] = os.environ,
+) -> int:
+    """Run ``tuiapp restart|reconnect`` and return its exit code (see the module docstring)."""
+    prog = f"tuiapp {action}"
+    if action not in ACTIONS:
+        print(f"{prog}: unknown action (one of {', '.join(ACTIONS)})", file=err)
+        return EXIT_USAGE
+    targets = list(dict.fromkeys(names))
+    if not targets:
+        print(f"{prog}: name at least one instance", file=err)
+        return EXIT_USAGE
+    problem = _usage_problem(targets, fleet, reason=reason, force=force, max_targets=max_targets)
+    if problem is not None:
+        print(f"{prog}: {problem}", file=err)
+        return EXIT_USAGE
+    command = _Command(
+        action,
+        targets,
+        fleet=fleet,
+        yes=yes,
+        dry_run=dry_run,
+        reason=" ".join(reason.split()) if reason else None,
+        force=force,
+        operator=current_operator(operator, environ),
+        ssh_client=ssh_client(environ),
+        stdin_isatty=stdin_isatty,
+        input_fn=input_fn,
+        out=out,
+        err=err,
+        transport=transport,
+        clock=clock,
+        sleep=sleep,
+    )
+    try:
+        return asyncio.run(command.main())
+    except KeyboardInterrupt:
+        print(
+            f"{prog}: interrupted; an action in flight is logged as unknown, look at it",
+            file=err,
+        )
+        return EXIT_DECLINED
+
+
+def _usage_problem(
+    targets: list[str],
+    fleet: FleetConfig,
+    *,
+    reason: str | None,
+    force: bool,
+    max_targets: int | None,
+) -> str | None:
+    """The one-line usage error, or None; checked before anything is read or sent."""
+    known = [inst.name for inst in fleet.instances]
+    unknown = [name for name in targets if name not in set(known)]
+    if unknown:
+        where = f" in {fleet.path}" if fleet.path is not None else ""
+        listed = ", ".join(repr(name) for name in unknown)
+        hint = difflib.get_close_matches(unknown[0], known, n=1)
+        more = f" (did you mean {hint[0]!r}?)" if hint else ""
+        noun = "instance" if len(unknown) == 1 else "instances"
+        return f"unknown {noun} {listed}{where}{more}"
+    if force and not (reason and reason.strip()):
+        return "--force needs --reason TEXT (the override is audited)"
+    count = len(targets)
+    if count > MAX_WITHOUT_FLAG and (max_targets is None or max_targets < count):
+        got = "no --max" if max_targets is None else f"--max {max_targets}"
+        return (
+            f"{count} targets: more than {MAX_WITHOUT_FLAG} need --max N with N >= {count} ({got})"
+        )
+    return None
+
+
+class _Command:
+    """One invocation: reads, verdicts, confirmation, the run, the summary."""
+
+    def __init__(
+        self,
+        action: str,
+        targets: list[str],
+        *,
+        fleet: FleetConfig,
+        yes: bool,
+        dry_run: bool,
+        reason: str | None,
+        force: bool,
+        operator: str,
+        ssh_client: str | None,
+        stdin_isatty: bool,
+        input_fn: Callable[[str], str],
+        out: TextIO,
+        err: TextIO,
+        transport: httpx.AsyncBaseTransport | None,
+        clock: Callable[[], float],
+        sleep: Callable[[float], Awaitable[None]],
+    ) -> None:
+        self.action = action
+        self.targets = targets
+        self.fleet = fleet
+        self.yes = yes
+        self.dry_run = dry_run
+        self.reason = reason
+        self.override_reason = reason if force else None
+        self.operator = operator
+        self.ssh_client = ssh_client
+        self.stdin_isatty = stdin_isatty
+        self.input_fn = input_fn
+        self.out = out
+        self.err = err
+        self.transport = transport
+        self.clock = clock
+        self.sleep = sleep
+        self.prog = f"tuiapp {action}"
+        self.last_done = -1
+
+    def say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    def warn(self, text: str) -> None:
+        print(f"{self.prog}: {text}", file=self.err, flush=True)
+
+    async def main(self) -> int:
+        monitor = self.fleet.monitor
+        client = make_client(monitor, self.transport)
+        try:
+            adapters = make_adapters(self.fleet, client, clock=self.clock)
+            state = SharedState(
+                monitor.state_dir, self.clock, lock_ttl=monitor.verify_window + 60.0
+            )
+            audit = AuditLog(monitor.audit_log, self.clock, lock=state.lock)
+            poller = Poller(self.fleet, adapters, clock=self.clock, sleep=self.sleep, state=state)
+            engine = ActionEngine(
+                self.fleet,
+                adapters,
+                poller,
+                state,
+                audit,
+                clock=self.clock,
+                sleep=self.sleep,
+                operator=self.operator,
+                ssh_client=self.ssh_client,
+                read_only=monitor.read_only,
+            )
+            try:
+                for report in engine.recover_interrupted():
+                    self.warn(f"{report.name}: {report.message}")
+            except (StateError, AuditError) as exc:
+                self.warn(f"{exc}; nothing sent")
+                return EXIT_USAGE
+            return await self.act(engine, poller)
+        finally:
+            await client.aclose()
+
+    async def act(self, engine: ActionEngine, poller: Poller) -> int:
+        await self.read_targets(poller)
+        verdicts = engine.verdicts(self.targets, self.action, override_reason=self.override_reason)
+        self.print_verdicts(verdicts)
+        allowed = [v for v in verdicts if v.allowed]
+        refused = len(verdicts) - len(allowed)
+        if self.dry_run:
+            verdict_word = "would be allowed" if not refused else f"{refused} would be refused"
+            self.say(f"dry run: nothing sent ({len(allowed)} of {len(verdicts)} {verdict_word})")
+            return EXIT_OK if not refused else EXIT_NOT_ALL_RECOVERED
+        if not allowed:
+            self.say(f"nothing to {self.action}: every target is refused")
+            return EXIT_NOT_ALL_RECOVERED
+        if not self.yes:
+            if not self.stdin_isatty:
+                self.warn("no terminal to confirm on: pass --yes to act without asking")
+                return EXIT_USAGE
+            if not self.confirm(len(allowed), refused):
+                self.say("nothing sent")
+                return EXIT_DECLINED
+        engine.subscribe(self.on_event)
+        expected = {v.name: v for v in verdicts}
+        if len(self.targets) == 1:
+            name = self.targets[0]
+            reports = [
+                await engine.run(
+                    name,
+                    self.action,
+                    reason=self.reason,
+                    override_reason=self.override_reason,
+                    expected=expected[name],
+                )
+            ]
+        else:
+            reports = await engine.run_bulk(
+                self.targets,
+                self.action,
+                reason=self.reason,
+                override_reason=self.override_reason,
+                expected=expected,
+            )
+        return self.summary(reports)
+
+    async def read_targets(self, poller: Poller) -> None:
+        """One fresh read of every target (bounded by the fleet's concurrency)."""
+        gate = asyncio.Semaphore(max(1, self.fleet.monitor.concurrency))
+
+        async def read(name: str) -> None:
+            async with gate:
+                await poller.read_now(name, purpose="action")
+
+        await asyncio.gather(*(read(name) for name in self.targets))
+
+    def print_verdicts(self, verdicts: list[Verdict]) -> None:
+        width = max(len(v.name) for v in verdicts)
+        for v in verdicts:
+            verdict = "allowed" if v.allowed else f"REFUSED: {v.refusal}"
+            self.say(f"{v.name:<{width}}  {v.status!s:<12}  {self.action} {verdict}")
+            pad = " " * (width + 2)
+            for warning in v.warnings:
+                self.say(f"{pad}warning: {warning}")
+            if v.by:
+                self.say(f"{pad}note: {v.by}")
+            if v.allowed:
+                self.say(f"{pad}interrupts: {v.interrupts}")
+
+    def confirm(self, allowed: int, refused: int) -> bool:
+        noun = "instance" if allowed == 1 else "instances"
+        skipped = f" ({refused} refused, skipped)" if refused else ""
+        try:
+            answer = self.input_fn(f"{self.action} {allowed} {noun}{skipped}? [y/N] ")
+        except (EOFError, KeyboardInterrupt):
+            return False
+        return answer.strip().lower() in ("y", "yes")
+
+    def on_event(self, event: object) -> None:
+        if isinstance(event, ActionProgressed):
+            if event.stage in ("sending", "sent", "verifying"):
+                self.say(f"{event.name}: {event.message}")
+        elif isinstance(event, ActionFinished):
+            report = event.report
+            self.say(f"{report.name}: {report.outcome.upper()}: {report.message}")
+            if report.next_step:
+                self.say(f"{report.name}: next: {report.next_step}")
+        elif isinstance(event, BulkProgressed) and event.total > 1:
+            if event.done == self.last_done:
+                return  # print progress when a target ends, not on every start
+            self.last_done = event.done
+            eta = ""
+            if event.eta_seconds and event.done < event.total:
+                eta = f", about {human_duration(event.eta_seconds)} left"
+            self.say(f"progress: {event.done}/{event.total} done, {event.running} running{eta}")
+
+    def summary(self, reports: list[ActionReport]) -> int:
+        counts: dict[str, int] = {}
+        for report in reports:
+            counts[report.outcome] = counts.get(report.outcome, 0) + 1
+        self.say(", ".join(f"{n} {outcome.replace('_', ' ')}" for outcome, n in counts.items()))
+        if all(report.outcome == "recovered" for report in reports):
+            return EXIT_OK
+        return EXIT_NOT_ALL_RECOVERED

@@ -1,0 +1,246 @@
+"""Argument parsing and the subcommands; the work itself lives in the modules each calls.
+
+Every error a user can cause ends as one line on stderr and exit code 3, never a
+traceback: argparse's own usage errors included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+from tuiapp import __version__
+
+if TYPE_CHECKING:
+    from tuiapp.config import FleetConfig
+
+__all__ = ["EXIT_USAGE", "main"]
+
+EXIT_USAGE = 3
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exit code 3 (monitoring-plugin convention)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0-65535)")
+    return value
+
+
+def _scenario(text: str) -> str:
+    from tuiapp.simulator.fleet import SCENARIOS
+
+    if text not in SCENARIOS:
+        raise argparse.ArgumentTypeError(
+            f"unknown scenario {text!r} (one of {', '.join(SCENARIOS)})"
+        )
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="tuiapp",
+        description="Terminal fleet monitor for WhatsApp gateway instances.",
+        epilog="Try it without an account: tuiapp demo",
+    )
+    parser.add_argument("--version", action="version", version=f"tuiapp {__version__}")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="fleet config (default: $TUIAPP_CONFIG, else the user config dir's tuiapp/fleet.toml)",
+    )
+    parser.add_argument("--read-only", action="store_true", help="monitor only: no actions")
+    parser.add_argument("--problems", action="store_true", help="start showing only problem rows")
+    parser.add_argument(
+        "--operator", help="name recorded in the audit log (default $SUDO_USER, $USER)"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    demo = sub.add_parser(
+        "demo", help="run the TUI against the built-in simulator (no account needed)"
+    )
+    demo.add_argument("--instances", type=_positive_int, default=40)
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--scenario", type=_scenario, default="incident")
+    demo.add_argument("--read-only", action="store_true", default=argparse.SUPPRESS)
+    demo.add_argument("--operator", default=argparse.SUPPRESS)
+
+    check = sub.add_parser(
+        "check", help="one sweep of the fleet; exit 0/1/2/3 like a monitoring plugin"
+    )
+    check.add_argument("--config", type=Path, default=argparse.SUPPRESS)
+    fmt = check.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="print JSON")
+    fmt.add_argument("--prometheus", action="store_true", help="print Prometheus text format")
+    check.add_argument(
+        "--tag",
+        action="append",
+        default=[],
+        help="only instances with this tag (repeatable: any of them)",
+    )
+
+    for action in ("restart", "reconnect"):
+        act = sub.add_parser(
+            action, help=f"{action} instances with the TUI's guard rails and audit"
+        )
+        act.add_argument("names", nargs="+", metavar="NAME")
+        act.add_argument("--config", type=Path, default=argparse.SUPPRESS)
+        act.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+        act.add_argument("--dry-run", action="store_true", help="print the verdicts, send nothing")
+        act.add_argument("--reason", help="why (recorded in the audit log)")
+        act.add_argument(
+            "--max",
+            type=_positive_int,
+            dest="max_targets",
+            help="required above 5 targets: the most you mean to act on",
+        )
+        act.add_argument(
+            "--force",
+            action="store_true",
+            help="override cooldown and loop breaker (needs --reason)",
+        )
+        act.add_argument("--operator", default=argparse.SUPPRESS)
+
+    init = sub.add_parser("init", help="write a commented starter config")
+    init.add_argument("path", nargs="?", type=Path)
+    init.add_argument("--force", action="store_true", help="overwrite an existing file")
+
+    sim = sub.add_parser("simulate", help="run the provider simulator alone")
+    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--port", type=_port, default=8765, help="0 picks a free port")
+    sim.add_argument("--instances", type=_positive_int, default=40)
+    sim.add_argument("--seed", type=int, default=7)
+    sim.add_argument("--scenario", type=_scenario, default="incident")
+    sim.add_argument(
+        "--write-config",
+        type=Path,
+        metavar="PATH",
+        help="write a fleet config pointing at the simulator, once the port is bound",
+    )
+    sim.add_argument(
+        "--token-env",
+        action="store_true",
+        help="with --write-config: name env variables instead of inline tokens",
+    )
+    return parser
+
+
+def _config_path(args: argparse.Namespace) -> Path:
+    from tuiapp.config import default_config_path
+
+    return args.config if args.config is not None else default_config_path(os.environ)
+
+
+def _load(args: argparse.Namespace) -> FleetConfig:
+    from tuiapp.config import load_config
+
+    return load_config(_config_path(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    command = args.command
+    if command == "init":
+        from tuiapp.config import write_starter_config
+
+        path = args.path if args.path is not None else _config_path(args)
+        write_starter_config(path, force=args.force)
+        print(f"wrote {path}")
+        print(f"next: set the token variables it names, then run: tuiapp check --config {path}")
+        return 0
+    if command == "simulate":
+        from tuiapp.simulator.serve import run_simulate
+
+        return run_simulate(
+            args.host,
+            args.port,
+            args.instances,
+            args.seed,
+            args.scenario,
+            args.write_config,
+            args.token_env,
+        )
+    if command == "demo":
+        from tuiapp.demo import run_demo
+
+        return run_demo(
+            instances=args.instances,
+            seed=args.seed,
+            scenario=args.scenario,
+            read_only=args.read_only,
+            operator=args.operator,
+        )
+    if command == "check":
+        from tuiapp.report import run_check
+
+        return run_check(
+            _load(args),
+            fmt="json" if args.json else "prometheus" if args.prometheus else "table",
+            tags=args.tag,
+        )
+    if command in ("restart", "reconnect"):
+        from tuiapp.action_cli import run_action_command
+
+        if args.force and not args.reason:
+            raise _UsageError("--force needs --reason TEXT (the override is audited)")
+        return run_action_command(
+            command,
+            args.names,
+            fleet=_load(args),
+            yes=args.yes,
+            dry_run=args.dry_run,
+            reason=args.reason,
+            max_targets=args.max_targets,
+            force=args.force,
+            operator=args.operator,
+            stdin_isatty=sys.stdin is not None and sys.stdin.isatty(),
+        )
+    from tuiapp.ui.app import run_tui
+
+    return run_tui(
+        _load(args),
+        read_only=args.read_only,
+        problems_only=args.problems,
+        operator=args.operator,
+    )
+
+
+class _UsageError(Exception):
+    pass
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The console script. Returns the exit code."""
+    from tuiapp.config import ConfigError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except (ConfigError, _UsageError) as exc:
+        print(f"tuiapp: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130

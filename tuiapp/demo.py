@@ -1,0 +1,54 @@
+"""`tuiapp demo`: the simulator on a free loopback port and the TUI against it.
+
+No config, no account, no network beyond 127.0.0.1. State and the audit log go to a
+temporary directory so that a demo never mixes with a real fleet's shared state.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tuiapp.config import FleetConfig
+    from tuiapp.simulator.fleet import SimFleet
+
+__all__ = ["demo_fleet_config", "run_demo"]
+
+
+def demo_fleet_config(sim_fleet: SimFleet, url: str, state_dir: Path) -> FleetConfig:
+    """The FleetConfig that points every account of ``sim_fleet`` at ``url``."""
+    from tuiapp.config import config_from_dict
+
+    data, environ = sim_fleet.to_config(url)
+    monitor = dict(data.get("monitor", {}))
+    monitor["state_dir"] = str(state_dir)
+    monitor["audit_log"] = str(state_dir / "audit.jsonl")
+    data = {**data, "monitor": monitor}
+    return config_from_dict(data, path=None, environ={**os.environ, **environ})
+
+
+def run_demo(
+    *,
+    instances: int = 40,
+    seed: int = 7,
+    scenario: str = "incident",
+    read_only: bool = False,
+    operator: str | None = None,
+) -> int:
+    from tuiapp.simulator.fleet import build_fleet
+    from tuiapp.simulator.serve import start_in_thread
+    from tuiapp.ui.app import run_tui
+
+    sim_fleet = build_fleet(instances=instances, seed=seed, scenario=scenario)
+    simulator = start_in_thread(sim_fleet, host="127.0.0.1", port=0)
+    try:
+        with tempfile.TemporaryDirectory(prefix="tuiapp-demo-") as tmp:
+            fleet = demo_fleet_config(sim_fleet, simulator.url, Path(tmp))
+            return run_tui(fleet, demo=True, read_only=read_only, operator=operator)
+    finally:
+        simulator.stop()
+        sys.stdout.flush()

@@ -1,0 +1,121 @@
+"""Past-tense events the engine hands to its subscribers (the TUI, `check`, the CLI).
+
+The poller and the action engine call each subscriber synchronously on their own
+event loop with one of these; a subscriber that renders must copy what it needs or
+post it on (the TUI wraps each one in a Textual message). No Textual here.
+
+    poller          InstanceObserved, TransitionConfirmed, OutageChanged, NetworkDown,
+                    SweepFinished
+    action engine   ActionProgressed, ActionFinished, BulkProgressed
+
+``Row`` (tuiapp.poller) and ``ActionReport`` (tuiapp.actions) are imported for type
+checking only: both of those modules import this one, so a runtime import would be a
+cycle. ActionReport stays defined in tuiapp.actions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from tuiapp.model import Transition
+
+if TYPE_CHECKING:
+    from tuiapp.actions import ActionReport
+    from tuiapp.poller import Row
+
+__all__ = [
+    "ActionFinished",
+    "ActionProgressed",
+    "BulkProgressed",
+    "EngineEvent",
+    "InstanceObserved",
+    "NetworkDown",
+    "OutageChanged",
+    "SweepFinished",
+    "TransitionConfirmed",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceObserved:
+    """A read touched this row (a fresh status, or only a rate-limit mark); ``row`` is live."""
+
+    name: str
+    row: Row
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionConfirmed:
+    """A status change passed SPEC's confirmation rule (2 consecutive reads or 30 s)."""
+
+    transition: Transition
+
+
+@dataclass(frozen=True, slots=True)
+class OutageChanged:
+    """SPEC's account-wide outage rule started (``active``) or stopped holding for ``account``."""
+
+    account: str
+    active: bool
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkDown:
+    """Every account is unreachable (``active``): the trouble is likely tuiapp's own network."""
+
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SweepFinished:
+    """Every row was polled (or held back by its budget) once since the previous sweep.
+
+    ``at`` is when it ended, ``duration`` how long it took in seconds, ``polled`` the
+    number of rows that got an answer or a failure, ``rate_limited`` the rows held back.
+    """
+
+    at: float
+    duration: float
+    polled: int
+    rate_limited: int
+
+
+@dataclass(frozen=True, slots=True)
+class ActionProgressed:
+    """One target of an action moved on; ``stage`` is sending, sent, verifying or done."""
+
+    name: str
+    action: str
+    stage: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ActionFinished:
+    """The final result of one target of an action."""
+
+    report: ActionReport
+
+
+@dataclass(frozen=True, slots=True)
+class BulkProgressed:
+    """A bulk action's progress: ``done`` of ``total`` targets, ``running`` now, ETA or None."""
+
+    done: int
+    total: int
+    running: int
+    eta_seconds: float | None
+
+
+EngineEvent = (
+    InstanceObserved
+    | TransitionConfirmed
+    | OutageChanged
+    | NetworkDown
+    | SweepFinished
+    | ActionProgressed
+    | ActionFinished
+    | BulkProgressed
+)

@@ -1,0 +1,183 @@
+"""Hypersender (hosted, WAHA vocabulary): health per instance, one list call per account, restart.
+
+    GET  /{id}/health   -> {instance_id, connected_at, status}          10/min per instance
+    POST /{id}/restart  -> 200 {message}; 500 {message} restart failed    5/min per instance
+    GET  /instances     -> bare array of {id, name, phone, status, access_token, created_at}
+
+Auth is ``Authorization: Bearer <token>``. The list answer carries every instance's
+``access_token``: those values are registered with the redactor before anything of
+the body can reach a message, and never kept. There is no reconnect, start or stop.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from typing import Any, cast
+
+from tuiapp.config import InstanceConfig
+from tuiapp.model import ActionOutcome, ActionResponse, Observation, Status
+from tuiapp.providers.base import (
+    Adapter,
+    BudgetScope,
+    HttpAnswer,
+    ListResult,
+    one_line,
+    parse_timestamp,
+    segment,
+)
+from tuiapp.providers.catalog import PROVIDERS
+from tuiapp.secrets import Secret
+
+__all__ = ["ADAPTER", "HypersenderAdapter"]
+
+HEALTH_RPM = 10
+RESTART_RPM = 5
+LIST_RPM = 30
+
+# Hypersender speaks WAHA's session vocabulary plus PENDING (awaiting a server).
+_STATUS: dict[str, Status] = {
+    "STOPPED": Status.STOPPED,
+    "STARTING": Status.STARTING,
+    "WORKING": Status.WORKING,
+    "SCAN_QR_CODE": Status.SCAN_QR_CODE,
+    "FAILED": Status.FAILED,
+    "PENDING": Status.PENDING,
+}
+
+
+class HypersenderAdapter(Adapter):
+    """Hypersender's hosted API."""
+
+    info = PROVIDERS["hypersender"]
+    # Every list item carries that instance's access_token: registered, never kept.
+    token_fields = re.compile(r'"access_token"\s*:\s*"((?:[^"\\]|\\.)*)"')
+
+    # ---- reads -----------------------------------------------------------------------------
+
+    async def fetch(self, instance: InstanceConfig, secret: Secret | None) -> Observation:
+        """``GET /{id}/health`` with the secret the caller chose (instance first, then account)."""
+        if secret is None:
+            return self.no_token()
+        self.redactor.add_secret(secret)
+        answer = await self.get(f"/{segment(instance.id)}/health", headers=_auth(secret))
+        if isinstance(answer, Observation):
+            return answer
+        data = answer.json()
+        if not isinstance(data, dict):
+            return self.unparseable(answer, "no JSON object in the answer")
+        try:
+            return self._classify(
+                answer, data, connected_at=parse_timestamp(data.get("connected_at"))
+            )
+        except (TypeError, ValueError, AttributeError):  # a shape no check above foresaw
+            return self.unparseable(answer)
+
+    async def list_instances(self) -> ListResult:
+        """``GET /instances`` with the account's token: the whole account in one call."""
+        token = self.account.token
+        if token is None:
+            return ListResult(failure=self.no_token())
+        answer = await self.get("/instances", headers=_auth(token))
+        if isinstance(answer, Observation):
+            return ListResult(failure=answer)
+        data = answer.json()
+        items = data.get("data") if isinstance(data, dict) else data
+        if not isinstance(items, list):
+            return ListResult(failure=self.unparseable(answer, "no instance array in the answer"))
+        listed = ListResult()
+        for item in items:
+            if not isinstance(item, dict):
+                continue
+            instance_id = item.get("id")
+            if isinstance(instance_id, int) and not isinstance(instance_id, bool):
+                instance_id = str(instance_id)
+            if not isinstance(instance_id, str) or not instance_id.strip():
+                continue  # a row tuiapp cannot match is no row at all
+            instance_id = instance_id.strip()
+            try:
+                listed.observations[instance_id] = self._classify(answer, item)
+            except (TypeError, ValueError, AttributeError):
+                listed.observations[instance_id] = self.unparseable(answer)
+            name = item.get("name")
+            if isinstance(name, str) and name.strip():
+                listed.names[instance_id] = one_line(self.redact(name), 80)
+            else:
+                listed.names[instance_id] = instance_id
+        return listed
+
+    def _classify(
+        self, answer: HttpAnswer, data: dict[str, Any], connected_at: float | None = None
+    ) -> Observation:
+        raw = data.get("status")
+        if not isinstance(raw, str) or not raw.strip():
+            return self.unparseable(answer)
+        status = _STATUS.get(raw.strip().upper())
+        if status is None:
+            return self.unknown_status(answer, raw)
+        return self.observed(
+            status, answer, raw_status=one_line(raw, 60), connected_at=connected_at
+        )
+
+    # ---- actions -----------------------------------------------------------------------------
+
+    async def restart(self, instance: InstanceConfig, secret: Secret | None) -> ActionResponse:
+        """``POST /{id}/restart``; a 500 is a failed restart that only the dashboard can fix."""
+        if secret is None:
+            return self.no_token_action()
+        self.redactor.add_secret(secret)
+        result = await self.send("POST", f"/{segment(instance.id)}/restart", headers=_auth(secret))
+        generic = self.action_response(result)
+        if generic is not None:
+            if generic.outcome is ActionOutcome.FAILED and generic.http_status == 500:
+                return replace(
+                    generic,
+                    message=(
+                        f"Hypersender could not restart it ({generic.message}); "
+                        "restart it manually in the Hypersender dashboard"
+                    ),
+                    reason="restart_failed",
+                )
+            return generic
+        answer = cast(HttpAnswer, result)  # action_response is None only for a 2xx answer
+        data = answer.json()
+        text = data.get("message") if isinstance(data, dict) else None
+        message = one_line(self.redact(text)) if isinstance(text, str) and text.strip() else ""
+        return self.accepted(answer, message=message or "restart requested")
+
+    def refusal(self, action: str, last: Observation | None) -> str | None:
+        if action == "reconnect":
+            return "Hypersender has no reconnect; use restart"
+        return super().refusal(action, last)
+
+    def budget_scopes(self, kind: str, instance: InstanceConfig | None) -> list[BudgetScope]:
+        """Per (account, instance, endpoint): health 10/min, restart 5/min; list 30/min per account.
+
+        A cap the operator set (``max_rpm``) adds an account-wide scope that every
+        request spends, so that the cap holds across instances and endpoints.
+        """
+        acct = self.account.name
+        if kind == "list":
+            scopes = [BudgetScope(f"hypersender:{acct}:list", LIST_RPM)]
+        elif kind in ("fetch", "restart"):
+            if instance is None:
+                raise ValueError(f"a {kind} budget needs an instance")
+            if kind == "fetch":
+                scopes = [BudgetScope(f"hypersender:{acct}:{instance.id}:health", HEALTH_RPM)]
+            else:
+                scopes = [BudgetScope(f"hypersender:{acct}:{instance.id}:restart", RESTART_RPM)]
+        elif kind == "reconnect":
+            return []  # not offered: nothing is ever sent
+        else:
+            raise ValueError(f"unknown request kind {kind!r}")
+        cap = self.operator_cap()
+        if cap is not None:
+            scopes.append(BudgetScope(f"hypersender:{acct}:all", cap))
+        return scopes
+
+
+def _auth(secret: Secret) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret.reveal()}"}
+
+
+ADAPTER = HypersenderAdapter

@@ -1,0 +1,282 @@
+"""RyzeAPI (hosted, whatsmeow): one list endpoint for reads, reconnect as the only action.
+
+    GET  /api/instance/list[?instanceName=NAME]  -> instances with connection{state, numberJid}
+    POST /api/instance/reconnect/{name}          -> {success, message, status: "connecting"}
+
+Auth is the header ``token``: the account's TokenAccount lists the whole account; a
+single fetch or a reconnect uses whichever secret the caller passes (the instance's
+own TokenInstance where configured). The array's key is undocumented: ``data``,
+``instances`` or a bare array are accepted. Errors are ``{success: false, error:
+{message}}``; 403 means the token does not own the instance (AUTH_ERROR).
+
+Every answer carries ``X-RateLimit-*`` headers: they land in the observation's
+``rate_remaining`` / ``rate_reset_at`` (and an action's ``extra``). The provider allows
+100 requests per minute per token, shared with the customer's own sending, so tuiapp
+spends at most ``max_rpm`` (default 25) per token.
+
+Mapping (whatsmeow): connected -> WORKING; connecting -> STARTING; disconnected with a
+numberJid -> STOPPED (a saved session: reconnect can help); disconnected without one,
+or loggedout -> SCAN_QR_CODE (reason logged_out).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from typing import Any, cast
+
+from tuiapp.config import InstanceConfig
+from tuiapp.model import ActionOutcome, ActionResponse, Observation, Status
+from tuiapp.providers.base import (
+    REQUEST_KINDS,
+    Adapter,
+    BudgetScope,
+    HttpAnswer,
+    ListResult,
+    TransportFailure,
+    one_line,
+    segment,
+)
+from tuiapp.providers.catalog import PROVIDERS
+from tuiapp.secrets import Secret
+
+__all__ = ["ADAPTER", "RyzeapiAdapter"]
+
+DEFAULT_RPM = 25
+LIST_PATH = "/api/instance/list"
+NO_SESSION_ADVICE = (
+    "RyzeAPI has no saved session for it (never paired, or logged out); "
+    "reconnect cannot help: pair it again with a QR"
+)
+
+
+class RyzeapiAdapter(Adapter):
+    """RyzeAPI's hosted API."""
+
+    info = PROVIDERS["ryzeapi"]
+    # Per-instance secrets a list body may carry (undocumented, so every likely spelling).
+    token_fields = re.compile(
+        r'"(?:token|access_?token|api_?key|token_?instance|instance_?token)"'
+        r'\s*:\s*"((?:[^"\\]|\\.)*)"',
+        re.IGNORECASE,
+    )
+
+    # ---- reads -----------------------------------------------------------------------------
+
+    async def fetch(self, instance: InstanceConfig, secret: Secret | None) -> Observation:
+        """``GET /api/instance/list?instanceName=<name>``; absent from the answer -> NOT_FOUND."""
+        if secret is None:
+            return self.no_token()
+        self.redactor.add_secret(secret)
+        answer = await self.get(
+            LIST_PATH, headers=_auth(secret), params={"instanceName": instance.id}
+        )
+        if isinstance(answer, Observation):
+            return answer
+        listed = self._parse_list(answer)
+        if listed.failure is not None:
+            return listed.failure
+        found = listed.observations.get(instance.id)
+        if found is not None:
+            return found
+        return self.observed(
+            Status.NOT_FOUND,
+            answer,
+            reason="not_found",
+            error="RyzeAPI does not list this instance name for this token",
+        )
+
+    async def list_instances(self) -> ListResult:
+        """``GET /api/instance/list`` with the account's TokenAccount: the whole account."""
+        token = self.account.token
+        if token is None:
+            return ListResult(failure=self.no_token())
+        answer = await self.get(LIST_PATH, headers=_auth(token))
+        if isinstance(answer, Observation):
+            return ListResult(failure=answer)
+        return self._parse_list(answer)
+
+    def _parse_list(self, result: HttpAnswer) -> ListResult:
+        """The instances of a 2xx list answer, or its failure when it holds no instance array."""
+        data = result.json()
+        items = _items(data)
+        if items is None:
+            if isinstance(data, dict) and data.get("success") is False:
+                return ListResult(
+                    failure=self.observed(
+                        Status.UNREACHABLE,
+                        result,
+                        reason="provider_error",
+                        error=f"RyzeAPI answered an error: {self.error_message(result, data)}",
+                        error_kind="body",
+                    )
+                )
+            return ListResult(failure=self.unparseable(result, "no instance array in the answer"))
+        listed = ListResult()
+        for item in items:
+            if not isinstance(item, dict):
+                continue
+            name = item.get("name")
+            if not isinstance(name, str) or not name.strip():
+                continue  # a row tuiapp cannot match is no row at all
+            try:
+                listed.observations[name] = self._classify(result, item)
+            except (TypeError, ValueError, AttributeError):  # a shape no check foresaw
+                listed.observations[name] = self.unparseable(result)
+            listed.names[name] = one_line(self.redact(name), 80)
+        return listed
+
+    def _classify(self, answer: HttpAnswer, item: dict[str, Any]) -> Observation:
+        connection = item.get("connection")
+        if not isinstance(connection, dict):
+            return self.unparseable(answer, "no connection object for the instance")
+        raw = connection.get("state")
+        if not isinstance(raw, str) or not raw.strip():
+            return self.unparseable(answer, "no connection state for the instance")
+        jid = connection.get("numberJid")
+        has_jid = isinstance(jid, str) and bool(jid.strip())
+        state = raw.strip().lower()
+        raw_status = one_line(raw, 60)
+        if state == "connected":
+            return self.observed(Status.WORKING, answer, raw_status=raw_status, paired=True)
+        if state == "connecting":
+            return self.observed(
+                Status.STARTING, answer, raw_status=raw_status, paired=True if has_jid else None
+            )
+        if state == "disconnected" and has_jid:
+            return self.observed(Status.STOPPED, answer, raw_status=raw_status, paired=True)
+        if state in ("disconnected", "loggedout"):
+            return self.observed(
+                Status.SCAN_QR_CODE,
+                answer,
+                raw_status=raw_status,
+                reason="logged_out",
+                paired=False,
+            )
+        return self.unknown_status(answer, raw, paired=True if has_jid else None)
+
+    def map_403(self, answer: HttpAnswer, data: Any) -> Observation:
+        """RyzeAPI's 403: this token does not own that instance."""
+        return self.observed(
+            Status.AUTH_ERROR,
+            answer,
+            reason="forbidden",
+            error=f"the token does not own this instance: {self.error_message(answer, data)}",
+        )
+
+    # ---- actions -----------------------------------------------------------------------------
+
+    async def reconnect(self, instance: InstanceConfig, secret: Secret | None) -> ActionResponse:
+        """``POST /api/instance/reconnect/{name}``: reuses the saved session, no QR."""
+        if secret is None:
+            return self.no_token_action()
+        self.redactor.add_secret(secret)
+        result = await self.send(
+            "POST", f"/api/instance/reconnect/{segment(instance.id)}", headers=_auth(secret)
+        )
+        response = self._reconnect_response(result)
+        if isinstance(result, HttpAnswer):
+            extra = self._rate_extra(result)
+            if extra:
+                response = replace(response, extra={**response.extra, **extra})
+        return response
+
+    def _reconnect_response(self, result: HttpAnswer | TransportFailure) -> ActionResponse:
+        if isinstance(result, HttpAnswer) and result.status_code in (400, 403):
+            data = result.json()
+            message = self.error_message(result, data)
+            base = {"http_status": result.status_code, "latency_ms": result.latency_ms}
+            if result.status_code == 403:
+                return ActionResponse(
+                    ActionOutcome.FAILED,
+                    message=f"the token does not own this instance: {message}",
+                    reason="auth_error",
+                    status=Status.AUTH_ERROR,
+                    **base,
+                )
+            if "saved session" in message.lower() or "/connect" in message.lower():
+                return ActionResponse(
+                    ActionOutcome.REFUSED,
+                    message=NO_SESSION_ADVICE,
+                    reason="no_saved_session",
+                    status=Status.SCAN_QR_CODE,
+                    **base,
+                )
+        generic = self.action_response(result)
+        if generic is not None:
+            return generic
+        answer = cast(HttpAnswer, result)  # action_response is None only for a 2xx answer
+        data = answer.json()
+        if isinstance(data, dict) and data.get("success") is False:
+            return ActionResponse(
+                ActionOutcome.FAILED,
+                http_status=answer.status_code,
+                latency_ms=answer.latency_ms,
+                message=f"RyzeAPI refused the reconnect: {self.error_message(answer, data)}",
+                reason="provider_error",
+            )
+        raw = data.get("status") if isinstance(data, dict) else None
+        status: Status | None = None
+        if isinstance(raw, str):
+            status = {"connecting": Status.STARTING, "connected": Status.WORKING}.get(
+                raw.strip().lower()
+            )
+        text = data.get("message") if isinstance(data, dict) else None
+        message = one_line(self.redact(text)) if isinstance(text, str) and text.strip() else ""
+        return self.accepted(answer, status=status, message=message or "reconnect requested")
+
+    def refusal(self, action: str, last: Observation | None) -> str | None:
+        refused = super().refusal(action, last)
+        if refused is not None:
+            return refused
+        if action == "reconnect" and last is not None and last.paired is False:
+            return NO_SESSION_ADVICE
+        return None
+
+    def budget_scopes(self, kind: str, instance: InstanceConfig | None) -> list[BudgetScope]:
+        """One scope per token: RyzeAPI counts every request of a token together.
+
+        The scope's limit already is ``max_rpm`` (default 25), so no account-wide
+        scope is added: an instance with its own token spends its own budget.
+        """
+        if kind not in REQUEST_KINDS:
+            raise ValueError(f"unknown request kind {kind!r}")
+        if kind == "restart":
+            return []  # not offered: nothing is ever sent
+        acct = self.account.name
+        limit = self.max_rpm or DEFAULT_RPM
+        if kind != "list" and instance is not None and instance.token is not None:
+            key = f"ryzeapi:{acct}:{instance.id}:token"
+        else:
+            key = f"ryzeapi:{acct}:token"
+        return [BudgetScope(key, limit)]
+
+    # ---- helpers -----------------------------------------------------------------------------
+
+    def _rate_extra(self, answer: HttpAnswer) -> dict[str, str]:
+        remaining, reset_at = self.rate_headers(answer)
+        extra: dict[str, str] = {}
+        if remaining is not None:
+            extra["rate_remaining"] = str(remaining)
+        if reset_at is not None:
+            extra["rate_reset_at"] = str(int(reset_at))
+        return extra
+
+
+def _auth(secret: Secret) -> dict[str, str]:
+    return {"token": secret.reveal()}
+
+
+def _items(data: Any) -> list[Any] | None:
+    """The instance array under ``data`` or ``instances``, or the bare array; None if absent."""
+    if isinstance(data, list):
+        return data
+    if isinstance(data, dict):
+        for key in ("data", "instances"):
+            value = data.get(key)
+            if isinstance(value, list):
+                return value
+    return None
+
+
+ADAPTER = RyzeapiAdapter

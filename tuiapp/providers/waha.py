@@ -1,0 +1,182 @@
+"""WAHA (self-hosted): one session read, one list call per server, restart and start.
+
+    GET  /api/sessions?all=true          -> [{name, status, config, me}]  (stopped ones included)
+    GET  /api/sessions/{name}            -> {name, status, config, me}; 404 Session not found
+    POST /api/sessions/{name}/restart    -> the session (stop + start, any status)
+    POST /api/sessions/{name}/start      -> the session (idempotent); tuiapp's "reconnect"
+
+Auth is ``X-Api-Key``. Errors have NestJS's shape ``{statusCode, message, error}``.
+WAHA has no limit of its own: a self-imposed 120 requests/min per server.
+
+``me`` (``{id, pushName}``) says the session is paired; its absence says nothing
+(a stopped session may not report it), so ``paired`` is True or None, never False.
+``config`` can hold webhook secrets (HMAC keys, custom headers): it is never read,
+and excerpts of a body mask secret-looking fields (the base does) before they reach a message.
+WAHA can read STOPPED or STARTING for up to 15 s while it still works: the poller's
+confirmed transitions deal with that, not this adapter.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from tuiapp.config import InstanceConfig
+from tuiapp.model import ActionResponse, Observation, Status
+from tuiapp.providers.base import (
+    Adapter,
+    BudgetScope,
+    HttpAnswer,
+    ListResult,
+    one_line,
+    segment,
+)
+from tuiapp.providers.catalog import PROVIDERS
+from tuiapp.secrets import Secret
+
+__all__ = ["ADAPTER", "STATUS_MAP", "WahaAdapter"]
+
+STATUS_MAP: dict[str, Status] = {
+    "STOPPED": Status.STOPPED,
+    "STARTING": Status.STARTING,
+    "SCAN_QR_CODE": Status.SCAN_QR_CODE,
+    "WORKING": Status.WORKING,
+    "FAILED": Status.FAILED,
+}
+# Start is worth sending on a STOPPED session, and where the state is not known
+# (UNREACHABLE, UNKNOWN, never read): start is idempotent, its worst case a no-op or a 4xx.
+_STARTABLE = frozenset({Status.STOPPED, Status.UNREACHABLE, Status.UNKNOWN})
+# No action can succeed there: the engine's general rules say so, in their words.
+_GENERAL = frozenset({Status.AUTH_ERROR, Status.NOT_FOUND})
+
+
+class WahaAdapter(Adapter):
+    """A WAHA server."""
+
+    info = PROVIDERS["waha"]
+
+    # ---- reads -----------------------------------------------------------------------------
+
+    async def fetch(self, instance: InstanceConfig, secret: Secret | None) -> Observation:
+        """``GET /api/sessions/{name}`` with the caller's secret (else the account's)."""
+        token = secret if secret is not None else self.account.token
+        if token is None:
+            return self.no_token()
+        self.redactor.add_secret(token)
+        answer = await self.get(f"/api/sessions/{segment(instance.id)}", headers=_auth(token))
+        if isinstance(answer, Observation):
+            return answer
+        data = answer.json()
+        if not isinstance(data, dict):
+            return self.unparseable(answer, "no session object in the answer")
+        try:
+            return self._classify(answer, data, whole_body=True)
+        except (TypeError, ValueError, AttributeError, KeyError):  # a shape no check foresaw
+            return self.unparseable(answer)
+
+    async def list_instances(self) -> ListResult:
+        """``GET /api/sessions?all=true`` with the account's key, keyed by session ``name``."""
+        token = self.account.token
+        if token is None:
+            return ListResult(failure=self.no_token())
+        answer = await self.get("/api/sessions", headers=_auth(token), params={"all": "true"})
+        if isinstance(answer, Observation):
+            return ListResult(failure=answer)
+        data = answer.json()
+        items = data.get("sessions") if isinstance(data, dict) else data
+        if not isinstance(items, list):
+            return ListResult(failure=self.unparseable(answer, "no session array in the answer"))
+        listed = ListResult()
+        for item in items:
+            if not isinstance(item, dict):
+                continue
+            name = item.get("name")
+            if not isinstance(name, str) or not name.strip():
+                continue  # a row tuiapp cannot match is no row at all
+            try:
+                listed.observations[name] = self._classify(answer, item, whole_body=False)
+            except (TypeError, ValueError, AttributeError, KeyError):
+                continue
+            listed.names[name] = one_line(self.redact(name), 80)
+        return listed
+
+    def _classify(
+        self, answer: HttpAnswer, data: dict[str, Any], *, whole_body: bool
+    ) -> Observation:
+        raw = data.get("status")
+        if not isinstance(raw, str) or not raw.strip():
+            if whole_body:
+                return self.unparseable(answer)
+            return self.observed(
+                Status.UNREACHABLE,
+                answer,
+                reason="bad_body",
+                error="no status for this session in the answer",
+                error_kind="body",
+            )
+        paired = _paired(data.get("me"))
+        status = STATUS_MAP.get(raw.strip().upper())
+        if status is None:
+            return self.unknown_status(answer, raw, paired=paired)
+        return self.observed(
+            status, answer, raw_status=one_line(self.redact(raw), 60), paired=paired
+        )
+
+    # ---- actions -----------------------------------------------------------------------------
+
+    async def restart(self, instance: InstanceConfig, secret: Secret | None) -> ActionResponse:
+        """``POST /api/sessions/{name}/restart``: stop + start, whatever the status."""
+        return await self._session_action(instance, secret, "restart", "restart requested")
+
+    async def reconnect(self, instance: InstanceConfig, secret: Secret | None) -> ActionResponse:
+        """``POST /api/sessions/{name}/start``: start a STOPPED session with its saved pairing."""
+        return await self._session_action(instance, secret, "start", "start requested")
+
+    async def _session_action(
+        self, instance: InstanceConfig, secret: Secret | None, verb: str, done: str
+    ) -> ActionResponse:
+        token = secret if secret is not None else self.account.token
+        if token is None:
+            return self.no_token_action()
+        self.redactor.add_secret(token)
+        path = f"/api/sessions/{segment(instance.id)}/{verb}"
+        result = await self.send("POST", path, headers=_auth(token))
+        generic = self.action_response(result)
+        if generic is not None:
+            return generic
+        answer = cast(HttpAnswer, result)  # action_response is None only for a 2xx answer
+        data = answer.json()
+        raw = data.get("status") if isinstance(data, dict) else None
+        status = STATUS_MAP.get(raw.strip().upper()) if isinstance(raw, str) else None
+        return self.accepted(answer, status, done)
+
+    def refusal(self, action: str, last: Observation | None) -> str | None:
+        """Restart: none of WAHA's own. Start (reconnect): only a STOPPED session."""
+        general = super().refusal(action, last)
+        if general is not None or action != "reconnect":
+            return general
+        status = last.status if last is not None else Status.UNKNOWN
+        if status in _STARTABLE or status in _GENERAL:
+            return None
+        if status is Status.SCAN_QR_CODE:
+            return "the WAHA session waits for a QR scan: scan it in the WAHA dashboard"
+        if status is Status.FAILED:
+            return "WAHA start only helps a STOPPED session; restart a FAILED one"
+        return f"WAHA start only helps a STOPPED session; this one is {status.value} already"
+
+    def budget_scopes(self, kind: str, instance: InstanceConfig | None) -> list[BudgetScope]:
+        """One scope per server (120/min); an operator cap adds ``waha:{acct}:all``."""
+        return self.account_scopes(kind)
+
+
+def _paired(me: Any) -> bool | None:
+    """True when ``me`` names the paired account; None otherwise (absence proves nothing)."""
+    if isinstance(me, dict) and isinstance(me.get("id"), str) and me["id"].strip():
+        return True
+    return None
+
+
+def _auth(secret: Secret) -> dict[str, str]:
+    return {"X-Api-Key": secret.reveal()}
+
+
+ADAPTER = WahaAdapter

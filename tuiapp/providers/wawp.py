@@ -1,0 +1,174 @@
+"""Wawp (hosted, WAHA vocabulary): one session per instance, credentials in the query string.
+
+    GET  /v2/session/info     -> {name, status, config, me{id, pushName}}
+    POST /v2/session/restart  -> the session object with its new status (e.g. STARTING)
+    POST /v2/session/start    -> the same; tuiapp's reconnect, offered only when STOPPED
+
+Every call carries ``instance_id`` (the config ``id``, an identifier) and
+``access_token`` (the instance's own secret) as query parameters. The URL therefore
+holds a secret: it is never put into a message, and the token is registered with the
+redactor before the first request. There is no list endpoint and no account secret.
+
+403 means a quota or plan limit was reached, not bad credentials: the last status is
+kept (``keep_last``, reason ``quota``). No limit is documented: tuiapp spends at most
+60 requests per minute per instance.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from tuiapp.config import InstanceConfig
+from tuiapp.model import ActionOutcome, ActionResponse, Observation, Status
+from tuiapp.providers.base import Adapter, BudgetScope, HttpAnswer, one_line
+from tuiapp.providers.catalog import PROVIDERS
+from tuiapp.secrets import Secret
+
+__all__ = ["ADAPTER", "WawpAdapter"]
+
+INSTANCE_RPM = 60
+
+_STATUS: dict[str, Status] = {
+    "STOPPED": Status.STOPPED,
+    "STARTING": Status.STARTING,
+    "SCAN_QR_CODE": Status.SCAN_QR_CODE,
+    "WORKING": Status.WORKING,
+    "FAILED": Status.FAILED,
+}
+
+# Where a start may help: STOPPED (the only status Wawp starts), and UNREACHABLE or
+# UNKNOWN, whose real state is open; a start costs nothing there. Every other known
+# status is refused.
+_RECONNECT_OK = frozenset({Status.STOPPED, Status.UNREACHABLE, Status.UNKNOWN})
+
+_NO_SECRET = "no access_token configured for this Wawp instance"
+
+
+class WawpAdapter(Adapter):
+    """Wawp's hosted API."""
+
+    info = PROVIDERS["wawp"]
+
+    # ---- reads -----------------------------------------------------------------------------
+
+    async def fetch(self, instance: InstanceConfig, secret: Secret | None) -> Observation:
+        """``GET /v2/session/info`` with the instance's own access_token."""
+        if secret is None:
+            return self.no_token(_NO_SECRET)
+        answer = await self.get("/v2/session/info", params=self._params(instance, secret))
+        if isinstance(answer, Observation):
+            return answer
+        data = answer.json()
+        if not isinstance(data, dict):
+            return self.unparseable(answer, "no JSON object in the answer")
+        try:
+            return self._classify(answer, data)
+        except (TypeError, ValueError, AttributeError):  # a shape no check foresaw
+            return self.unparseable(answer)
+
+    def _classify(self, answer: HttpAnswer, data: dict[str, Any]) -> Observation:
+        raw = data.get("status")
+        if not isinstance(raw, str) or not raw.strip():
+            return self.unparseable(answer)
+        paired = _paired(data)
+        status = _STATUS.get(raw.strip().upper())
+        if status is None:
+            return self.unknown_status(answer, raw, paired=paired)
+        return self.observed(status, answer, raw_status=one_line(raw, 60), paired=paired)
+
+    def map_403(self, answer: HttpAnswer, data: Any) -> Observation:
+        """Wawp's 403 is a quota or plan limit: it says nothing about the session itself."""
+        message = self.error_message(answer, data)
+        return self.observed(
+            Status.UNKNOWN,
+            answer,
+            reason="quota",
+            keep_last=True,
+            retry_at=self.retry_at(answer),
+            error=f"Wawp quota or plan limit reached (HTTP 403): {message}",
+        )
+
+    # ---- actions -----------------------------------------------------------------------------
+
+    async def restart(self, instance: InstanceConfig, secret: Secret | None) -> ActionResponse:
+        """``POST /v2/session/restart``."""
+        return await self._act("/v2/session/restart", "restart", instance, secret)
+
+    async def reconnect(self, instance: InstanceConfig, secret: Secret | None) -> ActionResponse:
+        """``POST /v2/session/start``: starts a STOPPED session with its saved credentials."""
+        return await self._act("/v2/session/start", "start", instance, secret)
+
+    async def _act(
+        self, path: str, verb: str, instance: InstanceConfig, secret: Secret | None
+    ) -> ActionResponse:
+        if secret is None:
+            return self.no_token_action(_NO_SECRET)
+        result = await self.send("POST", path, params=self._params(instance, secret))
+        generic = self.action_response(result)
+        if generic is not None:
+            if generic.http_status == 403:
+                return ActionResponse(
+                    ActionOutcome.FAILED,
+                    http_status=403,
+                    latency_ms=generic.latency_ms,
+                    message=(
+                        f"Wawp quota or plan limit reached, the {verb} was not carried out: "
+                        f"{generic.message.removeprefix('HTTP 403: ')}"
+                    ),
+                    reason="quota",
+                )
+            return generic
+        answer = cast(HttpAnswer, result)  # action_response is None only for a 2xx answer
+        data = answer.json()
+        status: Status | None = None
+        raw = data.get("status") if isinstance(data, dict) else None
+        if isinstance(raw, str):
+            status = _STATUS.get(raw.strip().upper())
+        message = f"{verb} requested"
+        if isinstance(raw, str) and raw.strip():
+            message += f"; Wawp reports {one_line(self.redact(raw), 60)}"
+        return self.accepted(answer, status=status, message=message)
+
+    def refusal(self, action: str, last: Observation | None) -> str | None:
+        refused = super().refusal(action, last)
+        if refused is not None:
+            return refused
+        if action == "reconnect" and last is not None and last.status not in _RECONNECT_OK:
+            return (
+                f"Wawp starts only a STOPPED session (this one is {last.status}); "
+                "use restart instead"
+            )
+        return None
+
+    def budget_scopes(self, kind: str, instance: InstanceConfig | None) -> list[BudgetScope]:
+        """Self-imposed 60/min per instance (Wawp documents no limit); no list endpoint."""
+        if kind == "list":
+            return []
+        if kind not in ("fetch", "restart", "reconnect"):
+            raise ValueError(f"unknown request kind {kind!r}")
+        if instance is None:
+            raise ValueError(f"a {kind} budget needs an instance")
+        acct = self.account.name
+        scopes = [BudgetScope(f"wawp:{acct}:{instance.id}", INSTANCE_RPM)]
+        cap = self.operator_cap()
+        if cap is not None:  # the scope above is per instance: a cap is never redundant
+            scopes.append(BudgetScope(f"wawp:{acct}:all", cap))
+        return scopes
+
+    # ---- helpers -----------------------------------------------------------------------------
+
+    def _params(self, instance: InstanceConfig, secret: Secret) -> dict[str, str]:
+        """The two query parameters; the token is registered before it can reach any text."""
+        self.redactor.add_secret(secret)
+        return {"instance_id": instance.id, "access_token": secret.reveal()}
+
+
+def _paired(data: dict[str, Any]) -> bool | None:
+    """True when the session names its account (``me.id``); otherwise Wawp says nothing."""
+    me = data.get("me")
+    if isinstance(me, dict) and isinstance(me.get("id"), str) and me["id"].strip():
+        return True
+    return None
+
+
+ADAPTER = WawpAdapter

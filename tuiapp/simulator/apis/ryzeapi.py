@@ -1,0 +1,137 @@
+"""Simulated RyzeAPI (hosted, whatsmeow vocabulary).
+
+``GET /api/instance/list[?instanceName=a,b]`` -> ``{success, data: [{name, connection:
+{state, numberJid}}]}``; ``POST /api/instance/reconnect/{name}``. Header ``token``:
+the account's TokenAccount for everything, an instance's TokenInstance for its own
+instance (403 for another). Errors ``{success: false, error: {message}}``; 100
+requests/min per token; ``X-RateLimit-Limit/Remaining/Reset`` on every response.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from tuiapp.model import iso_utc
+from tuiapp.simulator.apis.base import Call, ProviderAPI, Reply, Route
+
+if TYPE_CHECKING:
+    from tuiapp.simulator.state import AccountState, InstanceState, Simulator
+
+NO_SESSION = "Instance has no saved session, call /connect first"
+
+
+class RyzeAPI(ProviderAPI):
+    provider = "ryzeapi"
+    unauthorized_message = "Invalid token"
+    not_found_message = "Instance not found"
+    forbidden_message = "Token does not have access to this instance"
+    rate_message = "Rate limit exceeded, try again later"
+
+    def error(self, status: int, message: str, call: Call | None = None) -> Reply:
+        return Reply(status, {"success": False, "error": {"message": message}})
+
+    def server_error_message(self, route: Route) -> str:
+        if route.action == "reconnect":
+            return "Failed to reconnect: websocket handshake timed out"
+        return "Internal server error"
+
+    def route(self, call: Call) -> Route | Reply:
+        parts = call.path.strip("/").split("/")
+        if parts == ["api", "instance", "list"]:
+            if call.method != "GET":
+                return self.error(405, "Method not allowed")
+            return Route("list")
+        if len(parts) == 4 and parts[:3] == ["api", "instance", "reconnect"] and parts[3]:
+            if call.method != "POST":
+                return self.error(405, "Method not allowed")
+            return Route("reconnect", parts[3], "reconnect")
+        return self.error(404, "Route not found")
+
+    def credentials(
+        self, call: Call, route: Route
+    ) -> tuple[AccountState, InstanceState | None] | Reply:
+        who = call.sim.authenticate(self.provider, call.headers.get("token"))
+        if who is None:
+            return self.error(401, self.unauthorized_message)
+        return who
+
+    def budget(
+        self, call: Call, route: Route, account: AccountState, owner: InstanceState | None
+    ) -> tuple[tuple[Any, ...], int] | None:
+        return ("ryze", call.headers.get("token")), call.sim.limits.ryzeapi
+
+    def decorate(self, call: Call, reply: Reply) -> Reply:
+        verdict = call.verdict
+        if verdict is None:
+            key = ("ryze", call.headers.get("token"))
+            verdict = call.sim.limiter.peek(key, call.sim.limits.ryzeapi, call.now)
+        reply.headers += [
+            ("x-ratelimit-limit", str(verdict.limit)),
+            ("x-ratelimit-remaining", str(verdict.remaining)),
+            ("x-ratelimit-reset", str(verdict.reset_at)),
+        ]
+        return reply
+
+    def single_target(self, call: Call, account: AccountState) -> InstanceState | None:
+        """``?instanceName=x`` is how RyzeAPI reads one instance: its faults apply."""
+        names = [n.strip() for n in call.query.get("instanceName", "").split(",") if n.strip()]
+        if len(names) != 1:
+            return None
+        inst = call.sim.find(self.provider, names[0])
+        return inst if inst is not None and inst.account is account else None
+
+    def list(
+        self, call: Call, route: Route, account: AccountState, owner: InstanceState | None
+    ) -> Reply:
+        sim = call.sim
+        names = call.query.get("instanceName")
+        wanted = [n.strip() for n in names.split(",") if n.strip()] if names else None
+        items = []
+        for inst in sim.select(account, wanted, owner):
+            state, jid = self._connection(inst, sim.read(inst, call.now))
+            items.append(
+                {
+                    "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"ryzeapi:{inst.spec.id}")),
+                    "name": inst.spec.id,
+                    "connection": {"state": state, "numberJid": jid},
+                    "createdAt": iso_utc(inst.created_at),
+                }
+            )
+        return Reply(200, {"success": True, "data": items})
+
+    def instance(self, call: Call, route: Route, inst: InstanceState) -> Reply:
+        sim = call.sim
+        state = sim.settle(inst, call.now)
+        if state == "SCAN_QR_CODE" or not inst.paired:
+            return self.error(400, NO_SESSION)
+        sim.boot(inst, call.now)
+        return Reply(
+            200, {"success": True, "message": "Reconnect initiated", "status": "connecting"}
+        )
+
+    @staticmethod
+    def _connection(inst: InstanceState, read: str) -> tuple[str, str | None]:
+        jid = f"{inst.spec.phone}@s.whatsapp.net" if inst.paired else None
+        if read == "WORKING":
+            return "connected", f"{inst.spec.phone}@s.whatsapp.net"
+        if read in ("STARTING", "PENDING"):
+            return "connecting", jid
+        if read == "SCAN_QR_CODE":
+            if inst.variant == "never_paired":
+                return "disconnected", None
+            return "loggedout", None
+        return "disconnected", jid  # STOPPED, FAILED
+
+    def raw_status(self, sim: Simulator, inst: InstanceState, read: str) -> str:
+        return self._connection(inst, read)[0]
+
+    def expected(self, sim: Simulator, inst: InstanceState, read: str) -> str:
+        state, jid = self._connection(inst, read)
+        if state == "connected":
+            return "WORKING"
+        if state == "connecting":
+            return "STARTING"
+        if state == "disconnected" and jid:
+            return "STOPPED"
+        return "SCAN_QR_CODE"

@@ -1,0 +1,259 @@
+"""The detail screen (enter): everything tuiapp knows about one instance.
+
+Ids, account and provider, raw status and reason, connected_at, latency, data age,
+last error (redacted once more, to be sure), the last 10 transitions, the last
+actions and their outcomes (shared state, so other operators' too), and which
+actions are allowed now and why the others are not. ``r`` and ``c`` act on this
+instance from here. The text is rebuilt by the app's one-second tick and on every
+update of the row, and repainted only when it changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from tuiapp.model import ACTIONS, iso_utc
+from tuiapp.secrets import redact
+from tuiapp.ui.present import (
+    STATUS_COMPONENTS,
+    NoteBook,
+    RowLike,
+    age_text,
+    countdown_text,
+    latency_text,
+    since_text,
+    status_class,
+    status_text,
+)
+
+if TYPE_CHECKING:
+    from tuiapp.actions import Verdict
+    from tuiapp.state import ActionRecord
+
+__all__ = ["DetailFacts", "DetailScreen", "detail_text"]
+
+TRANSITIONS_SHOWN = 10
+ACTIONS_SHOWN = 5
+
+
+@dataclass(frozen=True, slots=True)
+class DetailFacts:
+    """What the detail view shows beyond the row itself, gathered by the app."""
+
+    interval: float
+    verdicts: Sequence[Verdict]  # one per action the provider offers
+    offered: frozenset[str]
+    records: Sequence[ActionRecord]  # shared state, oldest first
+    outage: str | None = None
+
+
+def _when(at: float | None, now: float) -> str:
+    if at is None:
+        return "—"
+    return f"{iso_utc(at)} ({age_text(at, now)} ago)"
+
+
+def detail_text(
+    row: RowLike,
+    facts: DetailFacts,
+    notes: NoteBook,
+    now: float,
+    style_for: Callable[[str], object],
+) -> Text:
+    """The detail view's content for one row; ``style_for(component)`` gives a Rich style."""
+    inst = row.instance
+    obs = row.obs
+    text = Text()
+
+    def line(label: str, value: str | Text) -> None:
+        text.append(f"{label:<13}", style="bold")
+        text.append(value if isinstance(value, Text) else Text(value))
+        text.append("\n")
+
+    status_style = style_for(f"status--{status_class(row.status)}")
+    text.append(inst.name, style="bold")
+    text.append("   ")
+    text.append(status_text(row.status), style=status_style)  # type: ignore[arg-type]
+    if row.confirmed != row.status:
+        text.append(f"  (confirmed: {status_text(row.confirmed)}; this read is not yet)")
+    text.append("\n\n")
+    line("id", inst.id)
+    line("account", f"{inst.account} ({row.account.provider})")
+    if inst.tags:
+        line("tags", ", ".join(inst.tags))
+    raw = obs.raw_status if obs is not None and obs.raw_status else "—"
+    reason = obs.reason if obs is not None and obs.reason else "—"
+    line("raw status", f"{raw}   reason: {reason}")
+    http = obs.http_status if obs is not None else None
+    if http is not None:
+        line("http status", str(http))
+    line("since", f"{since_text(row.since, row.since_exact, now)}  ({iso_utc(row.since) or '—'})")
+    line("connected_at", _when(obs.connected_at if obs is not None else None, now))
+    line("latency", latency_text(obs.latency_ms if obs is not None else None))
+    data_at = obs.observed_at if obs is not None and not obs.keep_last else None
+    line("data age", f"{age_text(data_at, now)}   (poll interval {facts.interval:g}s)")
+    line("last check", _when(row.last_polled_at, now))
+    line("last ok", _when(row.last_ok_at, now))
+    error = row.last_error or (obs.error if obs is not None else None)
+    line("last error", redact(error) if error else "—")
+    flags = []
+    if row.flapping:
+        flags.append("FLAPPING (4+ confirmed changes in 10 min)")
+    if inst.muted:
+        flags.append("muted")
+    if inst.expect is not None:
+        flags.append(f"expects {inst.expect}" + (" (now)" if row.expected else ""))
+    if row.last_polled_at is not None and row.is_stale(now, facts.interval):
+        flags.append("STALE: data older than 3 poll intervals")
+    if row.rate_limited_until is not None and row.rate_limited_until > now:
+        flags.append(f"rate-limited {countdown_text(row.rate_limited_until - now)}")
+    remaining = notes.cooldown_remaining(inst.name, now)
+    if remaining > 0:
+        flags.append(f"cooldown {countdown_text(remaining)}")
+    if facts.outage:
+        flags.append(f"account outage: {facts.outage}")
+    if flags:
+        line("flags", "; ".join(flags))
+
+    text.append("\nActions now\n", style="bold underline")
+    by_action = {v.action: v for v in facts.verdicts}
+    for action in ACTIONS:
+        text.append(f"  {action:<10} ", style="bold")
+        verdict = by_action.get(action)
+        if action not in facts.offered:
+            text.append(f"not offered by {row.account.provider}\n")
+        elif verdict is None:
+            text.append("unknown (the guard rails could not judge it)\n")
+        elif verdict.allowed:
+            text.append(f"allowed (interrupts {verdict.interrupts})\n")
+            for warning in verdict.warnings:
+                text.append(f"             ⚠ {warning}\n")
+        else:
+            text.append(f"refused: {verdict.refusal}\n")
+            if verdict.overridable:
+                key = "R" if action == "restart" else "C"
+                text.append(
+                    f"             {key} (shift+{key.lower()}) overrides it with a reason\n"
+                )
+        if verdict is not None and verdict.by:
+            text.append(f"             ⓘ {verdict.by}\n")
+    note = notes.notes.get(inst.name)
+    if note is not None and note.stage is not None:
+        text.append(f"  in progress: {note.action} {note.stage}  {note.message}\n")
+
+    text.append("\nRecent transitions (newest first)\n", style="bold underline")
+    transitions = list(row.transitions)[-TRANSITIONS_SHOWN:]
+    if not transitions:
+        text.append("  none seen yet\n")
+    for tr in reversed(transitions):
+        text.append(f"  {iso_utc(tr.at)}  ")
+        text.append(status_text(tr.old), style=style_for(f"status--{status_class(tr.old)}"))  # type: ignore[arg-type]
+        text.append(" → ")
+        text.append(status_text(tr.new), style=style_for(f"status--{status_class(tr.new)}"))  # type: ignore[arg-type]
+        if tr.reason:
+            text.append(f"  ({tr.reason})")
+        text.append("\n")
+
+    text.append("\nRecent actions\n", style="bold underline")
+    records = list(facts.records)[-ACTIONS_SHOWN:]
+    if not records:
+        text.append("  none recorded\n")
+    for rec in reversed(records):
+        text.append(
+            f"  {iso_utc(rec.at)}  {rec.action} by {rec.operator}"
+            f"{' on ' + rec.host if rec.host else ''}  → {rec.outcome}"
+        )
+        if rec.override:
+            text.append(f"  (override: {rec.override})")
+        if rec.cooldown_until > now:
+            text.append(f"  cooldown {countdown_text(rec.cooldown_until - now)}")
+        text.append("\n")
+    if note is not None and note.outcome and note.message:
+        text.append(f"  last outcome here: {note.action} {note.outcome}: {redact(note.message)}\n")
+    text.rstrip()
+    return text
+
+
+class DetailScreen(Screen[None]):
+    """One instance in full; r / c act on it; escape goes back to the grid."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "close", "Back", id="detail.back", tooltip="Back to the grid"),
+        Binding("r", "act('restart')", "Restart", id="detail.restart", tooltip="Restart this"),
+        Binding("c", "act('reconnect')", "Reconnect", id="detail.reconnect"),
+        Binding(
+            "R",
+            "act('restart', True)",
+            "Restart (override)",
+            show=False,
+            id="detail.restart_override",
+            tooltip="Override cooldown or loop breaker with a reason",
+        ),
+        Binding(
+            "C",
+            "act('reconnect', True)",
+            "Reconnect (override)",
+            show=False,
+            id="detail.reconnect_override",
+        ),
+        Binding("u", "poll_now", "Poll now", id="detail.poll_now"),
+    ]
+    COMPONENT_CLASSES: ClassVar[set[str]] = set(STATUS_COMPONENTS)
+
+    def __init__(self, name: str, build: Callable[[str], Text | None]) -> None:
+        super().__init__()
+        self.instance_name = name
+        self.build = build
+        self._shown: Text | None = None
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="detail-scroll"):
+            yield Static(id="detail-body")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.update_detail()
+
+    def update_detail(self) -> None:
+        """Rebuild the text; repaint only when it changed."""
+        text = self.build(self.instance_name)
+        if text is None:
+            return
+        if self._shown is not None and text.plain == self._shown.plain:
+            return
+        self._shown = text
+        self.query_one("#detail-body", Static).update(text)
+
+    @property
+    def body_text(self) -> str:
+        return self._shown.plain if self._shown is not None else ""
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Greyed out: r / c in read-only mode, and an action the provider does not offer."""
+        if action != "act":
+            return True
+        app = self.app
+        if getattr(app, "read_only", False):
+            return None
+        offered = getattr(app, "offered_actions", None)
+        if offered is not None and parameters and parameters[0] not in offered(self.instance_name):
+            return None
+        return True
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+    def action_act(self, action: str, override: bool = False) -> None:
+        self.app.request_action([self.instance_name], action, override=override)  # type: ignore[attr-defined]
+
+    def action_poll_now(self) -> None:
+        self.app.poll_instance(self.instance_name)  # type: ignore[attr-defined]

@@ -1,0 +1,255 @@
+"""The grid's state without the widget: order, filter, cursor, marks, counts.
+
+Keyed by instance name. The visible list is kept sorted incrementally (bisect on a
+total sort key ending with the name), so one changed row costs O(log n) plus a list
+move, not a re-sort of 10,000 rows. The cursor is an instance name, not an index:
+when rows re-sort, it stays on the same instance. A row that stops matching the
+filter because its data changed stays visible while the cursor is on it ("sticky")
+and goes when the cursor leaves it. No textual here.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections import Counter
+from dataclasses import dataclass
+
+from tuiapp.model import Status
+
+__all__ = ["SORT_MODES", "Entry", "GridModel"]
+
+SORT_MODES: tuple[str, ...] = ("severity", "name", "provider", "since")
+
+SortKey = tuple[object, ...]
+
+
+@dataclass(slots=True)
+class Entry:
+    """What the model needs to know about one row to place and filter it."""
+
+    name: str
+    status: Status
+    problem: bool
+    provider: str
+    since: float | None
+    haystack: str
+    key: SortKey = ()
+
+
+def _group(entry: Entry) -> int:
+    """Problems first, then other non-WORKING rows (expected, muted, unknown), then WORKING."""
+    if entry.problem:
+        return 0
+    return 2 if entry.status is Status.WORKING else 1
+
+
+def sort_key(mode: str, entry: Entry) -> SortKey:
+    """A total order for ``mode``; the name breaks every tie so bisect finds exact rows."""
+    if mode == "severity":
+        return (_group(entry), -entry.status.severity, entry.name)
+    if mode == "name":
+        return (entry.name,)
+    if mode == "provider":
+        return (entry.provider, _group(entry), -entry.status.severity, entry.name)
+    if mode == "since":  # the most recent change first; unknown since last
+        since = entry.since
+        return (since is None, -(since or 0.0), entry.name)
+    raise ValueError(f"unknown sort mode {mode!r}")
+
+
+class GridModel:
+    """Sorted, filtered view of the fleet's rows, with a name-based cursor and marks."""
+
+    def __init__(self, sort_mode: str = "severity", *, problems_only: bool = False) -> None:
+        self.entries: dict[str, Entry] = {}
+        self.sort_mode = sort_mode
+        self.problems_only = problems_only
+        self.filter_text = ""
+        self._terms: tuple[str, ...] = ()
+        self.visible: list[str] = []
+        self._keys: list[SortKey] = []
+        self._shown: set[str] = set()
+        self.sticky: str | None = None
+        self.cursor: str | None = None
+        self._cursor_index = 0
+        self.follow_top = True  # until the operator moves it, the cursor stays on the worst row
+        self.marks: set[str] = set()
+        self.counts: Counter[Status] = Counter()
+        self.problem_count = 0
+
+    # ---- membership ----------------------------------------------------------------
+
+    def matches(self, entry: Entry) -> bool:
+        if self.problems_only and not entry.problem:
+            return False
+        return all(term in entry.haystack for term in self._terms)
+
+    def is_shown(self, name: str) -> bool:
+        return name in self._shown
+
+    def _insert(self, entry: Entry) -> None:
+        index = bisect_left(self._keys, entry.key)
+        self._keys.insert(index, entry.key)
+        self.visible.insert(index, entry.name)
+        self._shown.add(entry.name)
+
+    def _remove(self, entry: Entry) -> None:
+        index = bisect_left(self._keys, entry.key)
+        del self._keys[index]
+        del self.visible[index]
+        self._shown.discard(entry.name)
+
+    def index_of(self, name: str) -> int | None:
+        """The row's index in ``visible``, or None when it is not shown."""
+        if name not in self._shown:
+            return None
+        return bisect_left(self._keys, self.entries[name].key)
+
+    # ---- updates -------------------------------------------------------------------
+
+    def upsert(
+        self,
+        name: str,
+        *,
+        status: Status,
+        problem: bool,
+        provider: str,
+        since: float | None,
+        haystack: str,
+    ) -> bool:
+        """Add or update one row; True when the visible order or membership changed."""
+        old = self.entries.get(name)
+        if old is not None:
+            if (
+                old.status is status
+                and old.problem == problem
+                and old.since == since
+                and old.provider == provider
+            ):
+                return False
+            self.counts[old.status] -= 1
+            self.problem_count -= old.problem
+            was_shown = name in self._shown
+            if was_shown:
+                self._remove(old)
+            old.status, old.problem, old.provider, old.since = status, problem, provider, since
+            old.haystack = haystack
+            entry = old
+        else:
+            entry = Entry(name, status, problem, provider, since, haystack)
+            self.entries[name] = entry
+            was_shown = False
+        self.counts[status] += 1
+        self.problem_count += problem
+        entry.key = sort_key(self.sort_mode, entry)
+        if self.matches(entry) or (was_shown and name == self.cursor):
+            if not self.matches(entry):
+                self.sticky = name
+            self._insert(entry)
+        self._fix_cursor()
+        return True
+
+    def rebuild(self) -> None:
+        """Recompute every key and the visible list (sort or filter changed)."""
+        self.sticky = None
+        mode = self.sort_mode
+        for entry in self.entries.values():
+            entry.key = sort_key(mode, entry)
+        shown = sorted((e for e in self.entries.values() if self.matches(e)), key=lambda e: e.key)
+        self._keys = [e.key for e in shown]
+        self.visible = [e.name for e in shown]
+        self._shown = set(self.visible)
+        self._fix_cursor()
+
+    def set_filter(self, text: str) -> None:
+        self.filter_text = text.strip()
+        self._terms = tuple(self.filter_text.lower().split())
+        self.rebuild()
+
+    def set_problems_only(self, flag: bool) -> None:
+        self.problems_only = flag
+        self.rebuild()
+
+    def set_sort(self, mode: str) -> None:
+        if mode not in SORT_MODES:
+            raise ValueError(f"unknown sort mode {mode!r}")
+        self.sort_mode = mode
+        self.rebuild()
+
+    def next_sort_mode(self) -> str:
+        return SORT_MODES[(SORT_MODES.index(self.sort_mode) + 1) % len(SORT_MODES)]
+
+    # ---- cursor --------------------------------------------------------------------
+
+    @property
+    def cursor_index(self) -> int:
+        return self._cursor_index
+
+    def _fix_cursor(self) -> None:
+        """Keep the cursor on its instance; if that one is gone, on the row now at its index.
+
+        Before the operator first moves it, the cursor follows the top (worst) row, so the
+        first sweep does not carry it away from the problems.
+        """
+        if self.follow_top and self.visible:
+            self.cursor = self.visible[0]
+            self._cursor_index = 0
+            return
+        if self.cursor is not None and self.cursor in self._shown:
+            self._cursor_index = self.index_of(self.cursor) or 0
+            return
+        if not self.visible:
+            self.cursor = None
+            self._cursor_index = 0
+            return
+        self._cursor_index = min(self._cursor_index, len(self.visible) - 1)
+        self.cursor = self.visible[self._cursor_index]
+
+    def move_cursor_to(self, index: int) -> None:
+        """Put the cursor on the row at ``index`` (clamped); a sticky row it leaves goes."""
+        if not self.visible:
+            return
+        self.follow_top = False
+        index = max(0, min(index, len(self.visible) - 1))
+        target = self.visible[index]
+        previous = self.cursor
+        self.cursor = target
+        if previous is not None and previous != target and previous == self.sticky:
+            self.sticky = None
+            entry = self.entries[previous]
+            if previous in self._shown and not self.matches(entry):
+                self._remove(entry)
+        self._cursor_index = self.index_of(target) or 0
+
+    def move_cursor(self, delta: int) -> None:
+        self.move_cursor_to(self._cursor_index + delta)
+
+    def jump_to(self, name: str) -> bool:
+        """Put the cursor on ``name``; clears the filter if the row is hidden by it."""
+        if name not in self.entries:
+            return False
+        if name not in self._shown:
+            self.filter_text, self._terms, self.problems_only = "", (), False
+            self.rebuild()
+        index = self.index_of(name)
+        if index is None:
+            return False
+        self.move_cursor_to(index)
+        return True
+
+    # ---- marks ---------------------------------------------------------------------
+
+    def toggle_mark(self, name: str) -> bool:
+        """Mark or unmark ``name``; returns whether it is marked now."""
+        if name in self.marks:
+            self.marks.discard(name)
+            return False
+        self.marks.add(name)
+        return True
+
+    def marked_in_order(self) -> list[str]:
+        """Marked rows in the current sort order, the hidden ones included."""
+        return sorted(self.marks, key=lambda n: self.entries[n].key if n in self.entries else ())
+
+    def hidden_marks(self) -> set[str]:
+        return {name for name in self.marks if name not in self._shown}

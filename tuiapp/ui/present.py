@@ -1,0 +1,334 @@
+"""How one instance reads on screen: cell texts, status classes, the note column.
+
+Plain functions and small classes, no textual: the grid, the header and the detail
+screen all format through here, so a status always travels as glyph + word and a
+time always reads the same way. ``NoteBook`` holds what the UI knows about actions
+(in flight, last outcome, cooldowns, actions by other operators) and turns it into
+the note column's text.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from tuiapp.model import Status
+
+if TYPE_CHECKING:
+    from tuiapp.config import AccountConfig, InstanceConfig
+    from tuiapp.model import Observation, Transition
+
+__all__ = [
+    "ActionNote",
+    "NoteBook",
+    "RowLike",
+    "age_text",
+    "countdown_text",
+    "latency_text",
+    "since_text",
+    "status_class",
+    "status_text",
+]
+
+STATUS_WIDTH = max(len(f"{s.glyph} {s.value}") for s in Status)
+OUTCOME_WORDS = {
+    "recovered": "recovered",
+    "not_recovered": "NOT recovered",
+    "failed": "failed",
+    "unknown": "outcome unknown",
+    "cancelled": "cancelled",
+    "refused": "refused",
+    "aborted": "aborted",
+    "accepted": "accepted",
+}
+OUTCOME_SHOWN_FOR = 600.0  # seconds an action outcome stays in the note column
+
+
+class RowLike(Protocol):
+    """The part of ``tuiapp.poller.Row`` the UI reads (the poller mutates it in place)."""
+
+    instance: InstanceConfig
+    account: AccountConfig
+    obs: Observation | None
+    status: Status
+    confirmed: Status
+    since: float | None
+    since_exact: bool
+    last_ok_at: float | None
+    last_polled_at: float | None
+    last_error: str | None
+    rate_limited_until: float | None
+    flapping: bool
+    transitions: Iterable[Transition]
+    expected: bool
+
+    @property
+    def problem(self) -> bool: ...
+
+    def is_stale(self, now: float, interval: float) -> bool: ...
+
+
+def status_class(status: Status) -> str:
+    """The CSS-ish class suffix of a status: ``working``, ``scan-qr-code``..."""
+    return status.value.lower().replace("_", "-")
+
+
+def status_text(status: Status) -> str:
+    """Glyph and word: colour is never the only carrier of a status."""
+    return f"{status.glyph} {status.value}"
+
+
+def duration_text(seconds: float) -> str:
+    """A compact duration: 12s, 4m, 3h05m, 2d04h (coarse above a minute: fewer repaints)."""
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes}m"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h{minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d{hours:02d}h"
+
+
+def countdown_text(seconds: float) -> str:
+    """A live countdown, exact to the second: 23s, 1m05s."""
+    seconds = max(0, math.ceil(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def age_text(at: float | None, now: float) -> str:
+    """How long ago ``at`` was, or an em dash when it never happened."""
+    if at is None:
+        return "—"
+    return duration_text(now - at)
+
+
+def since_text(since: float | None, exact: bool, now: float) -> str:
+    """The since column: ``4m``, or ``≥ 12m`` when only the first sighting is known."""
+    if since is None:
+        return "—"
+    text = duration_text(now - since)
+    return text if exact else f"≥{text}"
+
+
+def latency_text(latency_ms: float | None) -> str:
+    if latency_ms is None:
+        return "—"
+    if latency_ms < 1000:
+        return f"{latency_ms:.0f}ms"
+    return f"{latency_ms / 1000:.1f}s"
+
+
+def clock_text(at: float | None) -> str:
+    """Local wall-clock time, HH:MM:SS (the grid's last check, the event log).
+
+    A time, not an age: it changes only when a new check lands, so an idle grid
+    writes nothing to the terminal every second (slow SSH links).
+    """
+    if at is None:
+        return "—"
+    return time.strftime("%H:%M:%S", time.localtime(at))
+
+
+@dataclass(slots=True)
+class ActionNote:
+    """What the UI knows about the latest action on one instance."""
+
+    action: str
+    at: float
+    stage: str | None = None  # sending | sent | verifying while in flight, else None
+    outcome: str | None = None  # the final outcome once finished
+    operator: str | None = None  # set when another operator (or process) acted
+    message: str = ""
+
+
+@dataclass
+class NoteBook:
+    """Action state per instance name, fed by engine events and the shared state.
+
+    ``operator`` is this process's operator: actions recorded by someone else are
+    shown "by alice". Cooldowns come from the shared state (so another process's
+    cooldown shows too), refreshed by the app.
+    """
+
+    operator: str | None = None
+    notes: dict[str, ActionNote] = field(default_factory=dict)
+    cooldowns: dict[str, float] = field(default_factory=dict)
+
+    def progressed(self, name: str, action: str, stage: str, message: str, now: float) -> None:
+        note = self.notes.get(name)
+        if note is None or note.stage is None or note.action != action:
+            note = ActionNote(action=action, at=now)
+            self.notes[name] = note
+        note.stage = None if stage == "done" else stage
+        note.message = message
+
+    def finished(self, name: str, action: str, outcome: str, message: str, now: float) -> None:
+        self.notes[name] = ActionNote(action=action, at=now, outcome=outcome, message=message)
+
+    def set_cooldown(self, name: str, until: float | None) -> None:
+        if until is None:
+            self.cooldowns.pop(name, None)
+        else:
+            self.cooldowns[name] = until
+
+    def record_other(
+        self, name: str, action: str, at: float, operator: str, outcome: str | None
+    ) -> None:
+        """An action another process recorded in the shared state ("by alice").
+
+        Ignored when this process knows something newer about the instance.
+        """
+        current = self.notes.get(name)
+        if current is not None and (current.at >= at or current.stage is not None):
+            return
+        self.notes[name] = ActionNote(action=action, at=at, outcome=outcome, operator=operator)
+
+    def in_flight(self, name: str) -> bool:
+        note = self.notes.get(name)
+        return note is not None and note.stage is not None
+
+    def cooldown_remaining(self, name: str, now: float) -> float:
+        until = self.cooldowns.get(name)
+        return 0.0 if until is None else max(0.0, until - now)
+
+    def note_text(self, row: RowLike, now: float) -> tuple[str, str]:
+        """(text, component class) of the note column: progress, countdowns, outcomes, reasons."""
+        name = row.instance.name
+        parts: list[str] = []
+        css = ""
+        if row.flapping:
+            parts.append("FLAPPING")
+            css = "note--warn"
+        note = self.notes.get(name)
+        if note is not None and note.stage is not None:
+            parts.append(f"{note.action} {note.stage}…")
+            css = "note--busy"
+        else:
+            remaining = self.cooldown_remaining(name, now)
+            if remaining > 0:  # the live countdown first: it is what changes
+                parts.append(f"cooldown {countdown_text(remaining)}")
+                css = css or "note--busy"
+            if note is not None and note.outcome and now - note.at < OUTCOME_SHOWN_FOR:
+                word = OUTCOME_WORDS.get(note.outcome, note.outcome)
+                if note.operator:
+                    parts.append(
+                        f"{_past(note.action)} {age_text(note.at, now)} ago by {note.operator}"
+                    )
+                    if note.outcome not in ("sent", "accepted"):
+                        parts.append(word)
+                else:
+                    parts.append(f"{note.action} {word}")
+                if note.outcome in ("not_recovered", "failed", "unknown"):
+                    css = "note--bad"
+        if row.rate_limited_until is not None and row.rate_limited_until > now:
+            parts.append(f"rate-limited {countdown_text(row.rate_limited_until - now)}")
+        if row.instance.muted:
+            parts.append("muted")
+        elif row.expected:
+            parts.append("expected")
+        elif row.status.is_bad and row.obs is not None and row.obs.reason:
+            parts.append(row.obs.reason.replace("_", " "))
+        return " · ".join(parts), css
+
+
+def _past(action: str) -> str:
+    return {"restart": "restarted", "reconnect": "reconnected"}.get(action, action)
+
+
+@dataclass(frozen=True, slots=True)
+class CellStyle:
+    """One cell of one row: its text and the style class it is drawn with."""
+
+    text: str
+    css: str = ""
+
+
+def row_cells(
+    row: RowLike,
+    notes: NoteBook,
+    now: float,
+    interval: float,
+) -> dict[str, CellStyle]:
+    """Every grid cell of one row, keyed by column key; time-dependent parts use ``now``."""
+    stale = row.is_stale(now, interval) if row.last_polled_at is not None else False
+    status = row.status
+    if row.instance.muted:
+        status_css = "status--muted"
+    elif stale:
+        status_css = "status--stale"
+    elif row.expected:
+        status_css = "status--expected"
+    else:
+        status_css = f"status--{status_class(status)}"
+    obs = row.obs
+    if stale:
+        check = CellStyle(f"stale {age_text(row.last_polled_at, now)}", "status--stale")
+    else:
+        check = CellStyle(clock_text(row.last_polled_at))
+    note_text, note_css = notes.note_text(row, now)
+    return {
+        "status": CellStyle(status_text(status), status_css),
+        "name": CellStyle(row.instance.name),
+        "account": CellStyle(row.instance.account),
+        "provider": CellStyle(row.account.provider),
+        "since": CellStyle(since_text(row.since, row.since_exact, now)),
+        "latency": CellStyle(latency_text(obs.latency_ms if obs is not None else None)),
+        "check": check,
+        "note": CellStyle(note_text, note_css),
+    }
+
+
+def row_dim(row: RowLike, now: float, interval: float) -> bool:
+    """Muted and stale rows are drawn dim."""
+    if row.instance.muted:
+        return True
+    return row.last_polled_at is not None and row.is_stale(now, interval)
+
+
+def haystack(row: RowLike) -> str:
+    """The lower-case text a filter matches: name, id, account, provider, tags."""
+    inst = row.instance
+    return " ".join((inst.name, inst.id, inst.account, row.account.provider, *inst.tags)).lower()
+
+
+def interval_lookup(
+    poll_interval_for: Callable[[InstanceConfig], float],
+) -> Callable[[RowLike], float]:
+    """A per-account cached ``poll_interval_for`` (called for every visible row every second)."""
+    cache: dict[str, float] = {}
+
+    def lookup(row: RowLike) -> float:
+        account = row.instance.account
+        if account not in cache:
+            cache[account] = poll_interval_for(row.instance)
+        return cache[account]
+
+    return lookup
+
+
+def count_statuses(rows: Mapping[str, RowLike]) -> dict[Status, int]:
+    counts = dict.fromkeys(Status, 0)
+    for row in rows.values():
+        counts[row.status] += 1
+    return counts
+
+
+STATUS_COMPONENTS: frozenset[str] = frozenset(
+    {f"status--{status_class(s)}" for s in Status}
+    | {"status--muted", "status--stale", "status--expected"}
+)
+"""The one status -> style mapping: component classes styled once in tuiapp.tcss."""
+NOTE_COMPONENTS: frozenset[str] = frozenset({"note--warn", "note--busy", "note--bad"})

@@ -1,0 +1,220 @@
+"""Screenshots of the real app for the README: ``python -m tuiapp.ui.screenshots [--out DIR]``.
+
+Runs ``FleetApp`` headless (``App.run_test``) against the in-process simulator
+(``incident`` scenario, fixed seed) on a frozen clock that only this script moves,
+and saves SVGs: the incident grid, the detail view, the confirmation dialog, a
+cooldown in progress, the help screen, and the grid under NO_COLOR. Latencies come
+from the simulator's own (seeded) latency model, measured for real, so they vary by
+a few milliseconds between runs; everything else is the same on every run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tuiapp.ui.app import Backend, FleetApp, build_backend
+
+__all__ = ["SHOTS", "main", "take_screenshots"]
+
+SHOTS = (
+    "incident-grid.svg",
+    "detail-view.svg",
+    "confirm-dialog.svg",
+    "cooldown.svg",
+    "help-screen.svg",
+    "grid-no-color.svg",
+)
+START = 1_767_258_000.0  # 2026-01-01T09:00:00Z
+SIM_URL = "http://simulator.local"
+SIZE = (110, 34)
+
+
+class FrozenClock:
+    """Time that moves only when told to."""
+
+    def __init__(self, now: float = START) -> None:
+        self.now = now
+        self.sleepers: list[tuple[float, asyncio.Future[None]]] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, delay: float) -> None:
+        if delay <= 0:
+            await asyncio.sleep(0)
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.sleepers.append((self.now + delay, future))
+        await future
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+        for at, future in self.sleepers:
+            if at <= self.now and not future.done():
+                future.set_result(None)
+        self.sleepers = [(at, f) for at, f in self.sleepers if not f.done()]
+
+
+class Session:
+    """One app on one simulator; helpers to move time and wait without sleeping."""
+
+    def __init__(self, seed: int, instances: int, state_dir: Path, *, no_color: bool) -> None:
+        from tuiapp.config import config_from_dict
+        from tuiapp.simulator import SimTransport, build_fleet, create_app
+
+        self.clock = FrozenClock()
+        sim_fleet = build_fleet(instances=instances, seed=seed, scenario="incident")
+        asgi = create_app(sim_fleet, self.clock, boot_seconds=8, latency=True)
+        self.sim = asgi.state.sim
+        data, environ = sim_fleet.to_config(SIM_URL)
+        data["monitor"] = {**data["monitor"], "poll_interval": 10, "stabilize": 60}
+        fleet = config_from_dict(data, environ={**os.environ, **environ})
+        backend: Backend = build_backend(
+            fleet,
+            transport=SimTransport(asgi),
+            clock=self.clock,
+            sleep=self.clock.sleep,
+            operator="alice",
+            state_dir_override=state_dir,
+            rng=random.Random(seed),
+        )
+        saved = os.environ.pop("NO_COLOR", None)
+        if no_color:
+            os.environ["NO_COLOR"] = "1"
+        try:
+            self.app = FleetApp(
+                fleet,
+                clock=self.clock,
+                demo=True,
+                operator="alice",
+                backend=backend,
+                tick_seconds=None,
+            )
+        finally:
+            os.environ.pop("NO_COLOR", None)
+            if saved is not None:
+                os.environ["NO_COLOR"] = saved
+
+    async def until(self, pilot: Any, condition: Callable[[], bool], rounds: int = 20000) -> None:
+        for _ in range(rounds):
+            if condition():
+                break
+            await asyncio.sleep(0)
+        await pilot.pause()
+
+    async def advance(self, pilot: Any, seconds: float, step: float = 1.0) -> None:
+        """Move time; in-flight reads (real simulator latency) finish before each step."""
+        left = seconds
+        while left > 0:
+            await self.until(pilot, self.reads_done)
+            self.clock.advance(min(step, left))
+            left -= step
+            for _ in range(50):
+                await asyncio.sleep(0)
+        await self.until(pilot, self.reads_done)
+        self.app.tick()
+        await pilot.pause()
+
+    def reads_done(self) -> bool:
+        """No poll in flight (reads take real time: the simulator's latency model)."""
+        return not getattr(self.app.poller, "_jobs", None)
+
+    def pick_restartable(self) -> str:
+        """A FAILED row the engine would restart now (prefer Hypersender)."""
+        rows = self.app.poller.rows
+        candidates = sorted(
+            (name for name, row in rows.items() if row.status.value == "FAILED"),
+            key=lambda n: (rows[n].account.provider != "hypersender", n),
+        )
+        for name in candidates:
+            offered = "restart" in rows[name].account.info.actions
+            if offered and self.app.engine.verdict(name, "restart").allowed:
+                return name
+        raise LookupError("no restartable FAILED row")
+
+
+async def take_screenshots(out: Path, *, seed: int = 7, instances: int = 40) -> list[Path]:
+    """Write the SVGs of SHOTS into ``out``; returns their paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+
+    def save(app: FleetApp, filename: str) -> None:
+        svg = app.export_screenshot(title="tuiapp demo")
+        path = out / filename
+        path.write_text(svg, encoding="utf-8")
+        written.append(path)
+
+    with tempfile.TemporaryDirectory(prefix="tuiapp-shots-") as tmp:
+        session = Session(seed, instances, Path(tmp) / "state", no_color=False)
+        app = session.app
+        async with app.run_test(size=SIZE) as pilot:
+            await session.until(
+                pilot, lambda: all(r.last_polled_at for r in app.poller.rows.values())
+            )
+            await session.advance(pilot, 45, step=5)  # a few polls: confirmed, ages on screen
+            save(app, "incident-grid.svg")
+
+            name = session.pick_restartable()
+            app.jump_to(name)
+            await pilot.press("enter")
+            await pilot.pause()
+            save(app, "detail-view.svg")
+            await pilot.press("escape")
+
+            await pilot.press("r")
+            await pilot.pause()
+            save(app, "confirm-dialog.svg")
+            session.clock.advance(1)
+            await pilot.press("y")
+            await session.until(pilot, lambda: name in app.engine.in_flight)
+            for _ in range(12):
+                if name not in app.engine.in_flight:
+                    break
+                await session.advance(pilot, 5, step=5)
+            await session.advance(pilot, 3)
+            app.main.event_log.display = True
+            await pilot.pause()
+            save(app, "cooldown.svg")
+            app.main.event_log.display = False
+
+            await pilot.press("question_mark")
+            await pilot.pause()
+            save(app, "help-screen.svg")
+            await pilot.press("escape")
+
+        session = Session(seed, instances, Path(tmp) / "state-nc", no_color=True)
+        app = session.app
+        async with app.run_test(size=SIZE) as pilot:
+            await session.until(
+                pilot, lambda: all(r.last_polled_at for r in app.poller.rows.values())
+            )
+            await session.advance(pilot, 45, step=5)
+            save(app, "grid-no-color.svg")
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tuiapp.ui.screenshots",
+        description="Save SVG screenshots of the TUI running against the simulator.",
+    )
+    parser.add_argument("--out", type=Path, default=Path("screenshots"), help="output directory")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--instances", type=int, default=40)
+    args = parser.parse_args(argv)
+    paths = asyncio.run(take_screenshots(args.out, seed=args.seed, instances=args.instances))
+    for path in paths:
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""Small widgets around the grid: header parts, banners, the status line, the event log.
+
+Each text widget repaints only when its text really changed (``TextCell.set``), so
+a once-a-second tick that recomputes the header costs nothing on the wire unless a
+number moved. Colours come from the shared ``status--*`` component classes.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import ClassVar
+
+from rich.segment import Segment
+from rich.text import Text
+from textual.geometry import Size
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+from textual.widget import Widget
+
+from tuiapp.model import Status
+from tuiapp.ui.present import NOTE_COMPONENTS, STATUS_COMPONENTS, clock_text, status_class
+
+__all__ = ["EventLog", "LogEntry", "StatusCounts", "TextCell"]
+
+# Worst first, as the grid sorts; WORKING last.
+COUNT_ORDER: tuple[Status, ...] = tuple(sorted(Status, key=lambda s: -s.severity))
+
+
+class TextCell(Widget):
+    """One line of text that repaints only when it changes."""
+
+    DEFAULT_CSS = """
+    TextCell { height: 1; width: 1fr; }
+    """
+
+    def __init__(self, text: str | Text = "", *, id: str | None = None, classes: str | None = None):
+        super().__init__(id=id, classes=classes)
+        self._text: str | Text = text
+
+    @property
+    def text(self) -> str:
+        return self._text.plain if isinstance(self._text, Text) else self._text
+
+    def set(self, text: str | Text) -> None:
+        if text != self._text:
+            self._text = text
+            self.refresh()
+
+    def render(self) -> Text:
+        if isinstance(self._text, Text):
+            return self._text
+        return Text(self._text, no_wrap=True, overflow="ellipsis")
+
+
+SHORT_WORDS: dict[Status, str] = {
+    Status.FAILED: "FAIL",
+    Status.UNREACHABLE: "UNREACH",
+    Status.AUTH_ERROR: "AUTH",
+    Status.NOT_FOUND: "NOTFOUND",
+    Status.SCAN_QR_CODE: "QR",
+    Status.STOPPED: "STOP",
+    Status.STARTING: "START",
+    Status.PENDING: "PEND",
+    Status.UNKNOWN: "UNK",
+    Status.WORKING: "OK",
+}
+
+
+class StatusCounts(Widget):
+    """Counts per status, worst first: glyph, number and word, coloured by class.
+
+    Words shorten when the full line does not fit (80 columns), glyphs never go.
+    """
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = set(STATUS_COMPONENTS)
+    DEFAULT_CSS = """
+    StatusCounts { height: 1; width: 1fr; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.counts: tuple[tuple[Status, int], ...] = ()
+
+    def show(self, counts: dict[Status, int]) -> None:
+        shown = tuple((s, counts.get(s, 0)) for s in COUNT_ORDER if counts.get(s, 0))
+        if shown != self.counts:
+            self.counts = shown
+            self.refresh()
+
+    @property
+    def plain(self) -> str:
+        return self._text(self.size.width or 200).plain
+
+    def _text(self, width: int) -> Text:
+        for short in (False, True):
+            text = Text(no_wrap=True, overflow="ellipsis")
+            for index, (status, count) in enumerate(self.counts):
+                if index:
+                    text.append("  " if not short else " ")
+                word = SHORT_WORDS[status] if short else status.value
+                style = self.get_component_rich_style(f"status--{status_class(status)}")
+                text.append(f"{status.glyph} {count} {word}", style=style)
+            if text.cell_len <= width:
+                break
+        return text
+
+    def render(self) -> Text:
+        return self._text(self.size.width)
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One event log line: when, what, and the component class that colours it."""
+
+    at: float
+    text: str
+    css: str = ""
+
+
+class EventLog(ScrollView, can_focus=False):
+    """Confirmed transitions and action outcomes, newest first, bounded."""
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {*STATUS_COMPONENTS, *NOTE_COMPONENTS}
+    DEFAULT_CSS = """
+    EventLog { height: 8; }
+    """
+
+    def __init__(self, limit: int = 500, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.entries: deque[LogEntry] = deque(maxlen=limit)
+        self.border_title = "event log · newest first"
+
+    def add(self, entries: Iterable[LogEntry]) -> None:
+        added = False
+        for entry in entries:
+            self.entries.append(entry)
+            added = True
+        if added:
+            self.virtual_size = Size(self.scrollable_content_region.width, len(self.entries))
+            if self.display:
+                self.refresh()
+
+    def lines(self) -> list[str]:
+        """The log as plain lines, newest first (tests and the detail screen use it)."""
+        return [f"{clock_text(e.at)}  {e.text}" for e in reversed(self.entries)]
+
+    def render_line(self, y: int) -> Strip:
+        width = self.scrollable_content_region.width
+        index = int(self.scroll_y) + y
+        if index >= len(self.entries):
+            return Strip.blank(width, self.rich_style)
+        entry = self.entries[len(self.entries) - 1 - index]
+        base = self.rich_style
+        style = base
+        if entry.css:
+            style = base + self.get_component_rich_style(entry.css)
+        stamp = f"{clock_text(entry.at)}  "
+        segments = [Segment(stamp, base), Segment(entry.text, style)]
+        return Strip(segments).crop_extend(0, width, base)
