@@ -28,6 +28,7 @@ CORE_MODULES = [
     "tuiapp.action_cli",
     "tuiapp.report",
     "tuiapp.cli",
+    "tuiapp.debuglog",
     "tuiapp.simulator.app",
     "tuiapp.simulator.fleet",
 ]

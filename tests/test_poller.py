@@ -294,10 +294,7 @@ async def test_a_simulated_hour_of_100_instances_stays_within_10_calls_per_minut
         return obs(W, now)
 
     r = rig(script, count=100)
-    loop = asyncio.get_running_loop()
-    started = loop.time()
     await r.run_for(3600)
-    assert loop.time() - started < 60.0  # virtual time: nothing waits for real
     for k in range(100):
         times = r.adapter.times(f"id{k}")
         assert len(times) >= 3600 / 15 * 0.9  # the cadence holds for the whole hour

@@ -10,6 +10,8 @@ condition holds.
 from __future__ import annotations
 
 import asyncio
+import json
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,16 +19,18 @@ from typing import Any
 
 import pytest
 from sim_fixtures import SIM_BASE, FakeClock, make_sim, pick
+from textual import events
+from textual.keys import REPLACED_KEYS, _character_to_key, _get_unicode_name_from_key
 from textual.pilot import Pilot
 
 from tuiapp.config import config_from_dict
 from tuiapp.simulator import Simulator
 from tuiapp.ui.app import FleetApp
 from tuiapp.ui.detail import DetailScreen
-from tuiapp.ui.dialogs import ConfirmScreen
+from tuiapp.ui.dialogs import ConfirmScreen, QuitScreen, ReasonScreen
 from tuiapp.ui.help import HelpScreen
 
-SIZE = (100, 30)
+SIZE = (80, 24)
 
 
 class ManualSleep:
@@ -106,17 +110,33 @@ class Rig:
     async def filter_to(self, name: str) -> None:
         """Put the cursor on ``name`` with real keys: / name enter."""
         assert self.pilot is not None
-        await self.pilot.press("slash", *name, "enter")
+        await self.keys("slash", *name, "enter")
         await self.until(lambda: self.app.model.cursor == name, f"cursor on {name}")
 
     async def open_dialog(self, key: str = "r") -> ConfirmScreen:
         assert self.pilot is not None
-        await self.pilot.press(key)
+        await self.keys(key)
         await self.until(lambda: isinstance(self.app.screen, ConfirmScreen), "the dialog")
         screen = self.app.screen
         assert isinstance(screen, ConfirmScreen)
         self.clock.advance(1.0)  # past the 300 ms type-ahead guard
         return screen
+
+    async def keys(self, *keys: str) -> None:
+        """Press keys as one burst, as a slow link delivers them: all are queued before
+        any is handled (Pilot.press would wait for idle after each), then wait once."""
+        assert self.pilot is not None
+        driver = self.app._driver
+        assert driver is not None
+        for key in keys:  # the same Key events Pilot.press builds
+            if len(key) == 1 and not key.isalnum():
+                key = _character_to_key(key)
+            try:
+                char = unicodedata.lookup(_get_unicode_name_from_key(REPLACED_KEYS.get(key, key)))
+            except KeyError:
+                char = key if len(key) == 1 else None
+            driver.send_message(events.Key(key, char))
+        await self.pilot.pause()
 
     def restarts(self, name: str | None = None) -> list[dict[str, Any]]:
         return self.sim.requests(action="restart", instance=name)
@@ -129,6 +149,17 @@ class Rig:
         y = index - int(grid.scroll_y) + 1
         return " ".join(text.strip() for text, _css in grid.line_spec(y)[1])
 
+    def note(self, name: str) -> str:
+        """The full text of the row's note column (the grid may cut it with an ellipsis)."""
+        return self.app.grid_cells(name, self.clock())[0]["note"].text
+
+    def audit_lines(self, name: str) -> list[dict[str, Any]]:
+        path = self.app.engine.audit.path
+        if not path.exists():
+            return []
+        lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return [line for line in lines if line.get("instance") == name]
+
     def notices(self) -> list[str]:
         return [n.message for n in self.app._notifications]
 
@@ -138,10 +169,13 @@ def make_rig(
     *,
     monitor: dict[str, Any] | None = None,
     boot_seconds: float = 0,
+    edit: Callable[[dict[str, Any], Simulator], None] | None = None,
     **app_kwargs: Any,
 ) -> Rig:
     _asgi, sim, clock, transport = make_sim(boot_seconds=boot_seconds)
     data, environ = sim.fleet.to_config(SIM_BASE)
+    if edit is not None:
+        edit(data, sim)
     data["monitor"] = {
         **data["monitor"],
         "poll_interval": 15,
@@ -191,15 +225,15 @@ async def test_restart_failed_row_sends_exactly_one_then_cooldown_refuses(tmp_pa
         body = str(dialog.query_one("#confirm-body").render())
         assert name in body and "hypersender" in body and "FAILED" in body
         assert dialog.focused is dialog.query_one("#cancel")  # focus starts on Cancel
-        await pilot.press("y")
+        await rig.keys("y")
         await rig.until(lambda: len(rig.restarts(name)) == 1, "the restart request")
         await rig.advance(30, step=5)  # verification reads, on fake time
         await rig.until(lambda: name not in rig.app.engine.in_flight, "the action to end")
         rig.app.tick()
         await pilot.pause()
-        assert "cooldown" in rig.row_text(name)
+        assert "cooldown" in rig.row_text(name)  # first in the note: never cut off
         before = len(rig.sim.requests(instance=name))
-        await pilot.press("r")
+        await rig.keys("r")
         await pilot.pause()
         assert not isinstance(rig.app.screen, ConfirmScreen)
         assert any("cooldown" in n and name in n for n in rig.notices())
@@ -214,12 +248,17 @@ async def test_restart_on_qr_row_sends_nothing_and_says_a_scan_is_needed(tmp_pat
         await rig.ready(pilot)
         await rig.select(name)
         key = "r" if "restart" in rig.app.poller.rows[name].account.info.actions else "c"
-        await pilot.press(key)
+        await rig.keys(key)
         await pilot.pause()
         assert not isinstance(rig.app.screen, ConfirmScreen)
         assert any("QR" in n and name in n for n in rig.notices())
         assert rig.sim.requests(instance=name, method="POST") == []
         assert rig.restarts() == [] and rig.sim.requests(action="reconnect") == []
+        # The refused attempt is still a decided attempt: one audit line, nothing `sent`.
+        await rig.until(lambda: rig.audit_lines(name), "the refusal's audit line")
+        lines = rig.audit_lines(name)
+        assert [line["outcome"] for line in lines] == ["refused"]
+        assert "QR" in lines[0]["message"] and lines[0]["operator"] == "tester"
 
 
 async def test_escape_in_the_dialog_sends_nothing(tmp_path: Path) -> None:
@@ -229,7 +268,7 @@ async def test_escape_in_the_dialog_sends_nothing(tmp_path: Path) -> None:
         await rig.ready(pilot)
         await rig.select(name)
         await rig.open_dialog("r")
-        await pilot.press("escape")
+        await rig.keys("escape")
         await rig.until(lambda: not isinstance(rig.app.screen, ConfirmScreen), "dialog closed")
         await rig.advance(5)
         assert rig.restarts() == []
@@ -242,15 +281,14 @@ async def test_type_ahead_r_then_y_within_100_ms_sends_nothing(tmp_path: Path) -
     async with rig.app.run_test(size=SIZE) as pilot:
         await rig.ready(pilot)
         await rig.select(name)
-        await pilot.press("r", "y", "enter")  # same instant on the app's clock
-        await pilot.pause()
+        await rig.keys("r", "y", "enter")  # one read on a slow link, one instant
         assert isinstance(rig.app.screen, ConfirmScreen), "the dialog must still be open"
         rig.clock.advance(0.05)
-        await pilot.press("y")  # still inside the 300 ms guard
+        await rig.keys("y")  # still inside the 300 ms guard
         await pilot.pause()
         assert isinstance(rig.app.screen, ConfirmScreen)
         rig.clock.advance(1)
-        await pilot.press("n")
+        await rig.keys("n")
         await rig.until(lambda: not isinstance(rig.app.screen, ConfirmScreen), "dialog closed")
         await rig.advance(5)
         assert rig.restarts() == []
@@ -264,18 +302,18 @@ async def test_cursor_stays_on_the_same_instance_when_its_row_resorts(tmp_path: 
     async with rig.app.run_test(size=SIZE) as pilot:
         await rig.ready(pilot)
         model = rig.app.model
-        await pilot.press(*["down"] * 20)
+        await rig.keys("pagedown", "down")
         name = model.cursor
         assert name is not None and rig.app.poller.rows[name].status.value == "WORKING"
         index_before = model.cursor_index
         rig.sim.force(name, state="FAILED")
         await rig.advance(20)  # one poll interval (+ jitter): the poller reads FAILED, re-sorts
-        await rig.until(lambda: rig.app.poller.rows[name].status.value == "FAILED", "FAILED")
+        await rig.until(lambda: rig.app.poller.rows[name].status.is_bad, "a bad status")
         assert model.cursor == name
         assert model.cursor_index < index_before  # it moved up, the cursor with it
         line = rig.app.grid.line_spec(model.cursor_index - int(rig.app.grid.scroll_y) + 1)
         assert "cursor" in line[0] and name in "".join(t for t, _ in line[1])
-        await pilot.press("s")  # re-sort by name: still the same instance
+        await rig.keys("s")  # re-sort by name: still the same instance
         assert model.sort_mode == "name" and model.cursor == name
 
 
@@ -286,18 +324,25 @@ async def test_filter_and_problems_only_change_the_visible_rows(tmp_path: Path) 
         rows = rig.app.poller.rows
         model = rig.app.model
         assert len(model.visible) == len(rows)
-        await pilot.press("slash", *"waha", "enter")
-        waha = {
-            n for n, r in rows.items() if "waha" in f"{n} {r.account.name} {r.account.provider}"
-        }
-        assert set(model.visible) == waha and 0 < len(waha) < len(rows)
+        # "/prod" + enter in one read (a slow link): p would pause, r restart; every
+        # letter must land in the filter box instead
+        await rig.keys("/", *"prod", "enter")
+        assert model.filter_text == "prod"
+        assert not rig.app.poller.paused and not isinstance(rig.app.screen, ConfirmScreen)
+        prod = {n for n, r in rows.items() if "prod" in r.account.name}
+        assert set(model.visible) == prod and 0 < len(prod) < len(rows)
         assert rig.app.focused is rig.app.grid  # enter returned to the grid
-        await pilot.press("escape")  # clears the filter
+        await rig.keys("escape")  # clears the filter
         assert len(model.visible) == len(rows)
-        await pilot.press("f")
+        await rig.keys("slash", *"waha", "enter")  # typed key by key
+        waha = {n for n, r in rows.items() if "waha" in r.account.name}
+        assert set(model.visible) == waha
+        await rig.keys("slash", "escape")  # escape in the box clears it too
+        assert len(model.visible) == len(rows)
+        await rig.keys("f")
         problems = {n for n, r in rows.items() if r.problem}
         assert set(model.visible) == problems and 0 < len(problems) < len(rows)
-        await pilot.press("f")
+        await rig.keys("f")
         assert len(model.visible) == len(rows)
 
 
@@ -310,7 +355,7 @@ async def test_read_only_greys_out_actions_and_shows_the_badge(tmp_path: Path) -
         bindings = rig.app.screen.active_bindings
         assert bindings["r"].enabled is False and bindings["c"].enabled is False
         assert rig.app.main.badge_read_only.display
-        await pilot.press("r", "c")
+        await rig.keys("r", "c")
         await pilot.pause()
         assert not isinstance(rig.app.screen, ConfirmScreen)
         assert rig.restarts() == [] and rig.sim.requests(action="reconnect") == []
@@ -320,32 +365,32 @@ async def test_read_only_greys_out_actions_and_shows_the_badge(tmp_path: Path) -
 
 
 async def test_bulk_of_three_runs_two_at_a_time_in_order(tmp_path: Path) -> None:
-    rig = make_rig(tmp_path, boot_seconds=4)
+    rig = make_rig(tmp_path, boot_seconds=4)  # restarted instances take 4 s to come up
     names = clean_instances(rig.sim, ("hypersender", "waha"), "WORKING", 3)
     async with rig.app.run_test(size=SIZE) as pilot:
         await rig.ready(pilot)
         for name in names:
             await rig.select(name)
-            await pilot.press("space")
-        await pilot.press("escape")  # clear the filter; the marks stay
+            await rig.keys("space")
         assert rig.app.model.marks == set(names)
         dialog = await rig.open_dialog("r")
+        planned = [t.name for t in dialog.plan.targets]
         body = str(dialog.query_one("#confirm-body").render())
-        assert all(n in body for n in names) and "WORKING" in body
-        await pilot.press("y")
+        assert sorted(planned) == sorted(names) and all(n in body for n in names)
+        await rig.keys("y")
         await rig.until(lambda: len(rig.restarts()) >= 2, "two restarts")
-        await pilot.pause()
+        await rig.spin(500)
         assert len(rig.restarts()) == 2  # the third waits for a free slot
         for _ in range(12):
             if len(rig.restarts()) == 3:
                 break
-            await rig.advance(5, step=5)
+            await rig.advance(5, step=5)  # verification reads: a slot frees on recovery
         sent = rig.restarts()
-        assert [r["instance"] for r in sent] and len(sent) == 3
-        order = rig.app.model.marked_in_order() or names
-        assert sent[2]["time"] > sent[0]["time"] and sent[2]["time"] > sent[1]["time"]
+        # staged in the dialog's order: the first two together, the third after a recovery
+        assert sorted(r["instance"] for r in sent[:2]) == sorted(planned[:2])
+        assert [r["instance"] for r in sent[2:]] == planned[2:]
+        assert sent[2]["time"] > max(sent[0]["time"], sent[1]["time"])
         assert rig.app.model.marks == set()  # marks clear after the action
-        del order
 
 
 async def test_x_aborts_what_has_not_started(tmp_path: Path) -> None:
@@ -355,12 +400,12 @@ async def test_x_aborts_what_has_not_started(tmp_path: Path) -> None:
         await rig.ready(pilot)
         for name in names:
             await rig.select(name)
-            await pilot.press("space")
-        await pilot.press("escape")
+            await rig.keys("space")
+        await rig.keys("escape")
         await rig.open_dialog("r")
-        await pilot.press("y")
+        await rig.keys("y")
         await rig.until(lambda: len(rig.restarts()) >= 2, "two restarts")
-        await pilot.press("x")
+        await rig.keys("x")
         await rig.advance(40, step=5)
         await rig.until(lambda: not rig.app.bulk_running, "the bulk run to end")
         assert len(rig.restarts()) == 2
@@ -377,7 +422,7 @@ async def test_detail_view_shows_ids_and_refusal_reasons_and_no_secret(tmp_path:
     async with rig.app.run_test(size=SIZE) as pilot:
         await rig.ready(pilot)
         await rig.select(name)
-        await pilot.press("enter")
+        await rig.keys("enter")
         await rig.until(lambda: isinstance(rig.app.screen, DetailScreen), "the detail view")
         text = rig.app.screen.body_text
         row = rig.app.poller.rows[name]
@@ -385,7 +430,7 @@ async def test_detail_view_shows_ids_and_refusal_reasons_and_no_secret(tmp_path:
         secrets = [a.token.reveal() for a in rig.app.fleet.accounts.values() if a.token]
         secrets += [i.token.reveal() for i in rig.app.fleet.instances if i.token]
         assert secrets and not any(s in text for s in secrets)
-        await pilot.press("escape")
+        await rig.keys("escape")
         assert rig.app.screen is rig.app.main
 
 
@@ -393,7 +438,7 @@ async def test_help_lists_every_binding_with_its_id(tmp_path: Path) -> None:
     rig = make_rig(tmp_path)
     async with rig.app.run_test(size=SIZE) as pilot:
         await rig.ready(pilot)
-        await pilot.press("question_mark")
+        await rig.keys("question_mark")
         await rig.until(lambda: isinstance(rig.app.screen, HelpScreen), "help")
         ids = {entry.binding_id for entry in rig.app.screen.entries}
         for needed in (
@@ -412,20 +457,34 @@ async def test_help_lists_every_binding_with_its_id(tmp_path: Path) -> None:
             "app.help",
         ):
             assert needed in ids, needed
-        await pilot.press("escape")
+        await rig.keys("escape")
         assert rig.app.screen is rig.app.main
 
 
-async def test_confirmed_working_to_bad_notifies_once(tmp_path: Path) -> None:
-    rig = make_rig(tmp_path)
-    name = pick(rig.sim, "hypersender", "WORKING")
+async def test_confirmed_working_to_bad_notifies_and_rings_once_not_for_muted(
+    tmp_path: Path,
+) -> None:
+    loud, quiet = clean_instances(make_sim()[1], ("hypersender",), "WORKING", 2)
+
+    def mute(data: dict[str, Any], sim: Simulator) -> None:
+        for item in data["instances"]:
+            if item["name"] == quiet:
+                item["muted"] = True
+
+    rig = make_rig(tmp_path, edit=mute)
+    bells: list[None] = []
+    rig.app.bell = lambda: bells.append(None)  # type: ignore[method-assign]
     async with rig.app.run_test(size=SIZE) as pilot:
         await rig.ready(pilot)
-        rig.sim.force(name, state="FAILED")
+        rig.sim.force(loud, state="FAILED")
+        rig.sim.force(quiet, state="FAILED")
         await rig.advance(50, step=5)  # several polls: confirmed once, notified once
-        downs = [n for n in rig.notices() if name in n and "WORKING →" in n]
-        assert len(downs) == 1
-        assert any(name in line for line in rig.app.main.event_log.lines())
+        assert rig.app.poller.rows[quiet].confirmed.value == "FAILED"  # it did go bad
+        downs = [n for n in rig.notices() if "WORKING →" in n]
+        assert len([n for n in downs if loud in n]) == 1
+        assert not [n for n in downs if quiet in n]
+        assert len(bells) == len(downs)  # one bell per notification (other rows may flap)
+        assert any(loud in line for line in rig.app.main.event_log.lines())
 
 
 @pytest.mark.parametrize("size", [(80, 24)])
@@ -436,3 +495,114 @@ async def test_80x24_keeps_status_name_and_note(tmp_path: Path, size: tuple[int,
         keys = [col.key for col, _x, _w in rig.app.grid.placed()]
         assert {"status", "name", "note"} <= set(keys) and len(keys) < 9
         assert rig.app.grid.page_rows >= 10
+
+
+async def test_more_than_five_targets_need_the_count_and_hidden_marks_are_said(
+    tmp_path: Path,
+) -> None:
+    rig = make_rig(tmp_path, boot_seconds=4)
+    names = clean_instances(rig.sim, ("hypersender", "waha", "evolution"), "WORKING", 6)
+    async with rig.app.run_test(size=SIZE) as pilot:
+        await rig.ready(pilot)
+        rig.app.model.marks.update(names)  # (marking by key is covered by the bulk test)
+        rig.app.apply_filter(names[0])  # five of the six marked rows are hidden now
+        await pilot.pause()
+        dialog = await rig.open_dialog("r")
+        body = str(dialog.query_one("#confirm-body").render())
+        assert "5 marked rows hidden by the current filter are included" in body
+        assert all(n in body for n in names)
+        await rig.keys("y")  # the count is not typed: nothing happens
+        await pilot.pause()
+        assert isinstance(rig.app.screen, ConfirmScreen) and rig.restarts() == []
+        await rig.keys("6", "enter")
+        await rig.until(lambda: len(rig.restarts()) >= 1, "the bulk to start")
+        assert not isinstance(rig.app.screen, ConfirmScreen)
+
+
+async def test_cooldown_of_another_operator_shows_by_and_override_needs_a_reason(
+    tmp_path: Path,
+) -> None:
+    from tuiapp.state import ActionRecord, SharedState
+
+    rig = make_rig(tmp_path)
+    name = pick(rig.sim, "hypersender", "FAILED")
+    state = SharedState(tmp_path / "state", rig.clock)
+    with state.locked() as data:
+        data.add_record(
+            name,
+            ActionRecord(
+                action_id="earlier",
+                action="restart",
+                at=rig.clock() - 10,
+                operator="bob",
+                host="elsewhere",
+                pid=1,
+                outcome="not_recovered",
+                cooldown_until=rig.clock() + 50,
+            ),
+        )
+    async with rig.app.run_test(size=SIZE) as pilot:
+        await rig.ready(pilot)
+        await rig.select(name)
+        assert "by bob" in rig.note(name) and "cooldown" in rig.note(name)
+        await rig.keys("r")
+        await pilot.pause()
+        assert not isinstance(rig.app.screen, ConfirmScreen)
+        assert any("cooldown" in n for n in rig.notices())
+        await rig.keys("R")
+        await rig.until(lambda: isinstance(rig.app.screen, ReasonScreen), "the reason prompt")
+        rig.clock.advance(1)
+        await rig.keys("enter")  # an empty reason is not accepted
+        assert isinstance(rig.app.screen, ReasonScreen)
+        await rig.keys(*"ticket 42", "enter")
+        await rig.until(lambda: isinstance(rig.app.screen, ConfirmScreen), "the dialog")
+        assert "ticket 42" in str(rig.app.screen.query_one("#confirm-body").render())
+        rig.clock.advance(1)
+        await rig.keys("y")
+        await rig.until(lambda: len(rig.restarts(name)) == 1, "the overriding restart")
+        lines = rig.app.backend.audit.read_all()
+        assert any(
+            line.get("reason") == "ticket 42" and line["outcome"] == "sent" for line in lines
+        )
+
+
+async def test_quit_asks_only_while_actions_are_in_flight(tmp_path: Path) -> None:
+    rig = make_rig(tmp_path)
+    name = pick(rig.sim, "hypersender", "FAILED")
+    async with rig.app.run_test(size=SIZE) as pilot:
+        await rig.ready(pilot)
+        await rig.select(name)
+        await rig.open_dialog("r")
+        await rig.keys("y")
+        await rig.until(lambda: len(rig.restarts(name)) == 1, "the restart")
+        assert name in rig.app.engine.in_flight  # verification waits for fake time
+        await rig.keys("q")
+        await rig.until(lambda: isinstance(rig.app.screen, QuitScreen), "the quit question")
+        rig.clock.advance(1)
+        await rig.keys("n")
+        await pilot.pause()
+        assert rig.app.is_running and rig.app.screen is rig.app.main
+        await rig.advance(30, step=5)
+        await rig.until(lambda: not rig.app.engine.in_flight, "verification to end")
+        await rig.keys("ctrl+c")
+        await pilot.pause()
+        assert rig.app.return_code == 0 and not rig.app.is_running
+
+
+async def test_command_palette_jumps_to_an_instance(tmp_path: Path) -> None:
+    rig = make_rig(tmp_path)
+    name = pick(rig.sim, "hypersender", "WORKING")
+    async with rig.app.run_test(size=SIZE) as pilot:
+        await rig.ready(pilot)
+        assert rig.app.model.cursor != name
+        await rig.keys("ctrl+p")
+        await rig.keys(*f"jump to {name}")
+        for _ in range(100):  # the palette gathers hits in a worker, batched in real time
+            hits = rig.app.screen.query("CommandList")
+            if hits and hits.first().option_count:
+                break
+            await pilot.pause()
+        assert name in str(hits.first().get_option_at_index(0).prompt)
+        await rig.keys("enter")
+        await rig.until(lambda: rig.app.model.cursor == name, f"the cursor on {name}")
+        assert rig.app.screen is rig.app.main

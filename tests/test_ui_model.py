@@ -109,3 +109,39 @@ def test_formatting_never_relies_on_colour_and_cuts_with_an_ellipsis() -> None:
     )
     assert countdown_text(23.2) == "24s" and countdown_text(65) == "1m05s"
     assert since_text(100.0, False, 820.0) == "≥12m"
+
+
+def test_stale_muted_and_expected_rows_never_look_confidently_healthy() -> None:
+    from tuiapp.config import config_from_dict
+    from tuiapp.model import Observation
+    from tuiapp.poller import Row
+    from tuiapp.ui.present import NoteBook, row_cells, row_dim
+
+    fleet = config_from_dict(
+        {
+            "accounts": {"w": {"provider": "waha", "base_url": "http://x", "token": "tok-abcdef"}},
+            "instances": [
+                {"name": "a", "account": "w", "id": "a"},
+                {"name": "m", "account": "w", "id": "m", "muted": True},
+                {"name": "e", "account": "w", "id": "e", "expect": "STOPPED"},
+            ],
+        },
+        environ={},
+    )
+    rows = {i.name: Row(instance=i, account=fleet.accounts["w"]) for i in fleet.instances}
+    statuses = (Status.WORKING, Status.FAILED, Status.STOPPED)
+    for row, status in zip(rows.values(), statuses, strict=True):
+        row.status = status
+        row.obs = Observation(status=status, observed_at=1000.0)
+        row.last_polled_at = 1000.0
+    notes = NoteBook()
+    stale = row_cells(rows["a"], notes, now=1000.0 + 3 * 15 + 1, interval=15)
+    assert stale["status"].css == "status--stale" and stale["check"].text.startswith("stale")
+    assert row_dim(rows["a"], 1000.0 + 46, 15)
+    fresh = row_cells(rows["a"], notes, now=1001.0, interval=15)
+    assert fresh["status"].css == "status--working"
+    assert row_cells(rows["m"], notes, 1001.0, 15)["status"].css == "status--muted"
+    assert "muted" in row_cells(rows["m"], notes, 1001.0, 15)["note"].text
+    expected = row_cells(rows["e"], notes, 1001.0, 15)
+    assert expected["status"].css == "status--expected" and "expected" in expected["note"].text
+    assert not rows["e"].problem and not rows["m"].problem

@@ -234,6 +234,15 @@ class _Command:
             self.say(f"dry run: nothing sent ({len(allowed)} of {len(verdicts)} {verdict_word})")
             return EXIT_OK if not refused else EXIT_NOT_ALL_RECOVERED
         if not allowed:
+            # Every decided attempt is audited: the engine writes each refusal's line.
+            for verdict in verdicts:
+                await engine.run(
+                    verdict.name,
+                    self.action,
+                    reason=self.reason,
+                    override_reason=self.override_reason,
+                    expected=verdict,
+                )
             self.say(f"nothing to {self.action}: every target is refused")
             return EXIT_NOT_ALL_RECOVERED
         if not self.yes:

@@ -749,8 +749,9 @@ class ActionEngine:
         """Reads until WORKING within verify_window: recovered, else not_recovered + next step."""
         name, action = attempt.name, attempt.action
         deadline = sent_at + self.verify_window
-        with contextlib.suppress(Exception):
-            self.poller.boost(name, deadline)
+        # The reads below are the fast polling after an action: each updates the row, and
+        # they spend the action share of the budget. A poller boost on top would spend the
+        # same budget twice and starve them.
         self._progress(
             name,
             action,

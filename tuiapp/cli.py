@@ -7,6 +7,7 @@ traceback: argparse's own usage errors included.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -234,13 +235,29 @@ class _UsageError(Exception):
 def main(argv: Sequence[str] | None = None) -> int:
     """The console script. Returns the exit code."""
     from tuiapp.config import ConfigError
+    from tuiapp.debuglog import install_crash_handler, setup_debug_log
+    from tuiapp.secrets import GLOBAL_REDACTOR
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    log_path = setup_debug_log()
+    install_crash_handler()
     try:
         return _run(args)
     except (ConfigError, _UsageError) as exc:
         print(f"tuiapp: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:  # a file the user named cannot be read or written
+        print(f"tuiapp: {GLOBAL_REDACTOR.redact(str(exc))}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # never a traceback on the terminal: one line, details in the log
+        logging.getLogger("tuiapp.crash").error("command failed", exc_info=exc)
+        where = f" (details in {log_path})" if log_path else ""
+        text = GLOBAL_REDACTOR.redact(f"{type(exc).__name__}: {exc}").splitlines()
+        print(
+            f"tuiapp: internal error: {text[0] if text else type(exc).__name__}{where}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE

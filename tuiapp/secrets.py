@@ -16,7 +16,6 @@ import re
 import threading
 from collections.abc import Iterable
 from typing import NoReturn
-from urllib.parse import quote, quote_plus
 
 __all__ = ["GLOBAL_REDACTOR", "MASK", "MIN_SECRET_LENGTH", "Redactor", "Secret", "redact"]
 
@@ -83,14 +82,13 @@ class Redactor:
             self.add(value)
 
     def add(self, value: str) -> None:
-        """Register one secret string, with its percent-encoded and form-encoded forms."""
+        """Register one secret string; its percent- and form-encoded spellings match too."""
         if not isinstance(value, str) or len(value.strip()) < MIN_SECRET_LENGTH:
             return
-        forms = {value, quote(value, safe=""), quote(value), quote_plus(value)}
         with self._lock:
-            if forms <= self._forms:
+            if value in self._forms:
                 return
-            self._forms |= forms
+            self._forms.add(value)
             self._pattern = None
 
     def add_secret(self, secret: Secret | None) -> None:
@@ -117,8 +115,31 @@ class Redactor:
         with self._lock:
             if self._pattern is None:
                 alternatives = sorted(self._forms, key=len, reverse=True)
-                self._pattern = re.compile("|".join(map(re.escape, alternatives)))
+                self._pattern = re.compile("|".join(map(_any_spelling, alternatives)))
             return self._pattern
+
+
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
+
+
+def _any_spelling(value: str) -> str:
+    """A pattern for ``value`` however a client encoded it in a URL.
+
+    Each character outside the unreserved set may stand literally or percent-encoded
+    (either hex case), and a space also as ``+``: transports differ in which
+    characters they escape, so no fixed list of encoded forms catches them all.
+    """
+    parts = []
+    for char in value:
+        if char in _UNRESERVED:
+            parts.append(re.escape(char))
+            continue
+        encoded = "".join(f"%{byte:02X}" for byte in char.encode("utf-8"))
+        options = [re.escape(char), "(?i:" + re.escape(encoded) + ")"]
+        if char == " ":
+            options.append(r"\+")
+        parts.append("(?:" + "|".join(options) + ")")
+    return "".join(parts)
 
 
 GLOBAL_REDACTOR = Redactor()

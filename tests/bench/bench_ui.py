@@ -28,7 +28,6 @@ import random
 import resource
 import select
 import signal
-import statistics
 import struct
 import sys
 import termios
@@ -46,7 +45,7 @@ from tuiapp.config import FleetConfig, config_from_dict  # noqa: E402
 from tuiapp.events import InstanceObserved  # noqa: E402
 from tuiapp.model import Observation, Status  # noqa: E402
 from tuiapp.poller import Row  # noqa: E402
-from tuiapp.ui.app import Backend, FleetApp  # noqa: E402
+from tuiapp.ui.app import Backend, FleetApp, freeze_long_lived_objects  # noqa: E402
 from tuiapp.ui.grid import FleetGrid  # noqa: E402
 
 PROVIDERS = ("hypersender", "wawp", "ryzeapi", "wasend", "waha", "evolution")
@@ -95,9 +94,11 @@ class SyntheticPoller:
         for inst in fleet.instances:
             row = Row(instance=inst, account=fleet.accounts[inst.account])
             self._set(row, rng.choice(STATUSES), now)
+            row.since = now - rng.uniform(60, 86_400)  # a fleet in steady state
             self.rows[inst.name] = row
         self.names = list(self.rows)
         self.rate = 0.0  # updates per second, set by the driver
+        self.status_share = 0.3  # share of updates that change the status
         self.stop_event = asyncio.Event()
         self.on_emit: Callable[[str], None] | None = None
 
@@ -134,7 +135,8 @@ class SyntheticPoller:
             last = now
             while owed >= 1:
                 owed -= 1
-                self.update(self.rng.choice(self.names), change_status=self.rng.random() < 0.3)
+                name = self.rng.choice(self.names)
+                self.update(name, change_status=self.rng.random() < self.status_share)
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -169,7 +171,8 @@ class StubState:
 
 
 class StubEngine:
-    in_flight: set[str] = set()
+    def __init__(self) -> None:
+        self.in_flight: set[str] = set()
 
     def subscribe(self, callback: Callable[[object], None]) -> None:
         pass
@@ -183,6 +186,8 @@ def make_app(count: int, seed: int = 1) -> tuple[FleetApp, SyntheticPoller]:
     poller = SyntheticPoller(fleet, random.Random(seed))
     backend = Backend(poller=poller, engine=StubEngine(), state=StubState())
     app = FleetApp(fleet, backend=backend, operator="bench", demo=True)
+    app.freeze_gc = True  # as run_tui does
+    freeze_long_lived_objects()
     return app, poller
 
 
@@ -190,7 +195,7 @@ def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 # ---- headless measurements -----------------------------------------------------------
@@ -298,13 +303,14 @@ async def headless(count: int, steady_seconds: float, burst_seconds: float) -> d
 # ---- bytes to a pseudo-terminal ----------------------------------------------------------
 
 
-def child_main(count: int, seconds: float) -> None:
+def child_main(count: int, seconds: float, rate: float, status_share: float) -> None:
     """Run the app for real on this process's terminal (a pty) for ``seconds``."""
     app, poller = make_app(count)
+    poller.status_share = status_share
 
     async def feed() -> None:
         await asyncio.sleep(1.0)
-        poller.rate = count * 0.02 / 10
+        poller.rate = rate
         await asyncio.sleep(seconds)
         app.exit(0)
 
@@ -318,12 +324,15 @@ def child_main(count: int, seconds: float) -> None:
     app.run()
 
 
-def pty_bytes(count: int, seconds: float, size: tuple[int, int]) -> dict[str, float]:
+def pty_bytes(
+    count: int, seconds: float, size: tuple[int, int], rate: float, status_share: float
+) -> dict[str, float]:
     """Bytes per second the app writes to a pty at steady state (after the first paint)."""
     cols, rows = size
     env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": str(cols), "LINES": str(rows)}
     env.pop("NO_COLOR", None)
     argv = [sys.executable, __file__, "--child", str(count), "--seconds", str(seconds)]
+    argv += ["--rate", str(rate), "--status-share", str(status_share)]
     pid, master = pty.fork()  # the child gets the pty as its controlling terminal
     if pid == 0:
         fcntl.ioctl(1, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
@@ -362,24 +371,32 @@ def main() -> None:
     parser.add_argument("--instances", type=int, default=10_000)
     parser.add_argument("--pty-instances", type=int, default=1_000)
     parser.add_argument("--steady", type=float, default=10.0, help="steady-state seconds")
-    parser.add_argument("--burst", type=float, default=5.0, help="burst seconds")
+    parser.add_argument("--burst", type=float, default=10.0, help="burst seconds")
     parser.add_argument("--pty-seconds", type=float, default=20.0)
     parser.add_argument("--pty-only", action="store_true", help="only the pty measurement")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--seconds", type=float, default=20.0, help=argparse.SUPPRESS)
+    parser.add_argument("--rate", type=float, default=0.0, help=argparse.SUPPRESS)
+    parser.add_argument("--status-share", type=float, default=0.3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child_main(args.child, args.seconds)
+        child_main(args.child, args.seconds, args.rate, args.status_share)
         return
     if not args.pty_only:
         report_headless(args)
-    for size in ((120, 40), (80, 24)):
-        pty = pty_bytes(args.pty_instances, args.pty_seconds, size)
-        print(
-            f"pty {size[0]}x{size[1]}, {args.pty_instances} instances: "
-            f"{pty['pty_bytes_per_s']:.0f} B/s at steady state "
-            f"(first paint {pty['pty_first_bytes'] / 1024:.1f} KB; target < 4 KB/s)"
-        )
+    count = args.pty_instances
+    feeds = (
+        ("2% change per 10 s", count * 0.02 / 10, 0.3),
+        ("plus every row re-read each 15 s (new latency)", count / 15, 0.02),
+    )
+    for label, rate, share in feeds:
+        for size in ((120, 40), (80, 24)):
+            pty = pty_bytes(count, args.pty_seconds, size, rate, share)
+            print(
+                f"pty {size[0]}x{size[1]}, {count} instances, {label}: "
+                f"{pty['pty_bytes_per_s']:.0f} B/s (first paint "
+                f"{pty['pty_first_bytes'] / 1024:.1f} KB; target < 4 KB/s)"
+            )
 
 
 def report_headless(args: argparse.Namespace) -> None:

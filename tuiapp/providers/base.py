@@ -3,9 +3,10 @@
 An adapter turns one provider's HTTP API into tuiapp's model. Every outcome is
 classified, never raised to the caller:
 
-    send()  ->  HttpAnswer        the server answered (any status); decoded body, up to MAX_BODY
+    send()  ->  HttpAnswer        the server answered (any status); decoded body, up to MAX_BODY,
+                                  its secret fields (``token_fields``) registered
             ->  TransportFailure  timeout (hard deadline, body included), connect, reset, protocol
-    get()   ->  HttpAnswer        a 2xx answer to a read, its secret fields registered
+    get()   ->  HttpAnswer        a 2xx answer to a read
             ->  Observation       anything else, already classified
 
     HttpAnswer / TransportFailure  ->  Observation     (fetch, list)
@@ -22,17 +23,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import email.utils
+import functools
 import json
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import quote
 
 import httpx
+
+try:  # the real transport's exceptions, to classify what httpx-aiohttp passes on (see send)
+    import aiohttp
+except ImportError:  # pragma: no cover - a dependency; only the failure names would suffer
+    aiohttp = None  # type: ignore[assignment]
 
 from tuiapp.config import AccountConfig, InstanceConfig
 from tuiapp.model import ActionOutcome, ActionResponse, Observation, Status
@@ -41,6 +49,7 @@ from tuiapp.secrets import GLOBAL_REDACTOR, Redactor, Secret
 
 __all__ = [
     "MAX_BODY",
+    "MAX_ID_LENGTH",
     "NO_TOKEN",
     "REQUEST_KINDS",
     "SECRET_FIELD",
@@ -57,6 +66,7 @@ __all__ = [
 
 MAX_BODY = 1024 * 1024  # bytes read of any answer; the rest is cut, never read whole
 ERROR_TEXT_LIMIT = 200  # characters of a raw body kept in an error message
+MAX_ID_LENGTH = 200  # a listed id longer than this is a hostile answer, not an instance
 DEFAULT_RETRY_SECONDS = 60.0  # a 429 without a usable Retry-After or reset waits this long
 MAX_RETRY_SECONDS = 3600.0  # a Retry-After beyond an hour is treated as nonsense and capped
 EXCERPT_WINDOW = 4096  # bytes of a body an excerpt starts from (grown when they flatten to little)
@@ -71,6 +81,7 @@ SECRET_FIELD = re.compile(
     re.IGNORECASE,
 )
 _MILLIS_THRESHOLD = 1e11  # a number above this is an epoch in milliseconds, not seconds
+_LATEST_TIMESTAMP = 253_402_300_799.0  # 9999-12-31T23:59:59Z: the last time a datetime can show
 
 
 def one_line(text: str, limit: int = ERROR_TEXT_LIMIT) -> str:
@@ -79,8 +90,22 @@ def one_line(text: str, limit: int = ERROR_TEXT_LIMIT) -> str:
     return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
 
 
+_NOT_PLAIN_ASCII = re.compile(r"[^\x20-\x7e]+")
+
+
 def _flatten(text: str) -> str:
-    return " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
+    """Every non-printable character a blank, every run of blanks one space.
+
+    Only runs outside printable ASCII are looked at character by character, so that a
+    hostile 1 MiB body of newlines or padding costs a regex pass, not a Python loop.
+    """
+    if not text.isprintable():
+        text = _NOT_PLAIN_ASCII.sub(_printable_run, text)
+    return " ".join(text.split())
+
+
+def _printable_run(match: re.Match[str]) -> str:
+    return "".join(ch if ch.isprintable() else " " for ch in match.group())
 
 
 def mask_secret_fields(text: str) -> str:
@@ -96,16 +121,21 @@ def segment(value: str) -> str:
 def parse_timestamp(value: Any) -> float | None:
     """An ISO 8601 string or an epoch number -> epoch seconds; None for anything unusable.
 
-    Naive ISO times are taken as UTC; numbers above 1e11 are epoch milliseconds. Never
+    Naive ISO times are taken as UTC; numbers above 1e11 are epoch milliseconds. Only
+    times after the epoch and before the year 10000 are usable: anything else could not
+    be shown as a date (``iso_utc``) and would fail whoever renders ``since``. Never
     raises: a provider's odd date only loses the ``since`` hint, it never fails the read.
     """
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        seconds = float(value)
-        if seconds != seconds or seconds <= 0 or seconds == float("inf"):
+        try:
+            seconds = float(value)
+        except OverflowError:  # an integer beyond any float
             return None
-        return seconds / 1000.0 if seconds > _MILLIS_THRESHOLD else seconds
+        if seconds > _MILLIS_THRESHOLD:
+            seconds /= 1000.0
+        return _usable_time(seconds)
     if not isinstance(value, str) or not value.strip():
         return None
     text = value.strip()
@@ -118,9 +148,16 @@ def parse_timestamp(value: Any) -> float | None:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     try:
-        return parsed.timestamp()
+        return _usable_time(parsed.timestamp())
     except (OverflowError, OSError, ValueError):
         return None
+
+
+def _usable_time(seconds: float) -> float | None:
+    """``seconds`` when it is a time tuiapp can show (after the epoch, before year 10000)."""
+    if not 0 < seconds <= _LATEST_TIMESTAMP:  # NaN fails every comparison
+        return None
+    return seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +193,7 @@ class HttpAnswer:
 
 @dataclass(frozen=True, slots=True)
 class TransportFailure:
-    """No complete answer: ``kind`` is timeout, connect, reset or protocol."""
+    """No complete answer: ``kind`` is timeout, connect, reset or protocol (not HTTP)."""
 
     kind: str
     message: str
@@ -164,6 +201,44 @@ class TransportFailure:
 
 
 _URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://\S+")
+
+
+_FAILURE_PREFIX = {
+    "connect": "connection failed",
+    "reset": "connection lost",
+    "protocol": "no usable HTTP answer",
+}
+
+
+def _failure_kind(exc: Exception) -> tuple[str, BaseException]:
+    """(kind, the exception that explains it) for anything a transport raised.
+
+    httpx-aiohttp maps aiohttp's exceptions coarsely: a server that closes the
+    connection without answering arrives as ``httpx.ConnectTimeout`` (a "timeout" in
+    no time at all), and an answer that is not HTTP (a bad status line, garbage) is not
+    mapped and arrives as aiohttp's own ``ClientResponseError``. So aiohttp's exception,
+    raised or carried as the cause, decides where there is one; httpx's type otherwise.
+    """
+    native = exc.__cause__ if isinstance(exc, httpx.HTTPError) else exc
+    if aiohttp is not None and isinstance(native, aiohttp.ClientError):
+        if isinstance(native, TimeoutError):  # ServerTimeoutError and its connect/read kinds
+            return "timeout", native
+        if isinstance(native, aiohttp.ClientConnectorError):  # refused, DNS, TLS handshake
+            return "connect", native
+        if isinstance(native, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError):
+            return "reset", native  # disconnected, reset, body cut short
+        return "protocol", native  # ClientResponseError: not HTTP, malformed headers
+    if isinstance(exc, TimeoutError | httpx.TimeoutException):
+        return "timeout", exc
+    if isinstance(exc, httpx.ConnectError | ConnectionRefusedError):
+        return "connect", exc
+    if isinstance(exc, httpx.ReadError | httpx.WriteError | httpx.RemoteProtocolError):
+        return "reset", exc
+    if isinstance(exc, ConnectionError):  # reset, aborted, broken pipe
+        return "reset", exc
+    if isinstance(exc, OSError):
+        return "connect", exc
+    return "protocol", exc
 
 
 async def _read_capped(response: httpx.Response) -> tuple[bytes, bool]:
@@ -177,14 +252,14 @@ async def _read_capped(response: httpx.Response) -> tuple[bytes, bool]:
     if response.is_stream_consumed:  # a transport that built the response from bytes already
         content = response.content  # already decoded
         return content[:MAX_BODY], len(content) > MAX_BODY
-    chunks: list[bytes] = []
-    size = 0
+    body = bytearray()  # one buffer, copied once: a capped answer costs about 2 MiB at most
     async for chunk in response.aiter_bytes():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > MAX_BODY:
-            return b"".join(chunks)[:MAX_BODY], True
-    return b"".join(chunks), False
+        room = MAX_BODY - len(body)
+        if len(chunk) > room:
+            body += chunk[:room]
+            return bytes(body), True
+        body += chunk
+    return bytes(body), False
 
 
 class _Invalid:
@@ -241,6 +316,35 @@ def _parse_int(value: str | None) -> int | None:
         return None
 
 
+# The loop time by which the adapter call under way must end (see Adapter.__init_subclass__).
+_CALL_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "tuiapp_call_deadline", default=None
+)
+_DEADLINE_CALLS = ("fetch", "list_instances", "restart", "reconnect")
+
+
+def _under_one_deadline(
+    method: Callable[..., Awaitable[Any]],
+) -> Callable[..., Awaitable[Any]]:
+    """``method`` with one deadline, ``timeout`` seconds from its start, for all its requests.
+
+    A call that is already under one (an adapter call inside another) keeps the outer one.
+    """
+
+    @functools.wraps(method)
+    async def under_one_deadline(self: Adapter, *args: Any, **kwargs: Any) -> Any:
+        if _CALL_DEADLINE.get() is not None:
+            return await method(self, *args, **kwargs)
+        token = _CALL_DEADLINE.set(asyncio.get_running_loop().time() + self.timeout)
+        try:
+            return await method(self, *args, **kwargs)
+        finally:
+            _CALL_DEADLINE.reset(token)
+
+    under_one_deadline.__tuiapp_one_deadline__ = True  # type: ignore[attr-defined]
+    return under_one_deadline
+
+
 class Adapter:
     """Base class of the six provider adapters.
 
@@ -249,10 +353,21 @@ class Adapter:
     provider-specific "this action cannot help" rules of PROVIDERS.md. A provider whose
     bodies carry other credentials (list answers with per-instance tokens) names those
     fields in ``token_fields``: a pattern whose group 1 is the value.
+
+    Each of those four calls ends within ``timeout`` however many requests it sends
+    (Evolution asks twice for a closed instance, and retries a v1 restart with PUT):
+    every subclass's implementation is wrapped so that its requests share one deadline.
     """
 
     info: ClassVar[ProviderInfo]
     token_fields: ClassVar[re.Pattern[str] | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in _DEADLINE_CALLS:
+            method = cls.__dict__.get(name)
+            if method is not None and not getattr(method, "__tuiapp_one_deadline__", False):
+                setattr(cls, name, _under_one_deadline(method))
 
     def __init__(
         self,
@@ -353,16 +468,24 @@ class Adapter:
     ) -> HttpAnswer | TransportFailure:
         """One request under a hard deadline (body included), body read up to MAX_BODY.
 
-        Never raises for network trouble: every failure is a TransportFailure whose
-        message is redacted and carries no URL.
+        The deadline is ``timeout`` from now, or the adapter call's own (see the class
+        docstring) when that comes first: a second request gets only what is left.
+
+        Never raises for a transport's trouble, whatever exception type it uses: every
+        failure is a TransportFailure whose message is redacted and carries no URL.
+        Cancellation (BaseException) still goes through.
         """
         started = time.perf_counter()
 
         def elapsed() -> float:
             return (time.perf_counter() - started) * 1000.0
 
+        deadline = asyncio.get_running_loop().time() + self.timeout
+        call_deadline = _CALL_DEADLINE.get()  # the call's own, when this is not its first request
+        if call_deadline is not None:
+            deadline = min(deadline, call_deadline)
         try:
-            async with asyncio.timeout(self.timeout):
+            async with asyncio.timeout_at(deadline):
                 request = self.client.build_request(
                     method, self.url(path), headers=headers, params=params
                 )
@@ -371,19 +494,17 @@ class Adapter:
                     body, truncated = await _read_capped(response)
                 finally:
                     await response.aclose()
-        except (TimeoutError, httpx.TimeoutException):
-            return TransportFailure(
-                "timeout", f"no complete answer within {self.timeout:g}s", elapsed()
-            )
-        except httpx.ConnectError as exc:
-            return TransportFailure("connect", self._exc_text("connection failed", exc), elapsed())
-        except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError) as exc:
-            return TransportFailure("reset", self._exc_text("connection lost", exc), elapsed())
-        except httpx.HTTPError as exc:
-            return TransportFailure("protocol", self._exc_text("request failed", exc), elapsed())
-        except OSError as exc:
-            return TransportFailure("connect", self._exc_text("connection failed", exc), elapsed())
-        return HttpAnswer(response.status_code, response.headers, body, truncated, elapsed())
+        except Exception as exc:  # whatever a transport raises is a failure, never an escape
+            kind, culprit = _failure_kind(exc)
+            if kind == "timeout":
+                message = f"no complete answer within {self.timeout:g}s"
+            else:
+                message = self._exc_text(_FAILURE_PREFIX[kind], culprit)
+            return TransportFailure(kind, message, elapsed())
+        answer = HttpAnswer(response.status_code, response.headers, body, truncated, elapsed())
+        # Before any caller can build a message from it: reads and actions alike.
+        self.register_body_secrets(answer)
+        return answer
 
     async def get(
         self,
@@ -394,18 +515,41 @@ class Adapter:
     ) -> HttpAnswer | Observation:
         """A status or list read: the 2xx answer, or the Observation that classifies a failure.
 
-        The body's ``token_fields`` are registered with the redactor first, so that no
-        message built from this answer (an error excerpt included) can show one.
+        The body's ``token_fields`` were registered with the redactor by ``send``, so
+        that no message built from this answer (an error excerpt included) can show one.
         """
         result = await self.send("GET", path, headers=headers, params=params)
         if isinstance(result, TransportFailure):
             return self.failure_observation(result)
-        self.register_body_secrets(result)
         failed = self.http_error_observation(result)
         return failed if failed is not None else result
 
+    def listed_id(self, value: Any, *, strip: bool = False) -> str | None:
+        """A list item's id as tuiapp can match and show it, or None: no row for that item.
+
+        An integer becomes its digits; a string must be non-blank, one printable line
+        (the config refuses control characters in ids, so such an id could match no
+        configured instance and would only forge rows on screen if discovered), at most
+        MAX_ID_LENGTH characters, and hold no known secret (ids are shown and logged as
+        they are, never redacted). A configured instance whose id the list cannot carry
+        is simply absent from it, and read on its own endpoint.
+        ``strip``: the provider's ids may carry blanks that are not part of them.
+        """
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str) or not value.strip():
+            return None
+        if strip:
+            value = value.strip()
+        if len(value) > MAX_ID_LENGTH or not value.isprintable():
+            return None
+        return value if self.redact(value) == value else None
+
     def _exc_text(self, prefix: str, exc: BaseException) -> str:
-        detail = one_line(_URL.sub("<url>", self.redact(str(exc))), 120)
+        text = str(exc)
+        if aiohttp is not None and isinstance(exc, aiohttp.ClientResponseError):
+            text = str(exc.message)  # its str() is a repr: escaped newlines, then the URL
+        detail = one_line(_URL.sub("<url>", self.redact(text)), 120)
         name = type(exc).__name__
         return f"{prefix} ({name}: {detail})" if detail else f"{prefix} ({name})"
 
@@ -511,10 +655,14 @@ class Adapter:
         )
 
     def failure_observation(self, failure: TransportFailure) -> Observation:
-        """A transport failure is UNREACHABLE with reason timeout / connect_error / reset."""
-        reason = {"timeout": "timeout", "connect": "connect_error", "reset": "reset"}.get(
-            failure.kind, "transport_error"
-        )
+        """A transport failure is UNREACHABLE: reason timeout, connect_error, reset or
+        protocol_error (the server answered something that is not HTTP)."""
+        reason = {
+            "timeout": "timeout",
+            "connect": "connect_error",
+            "reset": "reset",
+            "protocol": "protocol_error",
+        }.get(failure.kind, "transport_error")
         return Observation(
             status=Status.UNREACHABLE,
             reason=reason,

@@ -141,6 +141,8 @@ class EvolutionAdapter(Adapter):
                 if fields is None:
                     continue  # a row tuiapp cannot match is no row at all
                 name, state, paired, close_code = fields
+                if self.listed_id(name) != name:
+                    continue  # an id tuiapp could neither match nor show
                 listed.observations[name] = self._classify(
                     answer, state, paired, close_code, whole_body=False
                 )

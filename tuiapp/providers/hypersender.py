@@ -89,12 +89,9 @@ class HypersenderAdapter(Adapter):
         for item in items:
             if not isinstance(item, dict):
                 continue
-            instance_id = item.get("id")
-            if isinstance(instance_id, int) and not isinstance(instance_id, bool):
-                instance_id = str(instance_id)
-            if not isinstance(instance_id, str) or not instance_id.strip():
+            instance_id = self.listed_id(item.get("id"), strip=True)
+            if instance_id is None:
                 continue  # a row tuiapp cannot match is no row at all
-            instance_id = instance_id.strip()
             try:
                 listed.observations[instance_id] = self._classify(answer, item)
             except (TypeError, ValueError, AttributeError):

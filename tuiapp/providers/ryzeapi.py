@@ -117,8 +117,8 @@ class RyzeapiAdapter(Adapter):
             if not isinstance(item, dict):
                 continue
             name = item.get("name")
-            if not isinstance(name, str) or not name.strip():
-                continue  # a row tuiapp cannot match is no row at all
+            if not isinstance(name, str) or self.listed_id(name) is None:
+                continue  # a row tuiapp cannot match (or show) is no row at all
             try:
                 listed.observations[name] = self._classify(result, item)
             except (TypeError, ValueError, AttributeError):  # a shape no check foresaw

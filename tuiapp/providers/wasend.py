@@ -99,7 +99,7 @@ class WasendAdapter(Adapter):
                 if parts is None:
                     continue
                 session, downstream = parts
-                session_id = _identifier(session.get("uniqueSessionId"))
+                session_id = self.listed_id(session.get("uniqueSessionId"), strip=True)
                 if session_id is None:
                     continue  # a row tuiapp cannot match is no row at all
                 listed.observations[session_id] = self._classify(
@@ -248,12 +248,6 @@ def _decide(session: dict[str, Any], downstream: dict[str, Any] | None) -> tuple
 
 def _text(value: Any) -> str | None:
     return value.strip() if isinstance(value, str) and value.strip() else None
-
-
-def _identifier(value: Any) -> str | None:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return _text(value)
 
 
 def _auth(secret: Secret) -> dict[str, str]:

@@ -46,6 +46,7 @@ class ProviderApp:
         now = sim.clock()
         record = sim.new_record(method, full_path, self.provider, now)
         call = Call(sim, method, path, query, headers, body, now, record)
+        call.scope = scope  # the echo fault rebuilds the URL from it (only then)
         reply = self.api.handle(call)
         if reply.delivery != "timeout":
             record["status"] = reply.status

@@ -5,7 +5,10 @@ Three families:
 - *delivery before the action*: the request fails before it is carried out
   (``timeout`` never answers, ``http_500``, ``html`` error page, ``reset`` drops the
   connection, ``provider_down`` 503, Wawp ``quota`` 403, Evolution ``error_200``
-  answers HTTP 200 ``{error: true}``);
+  answers HTTP 200 ``{error: true}``; ``echo`` answers with the full request URL and every
+  request header, credentials included, as a careless gateway does: ``status`` 500 (the
+  default) or any 4xx/5xx in the provider's error shape, 200 in its success shape with
+  that text as the status, an unknown status: a hostile provider for secret-hygiene tests);
 - *delivery after the action*: the action happened, the answer is spoiled
   (``reset_after_action``, ``trickle`` one byte per second, ``malformed`` JSON);
 - *state overlays* on reads: ``flapping`` (WORKING <-> STARTING every ``period`` s)
@@ -13,7 +16,8 @@ Three families:
 
 Parameters: ``on`` ("all", "read" or "action": which requests a delivery fault hits),
 ``rate`` (probability per request, default 1), ``period``, ``seconds``, ``every``,
-``interval`` (trickle seconds per byte), ``status`` (HTML page status, default 502).
+``interval`` (trickle seconds per byte), ``status`` (HTML page status, default 502; ``echo``
+status, default 500).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ __all__ = [
 ]
 
 BEFORE_ACTION = frozenset(
-    {"timeout", "http_500", "html", "reset", "provider_down", "quota", "error_200"}
+    {"timeout", "http_500", "html", "reset", "provider_down", "quota", "error_200", "echo"}
 )
 AFTER_ACTION = frozenset({"reset_after_action", "trickle", "malformed"})
 STATE_OVERLAYS = frozenset({"flapping", "false_stopped"})
@@ -51,6 +55,7 @@ DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
     "false_stopped": {"seconds": 10.0, "every": None},
     "trickle": {"interval": 1.0},
     "html": {"status": 502},
+    "echo": {"status": 500},
     "error_200": {"on": "action"},
     "reset_after_action": {"on": "action"},
 }
@@ -72,6 +77,10 @@ def validate_fault(fault: str | None, params: dict[str, Any]) -> dict[str, Any]:
         merged[key] = value
     if merged.get("on", "all") not in ("all", "read", "action"):
         raise ValueError("fault parameter 'on' must be all, read or action")
+    if fault == "echo":
+        status = merged.get("status")
+        if status != 200 and not (isinstance(status, int) and 400 <= status <= 599):
+            raise ValueError("fault parameter 'status' of echo must be 200 or 400-599")
     rate = merged.get("rate", 1.0)
     if not 0.0 <= float(rate) <= 1.0:
         raise ValueError("fault parameter 'rate' must be between 0 and 1")

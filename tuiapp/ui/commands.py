@@ -11,6 +11,8 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.content import Content
+from textual.markup import escape
 
 from tuiapp.ui.present import status_text
 
@@ -38,7 +40,9 @@ class InstanceJumpProvider(Provider):
         for name in app.model.visible[:10]:
             row = app.poller.rows.get(name)
             status = status_text(row.status) if row is not None else ""
-            yield DiscoveryHit(f"Jump to {name}", partial(app.jump_to, name), help=status)
+            yield DiscoveryHit(
+                Content(f"Jump to {name}"), partial(app.jump_to, name), help=escape(status)
+            )
 
     async def search(self, query: str) -> Hits:
         app = self._fleet_app()
@@ -55,12 +59,14 @@ class InstanceJumpProvider(Provider):
                 if query.lower() not in extra.lower():
                     continue
                 score = 0.1
+            # the palette reads prompts and help as markup: a "[" in a name must stay text
+            prompt = Content(candidate) if "[" in candidate else matcher.highlight(candidate)
             yield Hit(
                 score,
-                matcher.highlight(candidate),
+                prompt,
                 partial(app.jump_to, name),
                 text=candidate,
-                help=f"{status_text(row.status)} · {row.account.provider}/{inst.account}",
+                help=escape(f"{status_text(row.status)} · {row.account.provider}/{inst.account}"),
             )
             hits += 1
             if hits >= MAX_HITS:

@@ -74,6 +74,7 @@ class GridModel:
         self._cursor_index = 0
         self.follow_top = True  # until the operator moves it, the cursor stays on the worst row
         self.marks: set[str] = set()
+        self.version = 0  # bumped whenever the visible order or membership changes
         self.counts: Counter[Status] = Counter()
         self.problem_count = 0
 
@@ -88,12 +89,14 @@ class GridModel:
         return name in self._shown
 
     def _insert(self, entry: Entry) -> None:
+        self.version += 1
         index = bisect_left(self._keys, entry.key)
         self._keys.insert(index, entry.key)
         self.visible.insert(index, entry.name)
         self._shown.add(entry.name)
 
     def _remove(self, entry: Entry) -> None:
+        self.version += 1
         index = bisect_left(self._keys, entry.key)
         del self._keys[index]
         del self.visible[index]
@@ -159,6 +162,7 @@ class GridModel:
         self._keys = [e.key for e in shown]
         self.visible = [e.name for e in shown]
         self._shown = set(self.visible)
+        self.version += 1
         self._fix_cursor()
 
     def set_filter(self, text: str) -> None:

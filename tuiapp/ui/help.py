@@ -8,17 +8,14 @@ remap keys through Textual's keymap.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
-from textual.screen import ModalScreen
+from textual.screen import Screen
 from textual.widgets import Label, Static
-
-if TYPE_CHECKING:
-    from textual.screen import Screen
 
 __all__ = ["HelpEntry", "HelpScreen", "bindings_of"]
 
@@ -48,7 +45,8 @@ def bindings_of(screen: Screen[object]) -> list[HelpEntry]:
             ids[group].append(binding.id)
         rank = 0 if active.node is screen else (2 if active.node is app else 1)
         meta.setdefault(group, (rank, active.enabled))
-    order = sorted(grouped, key=lambda g: meta[g][0])
+    # tuiapp's own bindings (they all have ids) first, Textual's generic ones after
+    order = sorted(grouped, key=lambda g: (not ids.get(g), meta[g][0]))
     return [
         HelpEntry(
             " ".join(dict.fromkeys(grouped[group])),
@@ -60,8 +58,12 @@ def bindings_of(screen: Screen[object]) -> list[HelpEntry]:
     ]
 
 
-class HelpScreen(ModalScreen[None]):
-    """Lists the bindings of the screen below; any of escape, q or ? closes it."""
+class HelpScreen(Screen[None]):
+    """Lists the bindings of the screen below; any of escape, q or ? closes it.
+
+    A full screen rather than a modal: it needs the room at 80x24, and it shows at
+    once (a modal re-renders the dimmed screen below it first).
+    """
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q,question_mark", "close", "Close help", id="help.close"),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -22,12 +22,21 @@ if TYPE_CHECKING:
     from tuiapp.model import Observation, Transition
 
 __all__ = [
+    "NOTE_COMPONENTS",
+    "STATUS_COMPONENTS",
     "ActionNote",
+    "CellStyle",
     "NoteBook",
     "RowLike",
     "age_text",
+    "clock_text",
     "countdown_text",
+    "duration_text",
+    "haystack",
+    "interval_lookup",
     "latency_text",
+    "row_cells",
+    "row_dim",
     "since_text",
     "status_class",
     "status_text",
@@ -213,26 +222,23 @@ class NoteBook:
             parts.append("FLAPPING")
             css = "note--warn"
         note = self.notes.get(name)
+        remaining = self.cooldown_remaining(name, now)
+        if remaining > 0:  # the live countdown first: it is what changes, never cut off
+            parts.append(f"cooldown {countdown_text(remaining)}")
+            css = css or "note--busy"
         if note is not None and note.stage is not None:
             parts.append(f"{note.action} {note.stage}…")
             css = "note--busy"
-        else:
-            remaining = self.cooldown_remaining(name, now)
-            if remaining > 0:  # the live countdown first: it is what changes
-                parts.append(f"cooldown {countdown_text(remaining)}")
-                css = css or "note--busy"
-            if note is not None and note.outcome and now - note.at < OUTCOME_SHOWN_FOR:
-                word = OUTCOME_WORDS.get(note.outcome, note.outcome)
-                if note.operator:
-                    parts.append(
-                        f"{_past(note.action)} {age_text(note.at, now)} ago by {note.operator}"
-                    )
-                    if note.outcome not in ("sent", "accepted"):
-                        parts.append(word)
-                else:
-                    parts.append(f"{note.action} {word}")
-                if note.outcome in ("not_recovered", "failed", "unknown"):
-                    css = "note--bad"
+        elif note is not None and note.outcome and now - note.at < OUTCOME_SHOWN_FOR:
+            word = OUTCOME_WORDS.get(note.outcome, note.outcome)
+            if note.operator:
+                parts.append(f"{note.action} by {note.operator} {age_text(note.at, now)} ago")
+                if note.outcome not in ("sent", "accepted"):
+                    parts.append(word)
+            else:
+                parts.append(f"{note.action} {word}")
+            if note.outcome in ("not_recovered", "failed", "unknown"):
+                css = "note--bad"
         if row.rate_limited_until is not None and row.rate_limited_until > now:
             parts.append(f"rate-limited {countdown_text(row.rate_limited_until - now)}")
         if row.instance.muted:
@@ -242,10 +248,6 @@ class NoteBook:
         elif row.status.is_bad and row.obs is not None and row.obs.reason:
             parts.append(row.obs.reason.replace("_", " "))
         return " · ".join(parts), css
-
-
-def _past(action: str) -> str:
-    return {"restart": "restarted", "reconnect": "reconnected"}.get(action, action)
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,13 +319,6 @@ def interval_lookup(
         return cache[account]
 
     return lookup
-
-
-def count_statuses(rows: Mapping[str, RowLike]) -> dict[Status, int]:
-    counts = dict.fromkeys(Status, 0)
-    for row in rows.values():
-        counts[row.status] += 1
-    return counts
 
 
 STATUS_COMPONENTS: frozenset[str] = frozenset(

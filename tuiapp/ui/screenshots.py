@@ -16,6 +16,7 @@ import os
 import random
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -210,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--instances", type=int, default=40)
     args = parser.parse_args(argv)
+    os.environ["TZ"] = "UTC"  # clock times on screen: the same on every machine
+    time.tzset()
     paths = asyncio.run(take_screenshots(args.out, seed=args.seed, instances=args.instances))
     for path in paths:
         print(path)

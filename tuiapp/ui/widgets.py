@@ -1,5 +1,7 @@
 """Small widgets around the grid: header parts, banners, the status line, the event log.
 
+Their styles live in ui/tuiapp.tcss with everything else (one stylesheet).
+
 Each text widget repaints only when its text really changed (``TextCell.set``), so
 a once-a-second tick that recomputes the header costs nothing on the wire unless a
 number moved. Colours come from the shared ``status--*`` component classes.
@@ -30,10 +32,6 @@ COUNT_ORDER: tuple[Status, ...] = tuple(sorted(Status, key=lambda s: -s.severity
 
 class TextCell(Widget):
     """One line of text that repaints only when it changes."""
-
-    DEFAULT_CSS = """
-    TextCell { height: 1; width: 1fr; }
-    """
 
     def __init__(self, text: str | Text = "", *, id: str | None = None, classes: str | None = None):
         super().__init__(id=id, classes=classes)
@@ -75,9 +73,6 @@ class StatusCounts(Widget):
     """
 
     COMPONENT_CLASSES: ClassVar[set[str]] = set(STATUS_COMPONENTS)
-    DEFAULT_CSS = """
-    StatusCounts { height: 1; width: 1fr; }
-    """
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -123,9 +118,6 @@ class EventLog(ScrollView, can_focus=False):
     """Confirmed transitions and action outcomes, newest first, bounded."""
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {*STATUS_COMPONENTS, *NOTE_COMPONENTS}
-    DEFAULT_CSS = """
-    EventLog { height: 8; }
-    """
 
     def __init__(self, limit: int = 500, *, id: str | None = None) -> None:
         super().__init__(id=id)

@@ -7,6 +7,10 @@ runs the same order for all of them, the order a real gateway would:
 route (404/405) -> credentials (401) -> provider down (503) / account faults
 -> rate limit (429) -> instance lookup (404, 403) -> faults before the action
 -> the read or action itself -> faults after the action (reset, trickle, malformed).
+
+The ``echo`` fault answers with the request itself (URL with its query string, every
+header): the provider module says how its errors and its success bodies look
+(``error``, ``echo_ok``), so that the echo arrives in the shape an adapter parses.
 """
 
 from __future__ import annotations
@@ -21,7 +25,16 @@ from tuiapp.simulator.limits import Verdict
 if TYPE_CHECKING:
     from tuiapp.simulator.state import AccountState, InstanceState, Simulator
 
-__all__ = ["Call", "ProviderAPI", "Reply", "Route", "SimulatedReset", "dumps"]
+__all__ = [
+    "Call",
+    "ProviderAPI",
+    "Reply",
+    "Route",
+    "SimulatedReset",
+    "dumps",
+    "echo_text",
+    "request_url",
+]
 
 HTML_ERROR_PAGE = (
     "<html>\r\n<head><title>{status} Bad Gateway</title></head>\r\n<body>\r\n"
@@ -42,6 +55,25 @@ def dumps(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode()
 
 
+def request_url(call: Call) -> str:
+    """The URL as the client sent it: raw (still percent-encoded) path and query string."""
+    scope = call.scope or {}
+    host = call.headers.get("host")
+    if not host:
+        server = scope.get("server") or ("localhost", None)
+        host = f"{server[0]}:{server[1]}" if server[1] else str(server[0])
+    raw_path = scope.get("raw_path")
+    target = raw_path.decode("latin-1") if raw_path else scope.get("path", call.path)
+    query = scope.get("query_string", b"").decode("latin-1")
+    return f"{scope.get('scheme', 'http')}://{host}{target}" + (f"?{query}" if query else "")
+
+
+def echo_text(call: Call) -> str:
+    """The request as one line: method, full URL, every header with its value."""
+    headers = "; ".join(f"{name}: {value}" for name, value in call.headers.items())
+    return f"{call.method} {request_url(call)} headers: {headers}"
+
+
 @dataclass(slots=True)
 class Call:
     """One request as a provider module sees it."""
@@ -55,6 +87,9 @@ class Call:
     now: float
     record: dict[str, Any]
     verdict: Verdict | None = None  # the rate-limit verdict, for headers
+    scope: dict[str, Any] | None = None  # the ASGI scope, for ``request_url`` (echo)
+    account: AccountState | None = None  # who the credentials belong to, once known
+    owner: InstanceState | None = None  # the instance an instance token belongs to
 
     def json(self) -> Any:
         try:
@@ -154,6 +189,35 @@ class ProviderAPI:
     def quota(self, call: Call) -> Reply:
         return self.error(403, "Quota exceeded for this plan", call)
 
+    def echo_ok(self, call: Call, route: Route, text: str) -> Reply:
+        """The ``echo`` fault's 200: the provider's success shape with ``text`` as the status."""
+        return Reply(200, {"status": text, "message": text})
+
+    def echo(self, call: Call, route: Route, status: int) -> Reply:
+        """The ``echo`` fault: the request echoed back, in the error shape or (200) as a status."""
+        text = echo_text(call)
+        if status == 200:
+            return self.echo_ok(call, route, text)
+        reply = self.error(status, text, call)
+        if isinstance(reply.body, dict):
+            reply.body["request"] = {
+                "method": call.method,
+                "url": request_url(call),
+                "headers": dict(call.headers),
+            }
+        return reply
+
+    def echo_instance(self, call: Call, route: Route) -> InstanceState | None:
+        """The instance an echoed request names, if it exists (for success shapes)."""
+        if route.instance_id is None:
+            return None
+        return call.sim.find(self.provider, route.instance_id)
+
+    def echo_list(self, call: Call, route: Route) -> Reply:
+        """The account's normal list answer (the echo then overwrites its statuses)."""
+        assert call.account is not None
+        return self.list(call, route, call.account, call.owner)
+
     def decorate(self, call: Call, reply: Reply) -> Reply:
         """Last touch on every reply (RyzeAPI adds its X-RateLimit-* headers here)."""
         return reply
@@ -180,6 +244,7 @@ class ProviderAPI:
         if isinstance(who, Reply):
             return who
         account, owner = who
+        call.account, call.owner = account, owner
         rec["account"] = account.name
         action = route.action is not None
         if account.down:
@@ -251,6 +316,8 @@ class ProviderAPI:
             return self.error(503, self.down_message, call)
         if hit == "quota":
             return self.quota(call)
+        if hit == "echo":
+            return self.echo(call, route, int(params.get("status") or 500))
         return self.error_200(call, route)  # error_200
 
     def _fault_after(

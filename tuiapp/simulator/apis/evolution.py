@@ -55,6 +55,14 @@ class Evolution(ProviderAPI):
         verb = "restart" if route.action == "restart" else "connect"
         return Reply(200, {"error": True, "message": f'Failed to {verb} instance "{name}"'})
 
+    def echo_ok(self, call: Call, route: Route, text: str) -> Reply:
+        if route.instance_id is None:
+            reply = self.echo_list(call, route)
+            for item in reply.body:
+                item["connectionStatus"] = text
+            return reply
+        return Reply(200, {"instance": {"instanceName": route.instance_id, "state": text}})
+
     def route(self, call: Call) -> Route | Reply:
         parts = call.path.strip("/").split("/")
         method = call.method

@@ -36,6 +36,18 @@ class Hypersender(ProviderAPI):
             return "Failed to restart the instance. Please restart it manually from the dashboard."
         return "Server Error"
 
+    def echo_ok(self, call: Call, route: Route, text: str) -> Reply:
+        if route.instance_id is None:
+            reply = self.echo_list(call, route)
+            for item in reply.body:
+                item["status"] = text
+            return reply
+        if route.endpoint == "health":
+            return Reply(
+                200, {"instance_id": route.instance_id, "connected_at": None, "status": text}
+            )
+        return Reply(200, {"message": text})
+
     def route(self, call: Call) -> Route | Reply:
         parts = call.path.strip("/").split("/")
         if parts == ["instances"]:

@@ -36,6 +36,14 @@ class RyzeAPI(ProviderAPI):
             return "Failed to reconnect: websocket handshake timed out"
         return "Internal server error"
 
+    def echo_ok(self, call: Call, route: Route, text: str) -> Reply:
+        if route.instance_id is None:
+            reply = self.echo_list(call, route)
+            for item in reply.body["data"]:
+                item["connection"]["state"] = text
+            return reply
+        return Reply(200, {"success": True, "message": text, "status": text})
+
     def route(self, call: Call) -> Route | Reply:
         parts = call.path.strip("/").split("/")
         if parts == ["api", "instance", "list"]:

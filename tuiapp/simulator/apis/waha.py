@@ -36,6 +36,14 @@ class Waha(ProviderAPI):
         reason = _REASONS.get(status, "Error")
         return Reply(status, {"statusCode": status, "message": message, "error": reason})
 
+    def echo_ok(self, call: Call, route: Route, text: str) -> Reply:
+        if route.instance_id is None:
+            reply = self.echo_list(call, route)
+            for item in reply.body:
+                item["status"] = text
+            return reply
+        return Reply(200, {"name": route.instance_id, "status": text, "config": {}, "me": None})
+
     def route(self, call: Call) -> Route | Reply:
         parts = call.path.strip("/").split("/")
         if parts[:2] == ["api", "sessions"]:

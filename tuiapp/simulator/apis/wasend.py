@@ -36,6 +36,20 @@ class Wasend(ProviderAPI):
     def error(self, status: int, message: str, call: Call | None = None) -> Reply:
         return Reply(status, {"success": False, "error": message})
 
+    def echo_ok(self, call: Call, route: Route, text: str) -> Reply:
+        if route.instance_id is None:
+            reply = self.echo_list(call, route)
+            for item in reply.body["sessions"]:
+                item["session"]["status"] = text
+                item["downstream"] = {"status": text}
+            return reply
+        inst = self.echo_instance(call, route)
+        if inst is None:
+            return Reply(200, {"uniqueSessionId": route.instance_id, "status": text})
+        session = self.session(call, inst, call.sim.read(inst, call.now))
+        session["status"] = text
+        return Reply(200, session)
+
     def route(self, call: Call) -> Route | Reply:
         parts = call.path.strip("/").split("/")
         if parts == ["sessions"]:

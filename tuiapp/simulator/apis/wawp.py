@@ -28,6 +28,11 @@ class Wawp(ProviderAPI):
     def quota(self, call: Call) -> Reply:
         return self.error(403, "Quota exceeded: your plan's request limit has been reached")
 
+    def echo_ok(self, call: Call, route: Route, text: str) -> Reply:
+        inst = self.echo_instance(call, route)
+        name = inst.name if inst is not None else route.instance_id
+        return Reply(200, {"name": name, "status": text, "config": {}, "me": None})
+
     def route(self, call: Call) -> Route | Reply:
         parts = call.path.strip("/").split("/")
         if len(parts) == 3 and parts[:2] == ["v2", "session"] and parts[2] in _ENDPOINTS:
