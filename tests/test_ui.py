@@ -606,3 +606,21 @@ async def test_command_palette_jumps_to_an_instance(tmp_path: Path) -> None:
         await rig.keys("enter")
         await rig.until(lambda: rig.app.model.cursor == name, f"the cursor on {name}")
         assert rig.app.screen is rig.app.main
+
+
+async def test_quitting_mid_verification_records_the_action_as_unknown(tmp_path: Path) -> None:
+    """An action in flight when tuiapp stops is audited `unknown`, never lost (issue 6)."""
+    rig = make_rig(tmp_path, boot_seconds=600)  # the restart will not finish while we watch
+    name = pick(rig.sim, "hypersender", "FAILED")
+    async with rig.app.run_test(size=SIZE) as pilot:
+        await rig.ready(pilot)
+        await rig.select(name)
+        await rig.open_dialog("r")
+        await rig.keys("y")
+        await rig.until(lambda: len(rig.restarts(name)) == 1, "the restart request")
+        await rig.until(lambda: name in rig.app.engine.in_flight, "verification under way")
+        rig.app.exit(0)  # as q -> y, SIGTERM or SIGHUP do
+    outcomes = [line["outcome"] for line in rig.audit_lines(name)]
+    assert outcomes[:2] == ["sent", "accepted"]
+    assert outcomes[-1] == "unknown"
+    assert "stopped while the restart was in flight" in rig.audit_lines(name)[-1]["message"]

@@ -760,24 +760,27 @@ class ActionEngine:
         )
         last: Observation | None = None
         recovered_at: float | None = None
-        while True:
-            now = self.clock()
-            if now >= deadline:
-                break
-            await self.sleep(min(VERIFY_INTERVAL, deadline - now))
-            try:
-                obs = await self.poller.read_now(name)
-            except asyncio.CancelledError:
-                self._close_interrupted(attempt, sent_at)
-                raise
-            except Exception:
-                continue
-            if obs.keep_last:
-                continue
-            last = obs
-            if obs.status == Status.WORKING:
-                recovered_at = self.clock()
-                break
+        try:
+            while True:
+                now = self.clock()
+                if now >= deadline:
+                    break
+                await self.sleep(min(VERIFY_INTERVAL, deadline - now))
+                try:
+                    obs = await self.poller.read_now(name)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    continue
+                if obs.keep_last:
+                    continue
+                last = obs
+                if obs.status == Status.WORKING:
+                    recovered_at = self.clock()
+                    break
+        except asyncio.CancelledError:  # tuiapp is quitting mid-verification: say so
+            self._close_interrupted(attempt, sent_at)
+            raise
         ended = self.clock()
         cooldown = max(sent_at + self.stabilize, ended)
         prefix = ""

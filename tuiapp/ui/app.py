@@ -22,6 +22,7 @@ import gc
 import logging
 import os
 import random
+import signal
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -471,7 +472,13 @@ class FleetApp(App[int]):
         self.grid.sync()
         self._refresh_shared_state(force=True)
         try:  # actions a killed tuiapp sent without hearing back: reported as unknown
-            self.engine.recover_interrupted()
+            for report in self.engine.recover_interrupted():
+                text = redact(
+                    f"{report.action} {report.name}: {report.outcome} ({report.message}); "
+                    "the instance stays in cooldown"
+                )
+                self._log_entries([LogEntry(self.clock(), text, "note--bad")])
+                self.notify(text, title="Interrupted action", severity="warning", markup=False)
         except Exception as exc:  # a broken audit log or state must not keep the grid away
             log.debug("recover_interrupted failed", exc_info=True)
             self.notify(
@@ -480,15 +487,35 @@ class FleetApp(App[int]):
                 markup=False,
             )
         self.update_header()
+        self._install_signal_handlers()
         self.run_worker(self.poller.run(), name="poller", group="poller", exit_on_error=False)
         if self._tick_seconds:
             self.set_interval(self._tick_seconds, self.tick, name="tick")
         if self.freeze_gc:
             gc.freeze()  # the grid model of every row, built just now, lives as long as we do
 
+    def _install_signal_handlers(self) -> None:
+        """SIGTERM and SIGHUP (the SSH link dropped) quit the way q does, minus the question."""
+        with contextlib.suppress(RuntimeError):
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGHUP):
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    loop.add_signal_handler(sig, self._on_signal, sig)
+
+    def _on_signal(self, sig: int) -> None:
+        log.warning("received signal %s: quitting", sig)
+        self.exit(128 + sig)
+
     async def on_unmount(self) -> None:
+        """Stop polling; cancel actions in flight and wait for their `unknown` audit lines."""
         with contextlib.suppress(Exception):
             self.poller.stop()
+        running = [w for w in self.workers if w.group == "actions" and not w.is_finished]
+        for worker in running:
+            worker.cancel()
+        if running:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.workers.wait_for_complete(running), 5.0)
         await self.backend.aclose()
 
     def on_key(self, event: events.Key) -> None:
