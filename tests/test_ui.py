@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -624,3 +625,36 @@ async def test_quitting_mid_verification_records_the_action_as_unknown(tmp_path:
     assert outcomes[:2] == ["sent", "accepted"]
     assert outcomes[-1] == "unknown"
     assert "stopped while the restart was in flight" in rig.audit_lines(name)[-1]["message"]
+
+
+async def test_a_failing_worker_is_shown_and_logged_and_the_app_keeps_running(
+    tmp_path: Path,
+) -> None:
+    rig = make_rig(tmp_path)
+    name = pick(rig.sim, "hypersender", "FAILED")
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logging.getLogger("tuiapp.ui").addHandler(handler)
+
+    async def broken_run(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("engine exploded")
+
+    try:
+        async with rig.app.run_test(size=SIZE) as pilot:
+            await rig.ready(pilot)
+            rig.app.engine.run = broken_run  # type: ignore[method-assign]
+            await rig.select(name)
+            await rig.open_dialog("r")
+            await rig.keys("y")
+            await rig.until(
+                lambda: any("engine exploded" in n for n in rig.notices()), "the failure toast"
+            )
+            assert rig.app.is_running
+            polls = len(rig.sim.requests())
+            await rig.advance(30, step=5)
+            assert len(rig.sim.requests()) > polls, "polling goes on after a worker failed"
+    finally:
+        logging.getLogger("tuiapp.ui").removeHandler(handler)
+    failed = [r for r in records if r.levelno >= logging.ERROR and r.exc_info]
+    assert failed and "engine exploded" in str(failed[0].exc_info[1])

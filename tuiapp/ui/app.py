@@ -23,6 +23,7 @@ import logging
 import os
 import random
 import signal
+import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input
 from textual.worker import Worker, WorkerState
 
+from tuiapp import debuglog
 from tuiapp.config import FleetConfig
 from tuiapp.model import Status, Transition
 from tuiapp.secrets import redact
@@ -494,6 +496,22 @@ class FleetApp(App[int]):
         if self.freeze_gc:
             gc.freeze()  # the grid model of every row, built just now, lives as long as we do
 
+    def _fatal_error(self) -> None:
+        """Textual's crash report prints local variables (tokens among them): replace it.
+
+        The traceback, frames only and redacted, goes to the debug log; the terminal
+        gets one redacted line.
+        """
+        kind, error, _tb = sys.exc_info()
+        log.critical("tuiapp crashed", exc_info=(kind, error, _tb) if error else None)
+        text = redact(f"{kind.__name__}: {error}" if kind else "unknown error").splitlines()
+        where = f" (details in {debuglog.debug_log_path()})"
+        self.bell()
+        self._exit_renderables.append(
+            Text(f"tuiapp: internal error: {text[0] if text else 'unknown'}{where}")
+        )
+        self._close_messages_no_wait()
+
     def _install_signal_handlers(self) -> None:
         """SIGTERM and SIGHUP (the SSH link dropped) quit the way q does, minus the question."""
         with contextlib.suppress(RuntimeError):
@@ -684,6 +702,8 @@ class FleetApp(App[int]):
         if event.state == WorkerState.ERROR:
             error = worker.error
             text = redact(f"{type(error).__name__}: {error}") if error else "unknown error"
+            if error is not None:  # the traceback (frames, no locals) goes to the debug log
+                log.error("worker %s (%s) failed", worker.name, worker.group, exc_info=error)
             self.post_message(WorkFailed(worker.group, worker.name, text))
         elif event.state == WorkerState.SUCCESS and worker.group == "actions":
             self._worker_targets.pop(worker.name, None)
@@ -696,7 +716,6 @@ class FleetApp(App[int]):
             self.update_status_line()
 
     def on_work_failed(self, message: WorkFailed) -> None:
-        log.debug("worker %s (%s) failed: %s", message.what, message.group, message.error)
         if message.group == "poller":
             self._poller_failed = message.error
             self.notify(
