@@ -138,7 +138,7 @@ def test_dry_run_prints_verdicts_and_sends_nothing(cli: Cli) -> None:
     assert "dry run: nothing sent (2 of 2 would be allowed)" in out
     assert cli.run("restart", [failed, qr], dry_run=True) == 2
     assert "REFUSED: needs a QR scan" in cli.out.getvalue()
-    assert "1 would be refused" in cli.out.getvalue()
+    assert "would be allowed, 1 refused)" in cli.out.getvalue()
     assert cli.actions_sent() == [] and cli.audit() == []
 
 

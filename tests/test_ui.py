@@ -360,6 +360,7 @@ async def test_read_only_greys_out_actions_and_shows_the_badge(tmp_path: Path) -
         await pilot.pause()
         assert not isinstance(rig.app.screen, ConfirmScreen)
         assert rig.restarts() == [] and rig.sim.requests(action="reconnect") == []
+        assert any("Read-only" in n for n in rig.notices())  # says why nothing happened
 
 
 # ---- bulk ----------------------------------------------------------------------------
@@ -658,3 +659,25 @@ async def test_a_failing_worker_is_shown_and_logged_and_the_app_keeps_running(
         logging.getLogger("tuiapp.ui").removeHandler(handler)
     failed = [r for r in records if r.levelno >= logging.ERROR and r.exc_info]
     assert failed and "engine exploded" in str(failed[0].exc_info[1])
+
+
+async def test_cursor_follows_the_top_row_it_acted_on_when_that_row_resorts(
+    tmp_path: Path,
+) -> None:
+    """No arrow key pressed: r on the top row, y; the recovered row sorts away, the cursor too."""
+    rig = make_rig(tmp_path)
+    async with rig.app.run_test(size=SIZE) as pilot:
+        await rig.ready(pilot)
+        model = rig.app.model
+        name = model.cursor
+        assert name is not None and model.cursor_index == 0
+        rig.sim.force(name, state="FAILED", fault=None, recover=True)
+        await rig.advance(15, step=5)
+        await rig.open_dialog("r")
+        rig.clock.advance(1)
+        await rig.keys("y")
+        await rig.advance(30, step=5)
+        await rig.until(lambda: name not in rig.app.engine.in_flight, "the action to end")
+        assert rig.app.poller.rows[name].status.value == "WORKING"
+        assert model.cursor == name, "another row slid under the cursor"
+        assert model.cursor_index == model.index_of(name) != 0

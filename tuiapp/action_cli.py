@@ -230,8 +230,10 @@ class _Command:
         allowed = [v for v in verdicts if v.allowed]
         refused = len(verdicts) - len(allowed)
         if self.dry_run:
-            verdict_word = "would be allowed" if not refused else f"{refused} would be refused"
-            self.say(f"dry run: nothing sent ({len(allowed)} of {len(verdicts)} {verdict_word})")
+            tally = f"{len(allowed)} of {len(verdicts)} would be allowed"
+            if refused:
+                tally += f", {refused} refused"
+            self.say(f"dry run: nothing sent ({tally})")
             return EXIT_OK if not refused else EXIT_NOT_ALL_RECOVERED
         if not allowed:
             # Every decided attempt is audited: the engine writes each refusal's line.

@@ -83,11 +83,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser(
         "demo", help="run the TUI against the built-in simulator (no account needed)"
     )
-    demo.add_argument("--instances", type=_positive_int, default=40)
-    demo.add_argument("--seed", type=int, default=7)
-    demo.add_argument("--scenario", type=_scenario, default="incident")
-    demo.add_argument("--read-only", action="store_true", default=argparse.SUPPRESS)
-    demo.add_argument("--operator", default=argparse.SUPPRESS)
+    demo.add_argument("--instances", type=_positive_int, default=40, help="fleet size (40)")
+    demo.add_argument("--seed", type=int, default=7, help="same seed, same fleet (7)")
+    demo.add_argument(
+        "--scenario",
+        type=_scenario,
+        default="incident",
+        help="calm, incident (default), flapping, ratelimit or chaos",
+    )
+    demo.add_argument(
+        "--read-only", action="store_true", default=argparse.SUPPRESS, help="no actions"
+    )
+    demo.add_argument("--operator", default=argparse.SUPPRESS, help="name for the audit log")
 
     check = sub.add_parser(
         "check", help="one sweep of the fleet; exit 0/1/2/3 like a monitoring plugin"
@@ -132,9 +139,14 @@ def build_parser() -> argparse.ArgumentParser:
     sim = sub.add_parser("simulate", help="run the provider simulator alone")
     sim.add_argument("--host", default="127.0.0.1")
     sim.add_argument("--port", type=_port, default=8765, help="0 picks a free port")
-    sim.add_argument("--instances", type=_positive_int, default=40)
-    sim.add_argument("--seed", type=int, default=7)
-    sim.add_argument("--scenario", type=_scenario, default="incident")
+    sim.add_argument("--instances", type=_positive_int, default=40, help="fleet size (40)")
+    sim.add_argument("--seed", type=int, default=7, help="same seed, same fleet (7)")
+    sim.add_argument(
+        "--scenario",
+        type=_scenario,
+        default="incident",
+        help="calm, incident (default), flapping, ratelimit or chaos",
+    )
     sim.add_argument(
         "--write-config",
         type=Path,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import time
 from collections import Counter
@@ -76,7 +77,8 @@ def _record(row: Row) -> dict[str, Any]:
         "raw_status": obs.raw_status if obs else None,
         "reason": obs.reason if obs else None,
         "latency_ms": round(obs.latency_ms, 1) if obs and obs.latency_ms is not None else None,
-        "since": iso_utc(row.since),
+        # Only a known start time: a first-seen lower bound would read as exact here.
+        "since": iso_utc(row.since) if row.since_exact else None,
         "error": _error(row),
         "expected": row.instance.expect is not None and row.status == row.instance.expect,
         "muted": row.instance.muted,
@@ -248,5 +250,10 @@ def run_check(
         text = render_prometheus(rows)
     else:
         text = render_table(rows, now)
-    print(GLOBAL_REDACTOR.redact(text), file=out)
+    try:
+        print(GLOBAL_REDACTOR.redact(text), file=out)
+        out.flush()
+    except BrokenPipeError:  # `tuiapp check | head`: the reader left; the verdict still stands
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
     return check_exit_code(rows)

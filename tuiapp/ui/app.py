@@ -536,6 +536,16 @@ class FleetApp(App[int]):
                 await asyncio.wait_for(self.workers.wait_for_complete(running), 5.0)
         await self.backend.aclose()
 
+    async def on_event(self, event: events.Event) -> None:
+        """Any key the operator presses pins the cursor to its instance from then on.
+
+        Before the first key the cursor rides the top (worst) row, so a new operator
+        lands on the trouble; after it, a re-sort never slides another row under it.
+        """
+        if isinstance(event, events.Key):
+            self.model.follow_top = False
+        await super().on_event(event)
+
     def on_key(self, event: events.Key) -> None:
         """Type-ahead into the filter box.
 
@@ -552,6 +562,9 @@ class FleetApp(App[int]):
         if box.display and self.focused is box and event.is_printable and event.character:
             event.stop()
             box.insert_text_at_cursor(event.character)
+        elif self.read_only and event.key in ("r", "c", "R", "C"):
+            # The binding is greyed out (check_action); still say why nothing happens.
+            self.notify("Read-only mode: restart and reconnect are off; nothing sent.")
 
     # ---- engine events -> messages ---------------------------------------------------
 
