@@ -29,7 +29,9 @@ What it does:
    after warm-up + 5: in-flight requests and actions come and go); polls and actions
    done > 0; the app quits with return code 0.
 
-``--tracemalloc`` (slower, more memory) also prints the 15 source lines whose
+``--no-gestures`` presses no key at all: growth then comes from the engine and the
+UI's timers alone, not from the keyboard path (the actions and gestures targets are
+not checked). ``--tracemalloc`` (slower, more memory) also prints the 15 source lines whose
 allocations grew most between the warm-up sample and the end; without it, the 15
 object types whose live count grew most (``gc.get_objects``, objects created after
 the GC freeze) are printed.
@@ -223,6 +225,7 @@ class Result:
     growth: list[str]
     baseline_index: int
     sweep_left: list[str]  # rows the poller's current sweep still waits for (diagnostic)
+    retainers: str = ""  # the known Textual retainers at the end (see known_retainers)
 
 
 class Soak:
@@ -243,6 +246,7 @@ class Soak:
         self.crash: str | None = None
         self.gestures: Counter[str] = Counter()
         self.start = self.end = 0.0
+        self.retainers = ""
 
     async def run(self) -> Result:
         app, args = self.app, self.args
@@ -274,6 +278,7 @@ class Soak:
             growth=self.growth,
             baseline_index=max(self.baseline_index, 0),
             sweep_left=pending_rows(app),
+            retainers=self.retainers,
         )
 
     async def drive(self, pilot: Any) -> None:
@@ -310,6 +315,7 @@ class Soak:
         lag.cancel()
         if self.baseline_snapshot is not None:
             self.growth = compare(self.baseline_snapshot, snapshot(args.tracemalloc))
+        self.retainers = known_retainers(app)
         await quit_app(app, pilot)
 
     async def watch_lag(self) -> None:
@@ -355,6 +361,33 @@ async def quit_app(app: FleetApp, pilot: Any) -> None:
     deadline = time.monotonic() + 10
     while app.is_running and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
+
+
+def known_retainers(app: FleetApp) -> str:
+    """Two Textual 8.2.8 retainers this soak found (private internals, read defensively).
+
+    - ``StylesCache.get_inner_outer`` is an ``lru_cache(1024)`` on an instance method:
+      its key holds the StylesCache (and so every cached Strip) of up to 1024 widgets,
+      live or long gone (Textualize/textual#6665).
+    - ``Footer.compose`` binds each new FooterKey with ``data_bind(compact=...)``, which
+      appends to the Footer's ``__watchers["compact"]``; the list is pruned only when
+      ``compact`` changes, so every footer recompose keeps the old keys (#6666).
+    """
+    from textual._styles_cache import StylesCache
+    from textual.widgets import Footer
+
+    parts = []
+    info = getattr(StylesCache.get_inner_outer, "cache_info", None)
+    if info is not None:
+        parts.append(f"get_inner_outer lru size {info().currsize}")
+    footers = []
+    for screen in app.screen_stack:
+        footers += list(screen.query(Footer))
+    for footer in footers:
+        watchers = getattr(footer, "__watchers", {}).get("compact", [])
+        dead = sum(1 for node, _ in watchers if not node.is_attached)
+        parts.append(f"footer compact watchers {len(watchers)} ({dead} of removed keys)")
+    return "; ".join(parts)
 
 
 def pending_rows(app: FleetApp) -> list[str]:
@@ -499,6 +532,8 @@ def report(result: Result, args: argparse.Namespace, debug_log: Path | None) -> 
         print(f"  {'ok  ' if ok else 'MISS'} {name:9} {text}")
     print(f"  gestures by kind: {dict(sorted(result.gestures.items()))}")
     print(f"  WorkFailed notifications: {counters.work_failed}")
+    if result.retainers:
+        print(f"  Textual retainers at the end: {result.retainers}")
     if result.sweep_left:
         print(f"  rows the open sweep waits for: {', '.join(result.sweep_left[:8])}")
     if result.crash:

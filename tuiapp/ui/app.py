@@ -37,13 +37,14 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Input
+from textual.widgets import Input
 from textual.worker import Worker, WorkerState
 
 from tuiapp import debuglog
 from tuiapp.config import FleetConfig
 from tuiapp.model import Status, Transition
 from tuiapp.secrets import redact
+from tuiapp.ui import textual_fixes
 from tuiapp.ui.commands import InstanceJumpProvider
 from tuiapp.ui.detail import DetailFacts, DetailScreen, detail_text
 from tuiapp.ui.dialogs import ConfirmPlan, ConfirmScreen, QuitScreen, ReasonScreen, Target
@@ -64,6 +65,7 @@ from tuiapp.ui.present import (
     status_class,
     status_text,
 )
+from tuiapp.ui.textual_fixes import LeanFooter
 from tuiapp.ui.widgets import EventLog, LogEntry, StatusCounts, TextCell
 
 __all__ = ["Backend", "FleetApp", "FleetScreen", "build_backend", "run_tui"]
@@ -265,7 +267,7 @@ class FleetScreen(Screen[None]):
         yield self.grid
         yield self.event_log
         yield self.status_line
-        yield Footer()
+        yield LeanFooter()
 
     def on_mount(self) -> None:
         app = self.fleet_app
@@ -404,6 +406,7 @@ class FleetApp(App[int]):
         ``backend`` replaces the engine objects (the benchmark feeds synthetic rows);
         ``tick_seconds=None`` leaves the one-second tick to the caller (tests call
         ``tick()`` after moving their fake clock)."""
+        textual_fixes.apply()  # idempotent: two Textual 8.2.8 leaks, see textual_fixes
         super().__init__()
         from tuiapp.audit import current_operator
 

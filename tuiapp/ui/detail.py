@@ -19,7 +19,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from tuiapp.model import ACTIONS, iso_utc
 from tuiapp.secrets import redact
@@ -34,6 +34,7 @@ from tuiapp.ui.present import (
     status_class,
     status_text,
 )
+from tuiapp.ui.textual_fixes import LeanFooter
 
 if TYPE_CHECKING:
     from tuiapp.actions import Verdict
@@ -218,7 +219,7 @@ class DetailScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="detail-scroll"):
             yield Static(id="detail-body")
-        yield Footer()
+        yield LeanFooter()
 
     def on_mount(self) -> None:
         self.update_detail()
