@@ -13,13 +13,16 @@ Latency faults are off unless asked for (``latency=True``).
 
 from __future__ import annotations
 
+import asyncio
+import heapq
+import itertools
 from typing import Any
 
 from starlette.applications import Starlette
 
 from tuiapp.simulator import SimTransport, Simulator, build_fleet, create_app
 
-__all__ = ["SIM_BASE", "FakeClock", "auth_for", "make_sim", "pick"]
+__all__ = ["SIM_BASE", "FakeClock", "VirtualTime", "auth_for", "make_sim", "pick"]
 
 SIM_BASE = "http://sim.test"
 START = 1_767_225_600.0  # 2026-01-01T00:00:00Z
@@ -103,3 +106,41 @@ def pick(sim: Simulator, provider: str, state: str = "WORKING", *, clean: bool =
             continue
         return inst.name
     raise LookupError(f"no {'clean ' if clean else ''}{provider} instance in {state}")
+
+
+class VirtualTime:
+    """A fake ``sleep`` that jumps the clock to the earliest sleeper once the loop is idle.
+
+    Pass ``vt.sleep`` wherever tuiapp takes a ``sleep``: a simulated hour of polling
+    runs in a fraction of a second and nothing waits on a real timer.
+    """
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._seq = itertools.count()
+        self._driver: asyncio.Task[None] | None = None
+
+    async def sleep(self, delay: float) -> None:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        heapq.heappush(self._sleepers, (self.clock() + max(0.0, delay), next(self._seq), future))
+        if self._driver is None or self._driver.done():
+            self._driver = loop.create_task(self._drive())
+        await future
+
+    async def _drive(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._sleepers:
+            idle = 0
+            while idle < 3:
+                await asyncio.sleep(0)
+                idle = 0 if loop._ready else idle + 1  # type: ignore[attr-defined]
+            while self._sleepers and self._sleepers[0][2].done():
+                heapq.heappop(self._sleepers)
+            if not self._sleepers:
+                return
+            at, _, future = heapq.heappop(self._sleepers)
+            if at > self.clock():
+                self.clock.advance(at - self.clock())
+            future.set_result(None)

@@ -7,9 +7,6 @@ engine's and the poller's ``sleep`` jump a fake clock once the loop is idle.
 
 from __future__ import annotations
 
-import asyncio
-import heapq
-import itertools
 import json
 import os
 import subprocess
@@ -22,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sim_fixtures import SIM_BASE, FakeClock, make_sim
+from sim_fixtures import SIM_BASE, FakeClock, VirtualTime, make_sim
 
 from tuiapp.actions import ActionEngine, ActionReport
 from tuiapp.audit import AuditLog
@@ -37,40 +34,6 @@ from tuiapp.state import SharedState
 REPO = Path(__file__).resolve().parents[1]
 
 # ---- virtual time and the rig ---------------------------------------------------------
-
-
-class VirtualTime:
-    """A fake ``sleep`` that jumps the clock to the earliest sleeper once the loop is idle."""
-
-    def __init__(self, clock: FakeClock) -> None:
-        self.clock = clock
-        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
-        self._seq = itertools.count()
-        self._driver: asyncio.Task[None] | None = None
-
-    async def sleep(self, delay: float) -> None:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        heapq.heappush(self._sleepers, (self.clock() + max(0.0, delay), next(self._seq), future))
-        if self._driver is None or self._driver.done():
-            self._driver = loop.create_task(self._drive())
-        await future
-
-    async def _drive(self) -> None:
-        loop = asyncio.get_running_loop()
-        while self._sleepers:
-            idle = 0
-            while idle < 3:
-                await asyncio.sleep(0)
-                idle = 0 if loop._ready else idle + 1  # type: ignore[attr-defined]
-            while self._sleepers and self._sleepers[0][2].done():
-                heapq.heappop(self._sleepers)
-            if not self._sleepers:
-                return
-            at, _, future = heapq.heappop(self._sleepers)
-            if at > self.clock():
-                self.clock.advance(at - self.clock())
-            future.set_result(None)
 
 
 class Rewrite(httpx.AsyncBaseTransport):

@@ -8,7 +8,6 @@ takes a fraction of a second and nothing waits on a real timer.
 from __future__ import annotations
 
 import asyncio
-import heapq
 import itertools
 import random
 from collections.abc import Callable
@@ -17,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sim_fixtures import SIM_BASE, make_sim
+from sim_fixtures import SIM_BASE, VirtualTime, make_sim
 
 from tuiapp.budgets import Budgets
 from tuiapp.config import FleetConfig, InstanceConfig, config_from_dict
@@ -52,42 +51,6 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
-
-
-class VirtualTime:
-    """A fake ``sleep`` that jumps the clock to the earliest sleeper once the loop is idle.
-
-    Works with any clock that is callable and has ``advance(seconds)`` (ours, sim_fixtures').
-    """
-
-    def __init__(self, clock: Any) -> None:
-        self.clock = clock
-        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
-        self._seq = itertools.count()
-        self._driver: asyncio.Task[None] | None = None
-
-    async def sleep(self, delay: float) -> None:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        heapq.heappush(self._sleepers, (self.clock() + max(0.0, delay), next(self._seq), future))
-        if self._driver is None or self._driver.done():
-            self._driver = loop.create_task(self._drive())
-        await future
-
-    async def _drive(self) -> None:
-        loop = asyncio.get_running_loop()
-        while self._sleepers:
-            await asyncio.sleep(0)
-            while loop._ready:  # type: ignore[attr-defined]  # others can still run
-                await asyncio.sleep(0)
-            while self._sleepers and self._sleepers[0][2].done():
-                heapq.heappop(self._sleepers)
-            if not self._sleepers:
-                return
-            at, _, future = heapq.heappop(self._sleepers)
-            if at > self.clock():
-                self.clock.advance(at - self.clock())
-            future.set_result(None)
 
 
 # ---- fake adapters ---------------------------------------------------------------------
