@@ -22,7 +22,7 @@ from starlette.applications import Starlette
 
 from tuiapp.simulator import SimTransport, Simulator, build_fleet, create_app
 
-__all__ = ["SIM_BASE", "FakeClock", "VirtualTime", "auth_for", "make_sim", "pick"]
+__all__ = ["SIM_BASE", "FakeClock", "ManualSleep", "VirtualTime", "auth_for", "make_sim", "pick"]
 
 SIM_BASE = "http://sim.test"
 START = 1_767_225_600.0  # 2026-01-01T00:00:00Z
@@ -144,3 +144,26 @@ class VirtualTime:
             if at > self.clock():
                 self.clock.advance(at - self.clock())
             future.set_result(None)
+
+
+class ManualSleep:
+    """The app's ``sleep``: a sleeper wakes when the fake clock passes its deadline."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.sleepers: list[tuple[float, asyncio.Future[None]]] = []
+
+    async def sleep(self, delay: float) -> None:
+        if delay <= 0:
+            await asyncio.sleep(0)
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.sleepers.append((self.clock() + delay, future))
+        await future
+
+    def wake_due(self) -> None:
+        now = self.clock()
+        for at, future in self.sleepers:
+            if at <= now and not future.done():
+                future.set_result(None)
+        self.sleepers = [(at, f) for at, f in self.sleepers if not f.done()]

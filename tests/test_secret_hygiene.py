@@ -39,7 +39,7 @@ from urllib.parse import quote, quote_plus
 import httpx
 import pytest
 import tomli_w
-from sim_fixtures import SIM_BASE, FakeClock
+from sim_fixtures import SIM_BASE, FakeClock, ManualSleep
 
 from tuiapp.action_cli import run_action_command
 from tuiapp.config import ConfigError, FleetConfig, config_from_dict, load_config
@@ -507,29 +507,6 @@ def test_cli_actions_dry_run_and_real_and_the_audit_log_show_no_token(tmp_path: 
 
 
 # ---- the TUI -----------------------------------------------------------------------------
-
-
-class ManualSleep:
-    """The app's sleep: sleepers wake when the fake clock passes their deadline."""
-
-    def __init__(self, clock: FakeClock) -> None:
-        self.clock = clock
-        self.sleepers: list[tuple[float, asyncio.Future[None]]] = []
-
-    async def sleep(self, delay: float) -> None:
-        if delay <= 0:
-            await asyncio.sleep(0)
-            return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.sleepers.append((self.clock() + delay, future))
-        await future
-
-    def wake_due(self) -> None:
-        now = self.clock()
-        for at, future in self.sleepers:
-            if at <= now and not future.done():
-                future.set_result(None)
-        self.sleepers = [(at, f) for at, f in self.sleepers if not f.done()]
 
 
 async def test_tui_screens_dialogs_notifications_and_logs_show_no_token(tmp_path: Path) -> None:

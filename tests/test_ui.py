@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sim_fixtures import SIM_BASE, FakeClock, make_sim, pick
+from sim_fixtures import SIM_BASE, FakeClock, ManualSleep, make_sim, pick
 from textual import events
 from textual.keys import REPLACED_KEYS, _character_to_key, _get_unicode_name_from_key
 from textual.pilot import Pilot
@@ -32,29 +32,6 @@ from tuiapp.ui.dialogs import ConfirmScreen, QuitScreen, ReasonScreen
 from tuiapp.ui.help import HelpScreen
 
 SIZE = (80, 24)
-
-
-class ManualSleep:
-    """The app's ``sleep``: a sleeper wakes when the fake clock passes its deadline."""
-
-    def __init__(self, clock: FakeClock) -> None:
-        self.clock = clock
-        self.sleepers: list[tuple[float, asyncio.Future[None]]] = []
-
-    async def sleep(self, delay: float) -> None:
-        if delay <= 0:
-            await asyncio.sleep(0)
-            return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.sleepers.append((self.clock() + delay, future))
-        await future
-
-    def wake_due(self) -> None:
-        now = self.clock()
-        for at, future in self.sleepers:
-            if at <= now and not future.done():
-                future.set_result(None)
-        self.sleepers = [(at, f) for at, f in self.sleepers if not f.done()]
 
 
 @dataclass
