@@ -186,6 +186,8 @@ async def test_every_adapter_classifies_a_generic_answer(
     make: Any, provider: str, case: str
 ) -> None:
     handler, expected = GENERIC_ANSWERS[case]
+    if provider == "hypersender" and case == "2xx-html":  # Laravel's login page: bad token
+        expected = {"status": Status.AUTH_ERROR, "reason": "unauthorized"}
     timeout = SLOW.get(case, 5.0)
     adapter, server = make(handler, provider=provider, timeout=timeout)
     observation = await adapter.fetch(INSTANCE, Secret(TOKEN))

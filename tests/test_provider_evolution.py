@@ -124,11 +124,19 @@ async def test_close_asks_fetch_instances_for_that_instance(make: Any) -> None:
     assert follow_up.headers["apikey"] == INSTANCE_TOKEN
 
 
-@pytest.mark.parametrize("value", ["open", "connecting"])
-async def test_open_or_connecting_needs_one_request_only(make: Any, value: str) -> None:
-    adapter, server = make(reply(200, state(value)))
+async def test_open_needs_one_request_only(make: Any) -> None:
+    adapter, server = make(reply(200, state("open")))
     await adapter.fetch(INSTANCE, Secret(TOKEN))
     assert len(server.requests) == 1
+
+
+async def test_connecting_asks_for_the_stored_record(make: Any) -> None:
+    """A live ``connecting`` is a reconnect or a QR on screen: only the stored status tells."""
+    adapter, server = make(
+        routes({("GET", STATE_PATH): (200, state("connecting")), ("GET", LIST_PATH): (200, [])})
+    )
+    await adapter.fetch(INSTANCE, Secret(TOKEN))
+    assert [r.url.path for r in server.requests] == [STATE_PATH, LIST_PATH]
 
 
 async def test_list_sends_get_fetch_instances(make: Any) -> None:
@@ -365,21 +373,46 @@ async def test_http_errors(
 # ---- list ----------------------------------------------------------------------------------
 
 
+def live(states: dict[str, Any], listed: Any) -> Handler:
+    """fetchInstances answers ``listed``; connectionState/{name} answers ``states[name]``."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path == LIST_PATH:
+            return streamed(200, listed)
+        name = path.rsplit("/", 1)[-1]
+        if path.startswith("/instance/connectionState/") and name in states:
+            return streamed(200, state(states[name], name))
+        return streamed(404, nest(404, [f'The "{name}" instance does not exist'], "Not Found"))
+
+    return handler
+
+
 async def test_list_parses_every_instance_with_owner_and_close_code(make: Any) -> None:
     body = [
         item("shop-1", "open"),
-        item("shop-2", "close", owner="5511@s.whatsapp.net", code=428),
+        item("shop-2", "open", owner="5511@s.whatsapp.net", code=428),
         item("shop-3", "close", owner=None, code=None),
         item("shop-4", "close", code=401),
         item("shop-5", "close", code=403),
-        item("shop-6", "connecting"),
-        item("shop-7", "hibernating"),
-        item("shop-8", None),
+        item("shop-6", "open"),
+        item("shop-7", "open"),
+        item("shop-8", "open"),
         {"connectionStatus": "open"},
         "junk",
         {"name": ["x"], "connectionStatus": "open"},
     ]
-    adapter, _ = make(reply(200, body))
+    states = {
+        "shop-1": "open",
+        "shop-2": "close",
+        "shop-3": "close",
+        "shop-4": "close",
+        "shop-5": "close",
+        "shop-6": "connecting",
+        "shop-7": "hibernating",
+        "shop-8": None,
+    }
+    adapter, server = make(live(states, body))
     listed = await adapter.list_instances()
     assert listed.failure is None
     got = {
@@ -388,15 +421,18 @@ async def test_list_parses_every_instance_with_owner_and_close_code(make: Any) -
     }
     assert got == {
         "shop-1": (Status.WORKING, None, True, None),
-        "shop-2": (Status.STOPPED, None, True, 428),
+        "shop-2": (Status.STOPPED, None, True, None),  # 428 is never stored: an old code
         "shop-3": (Status.STOPPED, None, False, None),
         "shop-4": (Status.SCAN_QR_CODE, "logged_out", True, 401),
         "shop-5": (Status.FAILED, "banned", True, 403),
         "shop-6": (Status.STARTING, None, True, None),
         "shop-7": (Status.UNREACHABLE, "unknown_status", True, None),
-        "shop-8": (Status.UNREACHABLE, "bad_body", True, None),
+        "shop-8": (Status.UNREACHABLE, "bad_body", None, None),
     }
     assert listed.names["shop-2"] == "shop-2"
+    # one list call, one live read per listed instance, nothing else
+    paths = [r.url.path for r in server.requests]
+    assert paths.count(LIST_PATH) == 1 and len(paths) == 9
 
 
 async def test_list_accepts_v1_items(make: Any) -> None:
@@ -725,10 +761,10 @@ async def test_unknown_action_is_refused(make: Any) -> None:
 async def test_budget_scopes(make: Any) -> None:
     adapter, _ = make(reply())
     for kind in ("fetch", "list", "restart", "reconnect"):
-        assert adapter.budget_scopes(kind, INSTANCE) == [BudgetScope("evolution:evo", 120)]
+        assert adapter.budget_scopes(kind, INSTANCE) == [BudgetScope("evolution:evo", 600)]
     capped, _ = make(reply(), max_rpm=60)
     assert capped.budget_scopes("restart", INSTANCE) == [
-        BudgetScope("evolution:evo", 120),
+        BudgetScope("evolution:evo", 600),
         BudgetScope("evolution:evo:all", 60),
     ]
     with pytest.raises(ValueError):

@@ -141,7 +141,7 @@ async def test_ryzeapi_list_shape_and_token_scopes(world) -> None:
     r = await client.get("/ryzeapi/api/instance/list", headers=auth["headers"])
     body = r.json()
     assert body["success"] is True
-    items = {i["name"]: i for i in body["data"]}
+    items = {i["name"]: i for i in body["instances"]}
     assert items[name]["connection"] == {
         "state": "connected",
         "numberJid": f"{sim.instance(name).spec.phone}@s.whatsapp.net",
@@ -150,11 +150,11 @@ async def test_ryzeapi_list_shape_and_token_scopes(world) -> None:
     r = await client.get(
         "/ryzeapi/api/instance/list", headers=auth["headers"], params={"instanceName": name}
     )
-    assert [i["name"] for i in r.json()["data"]] == [name]
+    assert [i["name"] for i in r.json()["instances"]] == [name]
     # TokenInstance: its own instance only
     own = {"token": sim.instance(name).spec.token}
     r = await client.get("/ryzeapi/api/instance/list", headers=own)
-    assert [i["name"] for i in r.json()["data"]] == [name]
+    assert [i["name"] for i in r.json()["instances"]] == [name]
     other = next(n for n, i in sim.instances.items() if i.spec.provider == "ryzeapi" and n != name)
     r = await client.post(f"/ryzeapi/api/instance/reconnect/{other}", headers=own)
     assert r.status_code == 403

@@ -55,7 +55,7 @@ async def raw(client: httpx.AsyncClient, sim: Simulator, name: str) -> Any:
     body = (await call(client, sim, name, "read")).json()
     provider = sim.instance(name).spec.provider
     if provider == "ryzeapi":
-        (item,) = body["data"]
+        (item,) = body["instances"]
         return item["connection"]["state"], item["connection"]["numberJid"] is not None
     if provider == "evolution":
         return body["instance"]["state"]
@@ -165,7 +165,8 @@ async def test_qr_needed_instances_stay_scan_qr_code(world, provider: str, actio
     sim, clock, client = world
     name = pick(sim, provider)
     sim.force(name, state="SCAN_QR_CODE")
-    assert (await call(client, sim, name, action)).status_code in (200, 201)
+    expected = (422,) if (provider, action) == ("waha", "start") else (200, 201)  # Core: 422
+    assert (await call(client, sim, name, action)).status_code in expected
     assert await raw(client, sim, name) == "SCAN_QR_CODE"
     clock.advance(60)
     assert await raw(client, sim, name) == "SCAN_QR_CODE"
@@ -227,16 +228,13 @@ async def test_ryzeapi_reconnect_without_saved_session_is_400(world, force) -> N
 
 
 async def test_evolution_restart_of_a_close_instance_is_refused(world) -> None:
+    """Upstream 2.3.6 answers HTTP 200 with a thrown exception turned into text."""
     sim, _clock, client = world
     name = pick(sim, "evolution")
     sim.force(name, state="STOPPED")
     response = await call(client, sim, name, "restart")
-    assert response.status_code == 400
-    assert response.json() == {
-        "status": 400,
-        "error": "Bad Request",
-        "response": {"message": [f'The "{name}" instance is not connected']},
-    }
+    assert response.status_code == 200
+    assert response.json() == {"error": True, "message": "[object Object]"}
     assert sim.status(name) == "STOPPED"
 
 
@@ -247,11 +245,16 @@ async def test_evolution_connect_of_a_logged_out_instance_hands_out_a_qr(world) 
     body = (await call(client, sim, name, "connect")).json()
     assert body["base64"].startswith("data:image/png;base64,") and body["code"]
     clock.advance(60)
-    assert await raw(client, sim, name) == "close"
+    assert await raw(client, sim, name) == "connecting"  # a QR on screen
     auth = auth_for(sim, name)
     items = (await client.get("/evolution/instance/fetchInstances", headers=auth["headers"])).json()
     item = next(i for i in items if i["name"] == name)
-    assert (item["disconnectionReasonCode"], item["ownerJid"]) == (401, None)
+    # the QR emit is stored; the old 401 is never cleared upstream
+    assert (item["connectionStatus"], item["disconnectionReasonCode"], item["ownerJid"]) == (
+        "connecting",
+        401,
+        None,
+    )
 
 
 async def test_evolution_connect_of_an_unpaired_close_instance_needs_a_qr(world) -> None:
@@ -271,30 +274,48 @@ async def test_evolution_connect_of_an_open_instance_changes_nothing(world) -> N
     assert sim.status(name) == "WORKING"
 
 
-async def test_banned_evolution_instance_stays_banned(world) -> None:
+async def test_banned_evolution_instance_is_stored_closed_and_connect_hands_out_a_qr(
+    world,
+) -> None:
     sim, clock, client = world
     name = pick(sim, "evolution")
     sim.force(name, banned=True)
-    assert (await call(client, sim, name, "restart")).status_code == 400
-    assert (await call(client, sim, name, "connect")).json()["instance"]["state"] == "close"
+    restart = await call(client, sim, name, "restart")
+    assert (restart.status_code, restart.json()["error"]) == (200, True)
     clock.advance(120)
     auth = auth_for(sim, name)
-    items = (await client.get("/evolution/instance/fetchInstances", headers=auth["headers"])).json()
-    item = next(i for i in items if i["name"] == name)
+    url = "/evolution/instance/fetchInstances"
+    item = next(
+        i for i in (await client.get(url, headers=auth["headers"])).json() if i["name"] == name
+    )
     assert item["connectionStatus"] == "close"
     assert item["disconnectionReasonCode"] in (402, 403, 406)
     assert item["ownerJid"] is not None
     assert sim.instance(name).banned
+    # Upstream's terminal close wiped the credentials: connect emits a new QR.
+    body = (await call(client, sim, name, "connect")).json()
+    assert body["code"] and body["base64"]
+    item = next(
+        i for i in (await client.get(url, headers=auth["headers"])).json() if i["name"] == name
+    )
+    assert item["connectionStatus"] == "connecting"
 
 
-@pytest.mark.parametrize("method", ["POST", "PUT"])
-async def test_evolution_restart_answers_post_and_put(world, method: str) -> None:
+async def test_evolution_restart_is_post_only(world) -> None:
     sim, _clock, client = world
     name = pick(sim, "evolution")
     auth = auth_for(sim, name)
-    r = await client.request(method, f"/evolution/instance/restart/{name}", headers=auth["headers"])
+    path = f"/evolution/instance/restart/{name}"
+    r = await client.put(path, headers=auth["headers"])
+    assert r.status_code == 404 and sim.status(name) == "WORKING"
+    assert r.json()["response"]["message"] == [f"Cannot PUT /instance/restart/{name}"]
+    r = await client.post(path, headers=auth["headers"])
     assert r.status_code == 200
-    assert r.json() == {"instance": {"instanceName": name, "state": "connecting"}}
+    assert r.json() == {"instance": {"instanceName": name, "state": "open"}}
+    assert sim.status(name) == "STARTING"
+    # while connecting: instance.qrCode, {"count": 0} when no QR was ever emitted
+    r = await client.post(path, headers=auth["headers"])
+    assert r.json() == {"count": 0}
 
 
 async def test_evolution_v1_instance_answers_405_or_cannot_post_to_post(world) -> None:
@@ -307,17 +328,30 @@ async def test_evolution_v1_instance_answers_405_or_cannot_post_to_post(world) -
     assert r.status_code == 405 and sim.status(name) == "WORKING"
     sim.force(name, v1_restart="cannot_post")
     r = await client.post(path, headers=auth["headers"])
-    assert r.status_code == 404 and f"Cannot POST {path.removeprefix('/evolution')}" in r.text
+    assert r.status_code == 404  # Express's JSON 404, as real v1 answers
+    assert r.json()["response"]["message"] == [f"Cannot POST {path.removeprefix('/evolution')}"]
     assert sim.status(name) == "WORKING"
     r = await client.put(path, headers=auth["headers"])
     assert r.status_code == 200 and sim.status(name) == "STARTING"
+    # v1 restarts only an open instance: anything else gets its state, nothing done
+    r = await client.put(path, headers=auth["headers"])
+    assert r.json() == {"instance": {"instanceName": name, "state": "connecting"}}
+    assert sim.instance(name).actions == 1
 
 
-async def test_wawp_and_waha_start_is_idempotent_and_stop_stops(world) -> None:
+async def test_wawp_start_is_idempotent_waha_core_answers_422_and_stop_stops(world) -> None:
     sim, _clock, client = world
     for provider in ("wawp", "waha"):
         name = pick(sim, provider)
-        assert (await call(client, sim, name, "start")).json()["status"] == "WORKING"
+        started = await call(client, sim, name, "start")
+        if provider == "waha":  # WAHA Core: start of a running session is a 422
+            assert started.status_code == 422
+            assert (
+                started.json()["message"]
+                == f"Session '{sim.instance(name).spec.id}' is already started."
+            )
+        else:
+            assert started.json()["status"] == "WORKING"
         assert sim.status(name) == "WORKING"
         assert (await call(client, sim, name, "stop")).json()["status"] == "STOPPED"
         assert sim.status(name) == "STOPPED"
@@ -334,3 +368,60 @@ async def test_a_starting_instance_can_come_up_by_itself(world) -> None:
     sim.force(other, state="STARTING")  # stuck
     clock.advance(3600)
     assert await raw(client, sim, other) == "STARTING"
+
+
+# ---- upstream fidelity (reviews/provider-fidelity.md §1 and §9) --------------------------------
+
+
+async def evo_row(client: httpx.AsyncClient, sim: Simulator, name: str) -> dict[str, Any]:
+    auth = auth_for(sim, name)
+    url = "/evolution/instance/fetchInstances"
+    return next(
+        i for i in (await client.get(url, headers=auth["headers"])).json() if i["name"] == name
+    )
+
+
+async def test_evolution_stored_status_is_apart_from_the_live_state(world) -> None:
+    """A transient close is never stored; the knob makes the two disagree on purpose."""
+    sim, _clock, client = world
+    name = pick(sim, "evolution")
+    sim.force(name, state="STOPPED", close_code=428)  # a transient close: never stored
+    assert await raw(client, sim, name) == "close"
+    row = await evo_row(client, sim, name)
+    assert (row["connectionStatus"], row["disconnectionReasonCode"]) == ("open", None)
+    sim.force(name, stored="connecting")
+    assert (await evo_row(client, sim, name))["connectionStatus"] == "connecting"
+    assert await raw(client, sim, name) == "close"
+    assert sim.describe(sim.instance(name))["expected"] == "SCAN_QR_CODE"
+
+
+async def test_evolution_a_close_code_is_never_cleared_by_reopening(world) -> None:
+    sim, clock, client = world
+    name = pick(sim, "evolution")
+    sim.force(name, state="SCAN_QR_CODE")  # logged out: stored close 401
+    sim.force(name, state="STARTING", then="WORKING", after=1)
+    sim.force(name, stored_code=401)  # a re-paired instance keeps its old code upstream
+    clock.advance(2)
+    assert await raw(client, sim, name) == "open"
+    row = await evo_row(client, sim, name)
+    assert (row["connectionStatus"], row["disconnectionReasonCode"]) == ("open", 401)
+
+
+async def test_evolution_fetch_instances_of_an_unknown_name_is_404(world) -> None:
+    sim, _clock, client = world
+    name = pick(sim, "evolution")
+    auth = auth_for(sim, name)
+    url = "/evolution/instance/fetchInstances?instanceName=ghost"
+    r = await client.get(url, headers=auth["headers"])
+    assert r.status_code == 404
+
+
+async def test_ryzeapi_lists_under_instances_and_404s_one_unknown_name(world) -> None:
+    sim, _clock, client = world
+    name = pick(sim, "ryzeapi")
+    inst = sim.instance(name)
+    headers = {"token": inst.account.spec.token}
+    body = (await client.get("/ryzeapi/api/instance/list", headers=headers)).json()
+    assert "data" not in body and any(i["name"] == inst.spec.id for i in body["instances"])
+    r = await client.get("/ryzeapi/api/instance/list?instanceName=ghost", headers=headers)
+    assert r.status_code == 404

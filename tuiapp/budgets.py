@@ -19,14 +19,26 @@ All times come from the injected clock, so tests drive a fake one.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Literal
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Literal
 
+from tuiapp.model import Observation
 from tuiapp.providers.base import BudgetScope
 
-__all__ = ["WINDOW_SECONDS", "Budgets", "Purpose", "poll_allowance", "reserve_for"]
+__all__ = [
+    "WINDOW_SECONDS",
+    "BudgetGate",
+    "Budgets",
+    "Purpose",
+    "list_slot",
+    "poll_allowance",
+    "reserve_for",
+]
 
 WINDOW_SECONDS = 60.0
 UNKNOWN_RESET_SECONDS = 60.0  # low X-RateLimit-Remaining without a usable reset: wait this long
@@ -155,3 +167,48 @@ class Budgets:
             self.block_until(key, until)
         elif remaining <= reserve and until > self._poll_blocked.get(key, 0.0):
             self._poll_blocked[key] = until
+
+
+class BudgetGate:
+    """The ``ReadGate`` the poller hands its adapters: its budgets and its in-flight bound.
+
+    Evolution reads every listed instance's live state inside its list call; each of
+    those reads spends one poll request of the account's scopes (never the reserve kept
+    for actions) and holds one slot of the fleet's ``concurrency`` while it is sent.
+    """
+
+    def __init__(self, budgets: Budgets, slots: asyncio.Semaphore) -> None:
+        self.budgets = budgets
+        self._slots = slots
+
+    def __repr__(self) -> str:
+        return f"<BudgetGate {self.budgets!r}>"
+
+    def slot(self) -> AbstractAsyncContextManager[Any]:
+        return self._slots
+
+    def spend(self, scopes: list[BudgetScope]) -> float | None:
+        """None when one poll request was spent on every scope; else when it would pass."""
+        if self.budgets.try_acquire(scopes, purpose="poll"):
+            return None
+        return self.budgets._clock() + self.budgets.wait_time(scopes, "poll")
+
+    def note(self, scopes: list[BudgetScope], observation: Observation) -> None:
+        """A 429 (Retry-After) or low X-RateLimit-Remaining blocks the scope, as for any poll."""
+        if not scopes:
+            return
+        key = scopes[0].key
+        if observation.retry_at is not None and (observation.keep_last or observation.rate_limited):
+            self.budgets.block_until(key, observation.retry_at)
+        if observation.rate_remaining is not None:
+            self.budgets.observe_remaining(
+                key, observation.rate_remaining, observation.rate_reset_at
+            )
+
+
+def list_slot(adapter: object, slots: asyncio.Semaphore) -> AbstractAsyncContextManager[Any]:
+    """The in-flight slot a list call holds: ``slots``, or none for an adapter whose list
+    call sends reads of its own (``reads_inside_list``): each of them takes a slot itself."""
+    if getattr(adapter, "reads_inside_list", False):
+        return contextlib.nullcontext()
+    return slots

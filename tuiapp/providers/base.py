@@ -30,9 +30,10 @@ import json
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 from urllib.parse import quote
 
 import httpx
@@ -48,6 +49,7 @@ from tuiapp.providers.catalog import ProviderInfo
 from tuiapp.secrets import GLOBAL_REDACTOR, Redactor, Secret
 
 __all__ = [
+    "CALL_DEADLINE",
     "MAX_BODY",
     "MAX_ID_LENGTH",
     "NO_TOKEN",
@@ -57,6 +59,7 @@ __all__ = [
     "BudgetScope",
     "HttpAnswer",
     "ListResult",
+    "ReadGate",
     "TransportFailure",
     "mask_secret_fields",
     "one_line",
@@ -320,7 +323,29 @@ def _parse_int(value: str | None) -> int | None:
 _CALL_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "tuiapp_call_deadline", default=None
 )
+CALL_DEADLINE = _CALL_DEADLINE  # reset to None for a read that gets its own deadline
 _DEADLINE_CALLS = ("fetch", "list_instances", "restart", "reconnect")
+
+
+class ReadGate(Protocol):
+    """Budget and concurrency for the reads an adapter sends inside one list call.
+
+    The poller hands one to every adapter (``Adapter.read_gate``): Evolution reads each
+    instance's live state inside its list call, and those reads must spend the account's
+    budget and hold a slot of the fleet's in-flight bound like any other poll.
+    """
+
+    def slot(self) -> AbstractAsyncContextManager[Any]:
+        """Hold one slot of the in-flight bound for one request."""
+        ...
+
+    def spend(self, scopes: list[BudgetScope]) -> float | None:
+        """Spend one poll request on ``scopes``: None when spent, else when it would pass."""
+        ...
+
+    def note(self, scopes: list[BudgetScope], observation: Observation) -> None:
+        """Feed a read's 429 / rate headers back to the budget of ``scopes``."""
+        ...
 
 
 def _under_one_deadline(
@@ -361,6 +386,9 @@ class Adapter:
 
     info: ClassVar[ProviderInfo]
     token_fields: ClassVar[re.Pattern[str] | None] = None
+    # True: list_instances sends reads of its own (through ``read_gate``), so whoever calls
+    # it must not hold an in-flight slot for the whole call.
+    reads_inside_list: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -386,6 +414,7 @@ class Adapter:
         self.clock = clock
         self.redactor = redactor
         self.base_url = account.base_url.rstrip("/")
+        self.read_gate: ReadGate | None = None
         if account.token is not None:
             redactor.add_secret(account.token)
 

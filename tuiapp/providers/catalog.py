@@ -73,7 +73,7 @@ PROVIDERS: dict[str, ProviderInfo] = {
         frozenset({"restart", "reconnect"}),
         has_list=True,
         account_secret=True,
-        default_max_rpm=120,
+        default_max_rpm=600,
         hosted=False,
     ),
 }

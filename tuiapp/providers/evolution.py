@@ -1,41 +1,72 @@
-"""Evolution API (self-hosted, Baileys): state reads, one list call per server, restart, connect.
+"""Evolution API (self-hosted, Baileys): live state reads, one list per server, restart, connect.
 
-    GET  /instance/connectionState/{name}   -> {instance: {instanceName, state}}
+    GET  /instance/connectionState/{name}   -> {instance: {instanceName, state}}   the LIVE socket
     GET  /instance/fetchInstances[?instanceName=]
                                             -> [{name, connectionStatus, ownerJid,
                                                  disconnectionReasonCode, token, ...}]  (v2)
                                                [{instance: {instanceName, status, owner, apikey}}]
                                                                                       (v1, accepted)
-    POST /instance/restart/{name}           -> the state or a QR object (PUT in v1)
-    GET  /instance/connect/{name}           -> {count} / a QR {code, base64, pairingCode}
+    POST /instance/restart/{name}           -> state, QR object or 200 {error: true} (PUT in v1)
+    GET  /instance/connect/{name}           -> the state, or the QR object {pairingCode, code,
+                                               base64, count}
 
 Auth is the ``apikey`` header. Errors ``{status, error, response: {message}}``, the
 message sometimes a list. Restart and connect may answer HTTP 200 ``{error: true,
-message}``: the body decides, not only the status. Self-imposed 120 requests/min per server.
+message}``: the body decides, not only the status.
 
-Mapping: open -> WORKING; connecting -> STARTING; close -> STOPPED, except close with
-disconnectionReasonCode 401 -> SCAN_QR_CODE (reason ``logged_out``) and 402/403/406 ->
-FAILED (reason ``banned``: a restart only loops).
+**Stored versus live.** ``fetchInstances[].connectionStatus`` is a database column that
+Evolution (2.x) writes only when a QR is emitted (``connecting``), on open (``open``) and
+on a terminal close (``close`` with ``disconnectionReasonCode`` 401/402/403/406). A
+transient close or a reconnect loop leaves it ``open``. So the status always comes from
+``connectionState`` (the live socket), for every instance, in batch polling too:
+``list_instances`` costs one ``fetchInstances`` plus one ``connectionState`` per listed
+instance. The list is kept for discovery, ``ownerJid`` (-> ``paired``), the stored
+status and the close code. Each live read spends the account's budget and takes a slot
+of the fleet's concurrency when the poller hands the adapter a ``read_gate``; a read
+the budget does not allow now is reported ``keep_last`` (rate-limited), never guessed
+from the stored value.
 
-``connectionState`` says neither who is paired nor why an instance closed. So when it
-says ``close``, ``fetch`` asks ``fetchInstances?instanceName=`` once more for
-``ownerJid`` (-> ``paired``) and ``disconnectionReasonCode`` (-> ``close_code``): without
-them a logged-out or banned instance would read STOPPED on its own endpoint and
-SCAN_QR_CODE / FAILED in the list, and reconnect could never be judged. If that second
-read fails, the instance is STOPPED with ``paired``/``close_code`` unknown (None), which
-refuses reconnect. The list bodies carry every instance's ``token`` (v1: ``apikey``) and
-integration secrets: the values are registered with the redactor before any excerpt of
-the body can be made, masked in excerpts, and never kept.
+Mapping (live state, stored record):
+    open                                    -> WORKING
+    connecting, stored connecting           -> SCAN_QR_CODE (``qr_pending``: a QR was emitted)
+    connecting                              -> STARTING
+    close, stored connecting                -> SCAN_QR_CODE (``qr_pending``: never scanned)
+    close, stored close, code 401           -> SCAN_QR_CODE (``logged_out``)
+    close, stored close, code 402/403/406   -> FAILED (``banned``: a restart only loops)
+    close otherwise                         -> STOPPED (an old code of an earlier close is ignored)
+
+``disconnectionReasonCode`` is never cleared upstream: it belongs to the current close
+only while the stored status is ``close`` (a later QR or open rewrites the status).
+
+``fetch`` asks ``fetchInstances?instanceName=`` for that record when the live state is
+``close`` or ``connecting`` (a list call hands its records to its own live reads).
+
+Restart and connect answer with ``instance.qrCode``, whose ``code``/``base64`` are never
+cleared after pairing: a QR in the answer counts only when the stored record does not
+say the instance is paired and open (else the QR is stale and verification decides).
+
+v1 (1.x): the list's ``status`` is live, ``owner`` is present only while ``open`` (a
+closed v1 instance's pairing is unknown, so reconnect is allowed and a QR in its answer
+ends it as "QR scan needed"), and restart (PUT) acts only on an ``open`` instance: any
+other state is answered with the state and nothing done, which tuiapp reports as failed.
+
+The list bodies carry every instance's ``token`` (v1: ``apikey``) and integration
+secrets: the values are registered with the redactor before any excerpt of the body can
+be made, masked in excerpts, and never kept.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
+from dataclasses import dataclass
 from typing import Any, cast
 
 from tuiapp.config import InstanceConfig
 from tuiapp.model import ActionOutcome, ActionResponse, Observation, Status
 from tuiapp.providers.base import (
+    CALL_DEADLINE,
     Adapter,
     BudgetScope,
     HttpAnswer,
@@ -47,11 +78,21 @@ from tuiapp.providers.base import (
 from tuiapp.providers.catalog import PROVIDERS
 from tuiapp.secrets import Secret
 
-__all__ = ["ADAPTER", "BANNED_CODES", "LOGGED_OUT_CODE", "EvolutionAdapter", "map_state"]
+__all__ = [
+    "ADAPTER",
+    "BANNED_CODES",
+    "LOGGED_OUT_CODE",
+    "EvolutionAdapter",
+    "StoredRecord",
+    "judge",
+    "map_state",
+]
 
 LOGGED_OUT_CODE = 401
 BANNED_CODES = frozenset({402, 403, 406})
 QR_NEEDED = "QR scan needed"
+UNGATED_READS = 16  # live reads in flight at once inside one list call when no gate is given
+MIN_TIME_LEFT = 0.5  # share of ``timeout`` a live read needs left of the list call's deadline
 
 # Restart is worth sending on an open or connecting instance, and where the state is not
 # known (UNREACHABLE, UNKNOWN, never read): on a closed one its worst case is a clean error.
@@ -61,8 +102,27 @@ _GENERAL = frozenset({Status.AUTH_ERROR, Status.NOT_FOUND})
 _ROUTE_MISSING = re.compile(r"Cannot POST /")
 
 
+@dataclass(frozen=True, slots=True)
+class StoredRecord:
+    """What ``fetchInstances`` says about one instance: database values, not the live socket.
+
+    ``stored``: the stored ``connectionStatus`` (v2), None for v1 (whose list status is
+    live). ``close_code``: the stored ``disconnectionReasonCode`` only while it belongs
+    to the current close (the stored status is ``close``), else None. ``paired``: from
+    ``ownerJid`` (v1 ``owner``, present only while open: None when absent).
+    """
+
+    name: str
+    state: Any  # the list's status field as it came (stored in v2, live in v1)
+    stored: str | None
+    paired: bool | None
+    close_code: int | None
+    v1: bool
+    read_at: float
+
+
 def map_state(state: str, close_code: int | None) -> tuple[Status, str | None] | None:
-    """(status, reason) for a Baileys connection state and close code; None when unknown."""
+    """(status, reason) for a Baileys connection state and a current close code; None if unknown."""
     value = state.strip().lower()
     if value == "open":
         return Status.WORKING, None
@@ -77,90 +137,187 @@ def map_state(state: str, close_code: int | None) -> tuple[Status, str | None] |
     return None
 
 
+def judge(live: str, record: StoredRecord | None) -> tuple[Status, str | None] | None:
+    """(status, reason) for a live state and the stored record (see the module docstring)."""
+    value = live.strip().lower()
+    stored = record.stored if record is not None else None
+    if value in ("connecting", "close") and stored == "connecting":
+        return Status.SCAN_QR_CODE, "qr_pending"
+    return map_state(value, record.close_code if record is not None else None)
+
+
 class EvolutionAdapter(Adapter):
     """An Evolution API server."""
 
     info = PROVIDERS["evolution"]
     # Per-instance credentials in list bodies (v2 ``token``, v1 ``apikey``).
     token_fields = re.compile(r'"(?:token|apikey)"\s*:\s*"((?:[^"\\]|\\.)*)"')
+    reads_inside_list = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._seen_paired: set[str] = set()  # v1: names seen open with an owner
+        self._live_read_at: dict[str, float] = {}  # name -> last live read (fair order)
+        self.speaks_v1 = False  # the server answered as Evolution 1.x (list shape or PUT)
 
     # ---- reads -----------------------------------------------------------------------------
 
     async def fetch(self, instance: InstanceConfig, secret: Secret | None) -> Observation:
-        """``connectionState``; when ``close``, ``fetchInstances`` for pairing and close code."""
+        """``connectionState``; when ``close``/``connecting``, the stored record as well."""
         token = secret if secret is not None else self.account.token
         if token is None:
             return self.no_token()
         self.redactor.add_secret(token)
-        path = f"/instance/connectionState/{segment(instance.id)}"
-        answer = await self.get(path, headers=_auth(token))
+        return await self._live_read(instance.id, token, None)
+
+    async def _live_read(
+        self, name: str, token: Secret, record: StoredRecord | None
+    ) -> Observation:
+        """One ``connectionState`` read judged with ``record`` (read when needed and missing)."""
+        answer = await self.get(f"/instance/connectionState/{segment(name)}", headers=_auth(token))
+        self._live_read_at[name] = self.clock()
         if isinstance(answer, Observation):
             return answer
         try:
             state = _connection_state(answer.json())
             if state is None:
                 return self.unparseable(answer)
-            paired: bool | None = None
-            close_code: int | None = None
-            if state.strip().lower() == "close":
-                paired, close_code = await self._close_details(instance.id, token)
-            return self._classify(answer, state, paired, close_code, whole_body=True)
+            if state.strip().lower() in ("close", "connecting") and record is None:
+                record = await self._stored_record(name, token)
+            return self._classify(answer, state, record, whole_body=True)
         except (TypeError, ValueError, AttributeError, KeyError):  # a shape no check foresaw
             return self.unparseable(answer)
 
-    async def _close_details(self, name: str, token: Secret) -> tuple[bool | None, int | None]:
-        """(paired, close_code) of one instance from ``fetchInstances``; (None, None) on failure."""
+    async def _stored_record(self, name: str, token: Secret) -> StoredRecord | None:
+        """The stored record of one instance from ``fetchInstances``; None on any failure."""
         answer = await self.get(
             "/instance/fetchInstances", headers=_auth(token), params={"instanceName": name}
         )
         if isinstance(answer, Observation):
-            return None, None
+            return None
         data = answer.json()
         items = data if isinstance(data, list) else [data]
         for item in items:
-            fields = _item_fields(item)
-            if fields is not None and fields[0] == name:
-                return fields[2], fields[3]
-        return None, None
+            record = self._record(item)
+            if record is not None and record.name == name:
+                return record
+        return None
+
+    def _record(self, item: Any) -> StoredRecord | None:
+        """The StoredRecord of one list item, or None when it names no instance."""
+        fields = _item_fields(item)
+        if fields is None:
+            return None
+        name, state, paired, code, v1 = fields
+        stored = None
+        if not v1 and isinstance(state, str):
+            stored = state.strip().lower()
+        if v1:
+            self.speaks_v1 = True
+            if paired:
+                self._seen_paired.add(name)
+            elif paired is None and name in self._seen_paired:
+                paired = True  # seen open with an owner earlier; v1 names it only while open
+        current = code if stored == "close" else None  # an old code of an earlier close: ignored
+        return StoredRecord(name, state, stored, paired, current, v1, self.clock())
 
     async def list_instances(self) -> ListResult:
-        """``GET /instance/fetchInstances`` with the server's key, keyed by instance ``name``."""
+        """``fetchInstances`` with the server's key, then each listed instance's live state."""
         token = self.account.token
         if token is None:
             return ListResult(failure=self.no_token())
-        answer = await self.get("/instance/fetchInstances", headers=_auth(token))
+        gate = self.read_gate
+        async with gate.slot() if gate is not None else contextlib.nullcontext():
+            answer = await self.get("/instance/fetchInstances", headers=_auth(token))
         if isinstance(answer, Observation):
             return ListResult(failure=answer)
         items = answer.json()
         if not isinstance(items, list):
             return ListResult(failure=self.unparseable(answer, "no instance array in the answer"))
         listed = ListResult()
+        records: dict[str, StoredRecord] = {}
         for item in items:
             try:
-                fields = _item_fields(item)
-                if fields is None:
-                    continue  # a row tuiapp cannot match is no row at all
-                name, state, paired, close_code = fields
-                if self.listed_id(name) != name:
-                    continue  # an id tuiapp could neither match nor show
-                listed.observations[name] = self._classify(
-                    answer, state, paired, close_code, whole_body=False
-                )
-                listed.names[name] = one_line(self.redact(name), 80)
+                record = self._record(item)
             except (TypeError, ValueError, AttributeError, KeyError):
                 continue
+            if record is None or self.listed_id(record.name) != record.name:
+                continue  # a row tuiapp could neither match nor show
+            records[record.name] = record
+            listed.names[record.name] = one_line(self.redact(record.name), 80)
+        listed.observations = await self._live_reads(answer, records, token)
         return listed
+
+    async def _live_reads(
+        self, answer: HttpAnswer, records: dict[str, StoredRecord], token: Secret
+    ) -> dict[str, Observation]:
+        """Every listed instance's live read, least recently read first, through the gate.
+
+        v1 lists the live status already: its items are judged as they are. The reads
+        share the list call's deadline (the whole call ends within ``timeout``); a read that
+        would start with less than half of it left is not sent (``keep_last``).
+        """
+        results: dict[str, Observation] = {}
+        todo: list[StoredRecord] = []
+        for name, record in records.items():
+            if record.v1:
+                results[name] = self._classify(answer, record.state, record, whole_body=False)
+            else:
+                todo.append(record)
+        todo.sort(key=lambda record: self._live_read_at.get(record.name, 0.0))
+        ungated = asyncio.Semaphore(UNGATED_READS)
+        gate = self.read_gate
+        scopes = self.account_scopes("fetch")
+        loop = asyncio.get_running_loop()
+
+        async def one(record: StoredRecord) -> tuple[str, Observation]:
+            async with gate.slot() if gate is not None else ungated:
+                deadline = CALL_DEADLINE.get()
+                if deadline is not None and deadline - loop.time() < self.timeout * MIN_TIME_LEFT:
+                    return record.name, self._not_read(record, None)
+                allowed_at = gate.spend(scopes) if gate is not None else None
+                if allowed_at is not None:  # nothing sent: no feedback for the budget
+                    return record.name, self._not_read(record, allowed_at)
+                observation = await self._live_read(record.name, token, record)
+            if gate is not None:
+                gate.note(scopes, observation)
+            return record.name, observation
+
+        for name, observation in await asyncio.gather(*(one(record) for record in todo)):
+            results[name] = observation
+        return results
+
+    def _not_read(self, record: StoredRecord, allowed_at: float | None) -> Observation:
+        """A live read not sent (budget, or the list call's time): keep the last status.
+
+        Never the stored value: that is what this adapter must not show as the status.
+        """
+        if allowed_at is not None:
+            reason, error = "rate_limited", "rate budget: live state not read this time"
+        else:
+            reason, error = "not_read", "the list call ran out of time before this live read"
+        return Observation(
+            status=Status.UNKNOWN,
+            reason=reason,
+            keep_last=True,
+            retry_at=allowed_at,
+            observed_at=self.clock(),
+            paired=record.paired,
+            error=f"{error} (nothing sent)",
+        )
 
     def _classify(
         self,
         answer: HttpAnswer,
         state: Any,
-        paired: bool | None,
-        close_code: int | None,
+        record: StoredRecord | None,
         *,
         whole_body: bool,
     ) -> Observation:
-        extra: dict[str, Any] = {"paired": paired, "close_code": close_code}
+        extra: dict[str, Any] = {
+            "paired": record.paired if record is not None else None,
+            "close_code": record.close_code if record is not None else None,
+        }
         if not isinstance(state, str) or not state.strip():
             if whole_body:
                 return self.unparseable(answer)
@@ -172,7 +329,7 @@ class EvolutionAdapter(Adapter):
                 error_kind="body",
                 **extra,
             )
-        mapped = map_state(state, close_code)
+        mapped = judge(state, record)
         if mapped is None:
             return self.unknown_status(answer, state, **extra)
         status, reason = mapped
@@ -190,12 +347,15 @@ class EvolutionAdapter(Adapter):
         self.redactor.add_secret(token)
         path = f"/instance/restart/{segment(instance.id)}"
         result = await self.send("POST", path, headers=_auth(token))
+        v1 = False
         if isinstance(result, HttpAnswer) and self._route_missing(result):
             result = await self.send("PUT", path, headers=_auth(token))
-        return self._action_answer(result, "restart")
+            v1 = isinstance(result, HttpAnswer) and 200 <= result.status_code < 300
+            self.speaks_v1 = self.speaks_v1 or v1
+        return await self._action_answer(result, "restart", instance.id, token, v1=v1)
 
     async def reconnect(self, instance: InstanceConfig, secret: Secret | None) -> ActionResponse:
-        """``GET /instance/connect/{name}``: a QR in the answer means a person must scan."""
+        """``GET /instance/connect/{name}``: a fresh QR in the answer means a person must scan."""
         token = secret if secret is not None else self.account.token
         if token is None:
             return self.no_token_action()
@@ -203,13 +363,13 @@ class EvolutionAdapter(Adapter):
         result = await self.send(
             "GET", f"/instance/connect/{segment(instance.id)}", headers=_auth(token)
         )
-        return self._action_answer(result, "reconnect")
+        return await self._action_answer(result, "reconnect", instance.id, token)
 
     def _route_missing(self, answer: HttpAnswer) -> bool:
         """405, or Express's "Cannot POST /..." (v1 has no POST restart route).
 
-        Never a 404 that names a missing instance: that one is NOT_FOUND, and a PUT
-        would only ask twice.
+        Real v1 answers a JSON 404 whose ``response.message`` says it; never a 404 that
+        names a missing instance: that one is NOT_FOUND, and a PUT would only ask twice.
         """
         if answer.status_code == 405:
             return True
@@ -217,7 +377,15 @@ class EvolutionAdapter(Adapter):
             return False
         return bool(_ROUTE_MISSING.search(answer.body[:4096].decode("utf-8", errors="replace")))
 
-    def _action_answer(self, result: HttpAnswer | TransportFailure, verb: str) -> ActionResponse:
+    async def _action_answer(
+        self,
+        result: HttpAnswer | TransportFailure,
+        verb: str,
+        name: str,
+        token: Secret,
+        *,
+        v1: bool = False,
+    ) -> ActionResponse:
         generic = self.action_response(result)
         if generic is not None:
             return generic
@@ -238,6 +406,8 @@ class EvolutionAdapter(Adapter):
         if _is_error(data):
             detail = self.error_message(answer, data)
             missing = "does not exist" in detail or "not found" in detail.lower()
+            if detail == "[object Object]":  # 2.x: the BadRequestException of a closed instance
+                detail = "the instance is not connected (state close); use reconnect"
             return ActionResponse(
                 ActionOutcome.FAILED,
                 message=f"Evolution refused the {verb}: {detail}",
@@ -246,6 +416,13 @@ class EvolutionAdapter(Adapter):
                 **base,
             )
         if _carries_qr(data):
+            if await self._qr_is_stale(name, token):
+                return self.accepted(
+                    answer,
+                    None,
+                    f"{verb} requested (the answer repeats an old QR of a paired instance; "
+                    "verification decides)",
+                )
             return ActionResponse(
                 ActionOutcome.REFUSED,
                 message=QR_NEEDED,
@@ -255,7 +432,28 @@ class EvolutionAdapter(Adapter):
             )
         state = _connection_state(data)
         mapped = map_state(state, None) if state is not None else None
+        if v1 and verb == "restart" and state is not None and state.strip().lower() != "open":
+            return ActionResponse(
+                ActionOutcome.FAILED,
+                message=(
+                    f"Evolution v1 restarts only an open instance; this one is "
+                    f"{one_line(self.redact(state), 40)} and nothing was done"
+                ),
+                reason="v1_not_open",
+                status=mapped[0] if mapped else None,
+                **base,
+            )
         return self.accepted(answer, mapped[0] if mapped else None, f"{verb} requested")
+
+    async def _qr_is_stale(self, name: str, token: Secret) -> bool:
+        """A QR in an action answer is an old one when the stored record says paired and open.
+
+        Evolution keeps the last QR's ``code``/``base64`` after pairing; a new QR rewrites
+        the stored status to ``connecting``, so stored ``open`` with an owner means none was
+        emitted since the instance last opened.
+        """
+        record = await self._stored_record(name, token)
+        return record is not None and record.stored == "open" and record.paired is True
 
     def refusal(self, action: str, last: Observation | None) -> str | None:
         """Restart only open/connecting; reconnect only a known close, paired, not out or banned."""
@@ -269,8 +467,12 @@ class EvolutionAdapter(Adapter):
             return self._restart_refusal(status, last)
         return self._reconnect_refusal(status, last)
 
-    @staticmethod
-    def _restart_refusal(status: Status, last: Observation | None) -> str | None:
+    def _restart_refusal(self, status: Status, last: Observation | None) -> str | None:
+        if self.speaks_v1 and status is Status.STARTING:
+            return (
+                "Evolution v1 restarts only an open instance (a connecting one answers "
+                "with its state and nothing is done)"
+            )
         if status in _RESTARTABLE:
             return None
         if status is Status.STOPPED:
@@ -280,8 +482,7 @@ class EvolutionAdapter(Adapter):
             return out_or_banned
         return "Evolution restarts only an open or connecting instance"
 
-    @staticmethod
-    def _reconnect_refusal(status: Status, last: Observation | None) -> str | None:
+    def _reconnect_refusal(self, status: Status, last: Observation | None) -> str | None:
         if last is None or status in (Status.UNKNOWN, Status.UNREACHABLE):
             return (
                 "Evolution reconnect needs a known closed state (each connect call counts "
@@ -295,6 +496,8 @@ class EvolutionAdapter(Adapter):
                 f"Evolution reconnect only helps a closed instance; this one is {status.value} "
                 "(restart helps an open or connecting one)"
             )
+        if last.paired is None and self.speaks_v1:
+            return None  # v1 names the owner only while open; a QR in the answer ends it
         if last.paired is None:
             return (
                 "Evolution reconnect needs to know the instance is paired (ownerJid); "
@@ -308,12 +511,20 @@ class EvolutionAdapter(Adapter):
         return None
 
     def budget_scopes(self, kind: str, instance: InstanceConfig | None) -> list[BudgetScope]:
-        """One scope per server (120/min); an operator cap adds ``evolution:{acct}:all``."""
+        """One scope per server (600/min); an operator cap adds ``evolution:{acct}:all``.
+
+        A list call spends one request here; each live read inside it spends another.
+        """
         return self.account_scopes(kind)
 
 
 def _logged_out_or_banned(status: Status, last: Observation | None) -> str | None:
     code = last.close_code if last is not None else None
+    if status is Status.SCAN_QR_CODE and last is not None and last.reason == "qr_pending":
+        return (
+            "the Evolution instance is waiting for a QR scan (it emitted a QR): scan it "
+            "in the Evolution manager (restart and reconnect cannot help)"
+        )
     if status is Status.SCAN_QR_CODE or code == LOGGED_OUT_CODE:
         return (
             "the Evolution instance is logged out: scan a QR in the Evolution manager "
@@ -342,14 +553,15 @@ def _connection_state(data: Any) -> str | None:
     return None
 
 
-def _item_fields(item: Any) -> tuple[str, Any, bool | None, int | None] | None:
-    """(name, state, paired, close_code) of one fetchInstances item (v2 or v1); None if unnamed.
+def _item_fields(item: Any) -> tuple[str, Any, bool | None, int | None, bool] | None:
+    """(name, state, paired, close_code, v1) of one fetchInstances item; None if unnamed.
 
     Secret fields (``token``, ``apikey``, integration settings) are never read.
     """
     if not isinstance(item, dict):
         return None
-    if isinstance(item.get("instance"), dict):  # v1: {instance: {instanceName, status, owner}}
+    v1 = isinstance(item.get("instance"), dict)
+    if v1:  # v1: {instance: {instanceName, status, owner}}
         inner = item["instance"]
         name, state = inner.get("instanceName"), inner.get("status")
         owner_key, source, code = "owner", inner, None
@@ -362,7 +574,7 @@ def _item_fields(item: Any) -> tuple[str, Any, bool | None, int | None] | None:
     if owner_key in source:
         owner = source[owner_key]
         paired = isinstance(owner, str) and bool(owner.strip())
-    return name, state, paired, code
+    return name, state, paired, code, v1
 
 
 def _close_code(value: Any) -> int | None:

@@ -4,7 +4,11 @@
     POST /{id}/restart  -> 200 {message}; 500 {message} restart failed    5/min per instance
     GET  /instances     -> bare array of {id, name, phone, status, access_token, created_at}
 
-Auth is ``Authorization: Bearer <token>``. The list answer carries every instance's
+Auth is ``Authorization: Bearer <token>``, with ``Accept: application/json`` as the docs
+list it: Hypersender is a Laravel app, and without a JSON Accept header Laravel answers an
+unauthenticated request with a redirect to its login page (or the page itself) instead of
+401 JSON. Such a redirect, or an HTML page where JSON was due, is read as AUTH_ERROR (the
+token was refused), never UNREACHABLE. The list answer carries every instance's
 ``access_token``: those values are registered with the redactor before anything of
 the body can reach a message, and never kept. There is no reconnect, start or stop.
 """
@@ -54,6 +58,17 @@ class HypersenderAdapter(Adapter):
     token_fields = re.compile(r'"access_token"\s*:\s*"((?:[^"\\]|\\.)*)"')
 
     # ---- reads -----------------------------------------------------------------------------
+
+    def http_error_observation(self, answer: HttpAnswer) -> Observation | None:
+        """The shared rules, plus: a redirect or a 2xx HTML page is Laravel's login answer."""
+        if _login_answer(answer):
+            return self.observed(
+                Status.AUTH_ERROR,
+                answer,
+                reason="unauthorized",
+                error=_LOGIN_TEXT.format(code=answer.status_code),
+            )
+        return super().http_error_observation(answer)
 
     async def fetch(self, instance: InstanceConfig, secret: Secret | None) -> Observation:
         """``GET /{id}/health`` with the secret the caller chose (instance first, then account)."""
@@ -124,6 +139,15 @@ class HypersenderAdapter(Adapter):
             return self.no_token_action()
         self.redactor.add_secret(secret)
         result = await self.send("POST", f"/{segment(instance.id)}/restart", headers=_auth(secret))
+        if isinstance(result, HttpAnswer) and _login_answer(result):
+            return ActionResponse(
+                ActionOutcome.FAILED,
+                http_status=result.status_code,
+                latency_ms=result.latency_ms,
+                message=_LOGIN_TEXT.format(code=result.status_code),
+                reason="auth_error",
+                status=Status.AUTH_ERROR,
+            )
         generic = self.action_response(result)
         if generic is not None:
             if generic.outcome is ActionOutcome.FAILED and generic.http_status == 500:
@@ -173,8 +197,25 @@ class HypersenderAdapter(Adapter):
         return scopes
 
 
+_LOGIN_TEXT = (
+    "credentials refused: Hypersender answered with its login page (HTTP {code}) "
+    "instead of JSON; check the token"
+)
+
+
+def _login_answer(answer: HttpAnswer) -> bool:
+    """A redirect, or a 2xx HTML page: what Laravel sends a request it did not authenticate."""
+    if 300 <= answer.status_code < 400:
+        return True
+    if not 200 <= answer.status_code < 300:
+        return False
+    kind = answer.headers.get("content-type", "").lower()
+    start = answer.body[:64].lstrip().lower()
+    return "text/html" in kind or start.startswith((b"<!doctype html", b"<html"))
+
+
 def _auth(secret: Secret) -> dict[str, str]:
-    return {"Authorization": f"Bearer {secret.reveal()}"}
+    return {"Authorization": f"Bearer {secret.reveal()}", "Accept": "application/json"}
 
 
 ADAPTER = HypersenderAdapter

@@ -16,7 +16,9 @@ spends at most ``max_rpm`` (default 25) per token.
 
 Mapping (whatsmeow): connected -> WORKING; connecting -> STARTING; disconnected with a
 numberJid -> STOPPED (a saved session: reconnect can help); disconnected without one,
-or loggedout -> SCAN_QR_CODE (reason logged_out).
+or loggedout -> SCAN_QR_CODE (reason logged_out); qr -> SCAN_QR_CODE (reason qr_pending);
+banned -> FAILED (reason banned). A 503 to a reconnect is RyzeAPI's own "instance not
+connected" (its bridge is missing): a failed reconnect, not a gateway's maybe.
 """
 
 from __future__ import annotations
@@ -145,6 +147,14 @@ class RyzeapiAdapter(Adapter):
             )
         if state == "disconnected" and has_jid:
             return self.observed(Status.STOPPED, answer, raw_status=raw_status, paired=True)
+        if state == "qr":  # a QR is on screen (seen by live-validated third-party clients)
+            return self.observed(
+                Status.SCAN_QR_CODE, answer, raw_status=raw_status, reason="qr_pending"
+            )
+        if state == "banned":
+            return self.observed(
+                Status.FAILED, answer, raw_status=raw_status, reason="banned", paired=None
+            )
         if state in ("disconnected", "loggedout"):
             return self.observed(
                 Status.SCAN_QR_CODE,
@@ -202,6 +212,19 @@ class RyzeapiAdapter(Adapter):
                     status=Status.SCAN_QR_CODE,
                     **base,
                 )
+        if isinstance(result, HttpAnswer) and result.status_code == 503 and _own_error(result):
+            # RyzeAPI's own 503 (its error shape): the bridge is missing, the instance not
+            # connected. A bare 503 may still come from a proxy that forwarded the request.
+            return ActionResponse(
+                ActionOutcome.FAILED,
+                http_status=503,
+                latency_ms=result.latency_ms,
+                message=(
+                    "RyzeAPI: instance not connected (HTTP 503, bridge unavailable): "
+                    f"{self.error_message(result, result.json())}"
+                ),
+                reason="not_connected",
+            )
         generic = self.action_response(result)
         if generic is not None:
             return generic
@@ -277,6 +300,12 @@ def _items(data: Any) -> list[Any] | None:
             if isinstance(value, list):
                 return value
     return None
+
+
+def _own_error(answer: HttpAnswer) -> bool:
+    """RyzeAPI's error shape ``{success: false, error: {...}}`` (not a proxy's page)."""
+    data = answer.json()
+    return isinstance(data, dict) and data.get("success") is False and "error" in data
 
 
 ADAPTER = RyzeapiAdapter

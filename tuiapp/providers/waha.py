@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from tuiapp.config import InstanceConfig
-from tuiapp.model import ActionResponse, Observation, Status
+from tuiapp.model import ActionOutcome, ActionResponse, Observation, Status
 from tuiapp.providers.base import (
     Adapter,
     BudgetScope,
@@ -140,6 +140,8 @@ class WahaAdapter(Adapter):
         self.redactor.add_secret(token)
         path = f"/api/sessions/{segment(instance.id)}/{verb}"
         result = await self.send("POST", path, headers=_auth(token))
+        if isinstance(result, HttpAnswer) and result.status_code == 422:
+            return self._unprocessable_action(result, verb, instance.id)
         generic = self.action_response(result)
         if generic is not None:
             return generic
@@ -148,6 +150,42 @@ class WahaAdapter(Adapter):
         raw = data.get("status") if isinstance(data, dict) else None
         status = STATUS_MAP.get(raw.strip().upper()) if isinstance(raw, str) else None
         return self.accepted(answer, status, done)
+
+    def http_error_observation(self, answer: HttpAnswer) -> Observation | None:
+        """The shared rules, plus WAHA Core's 422 for any session name but ``default``."""
+        text = self.error_message(answer, answer.json()) if answer.status_code == 422 else ""
+        if _core_default_only(text):
+            return self.observed(
+                Status.NOT_FOUND,
+                answer,
+                reason="core_default_only",
+                error=CORE_DEFAULT_ONLY,
+            )
+        return super().http_error_observation(answer)
+
+    def _unprocessable_action(self, answer: HttpAnswer, verb: str, name: str) -> ActionResponse:
+        """WAHA Core's 422: a start of a running session (a no-op), or a non-default name."""
+        text = self.error_message(answer, answer.json())
+        base: dict[str, Any] = {"http_status": 422, "latency_ms": answer.latency_ms}
+        if _core_default_only(text):
+            return ActionResponse(
+                ActionOutcome.FAILED,
+                message=CORE_DEFAULT_ONLY,
+                reason="core_default_only",
+                status=Status.NOT_FOUND,
+                **base,
+            )
+        if verb == "start" and "already started" in text.lower():
+            return ActionResponse(
+                ActionOutcome.ACCEPTED,
+                message="the session is already started (WAHA Core 422): nothing to do; "
+                "verification decides",
+                reason="already_started",
+                **base,
+            )
+        return ActionResponse(
+            ActionOutcome.FAILED, message=f"HTTP 422: {text}", reason="http_422", **base
+        )
 
     def refusal(self, action: str, last: Observation | None) -> str | None:
         """Restart: none of WAHA's own. Start (reconnect): only a STOPPED session."""
@@ -180,3 +218,14 @@ def _auth(secret: Secret) -> dict[str, str]:
 
 
 ADAPTER = WahaAdapter
+
+
+CORE_DEFAULT_ONLY = (
+    "WAHA Core serves only the session 'default' (HTTP 422); use id = \"default\" "
+    "in the config, or WAHA Plus for other session names"
+)
+
+
+def _core_default_only(text: str) -> bool:
+    """WAHA Core's OnlyDefaultSessionIsAllowed message."""
+    return "only 'default' session" in text or "only default session" in text.lower()

@@ -137,7 +137,10 @@ class WasendAdapter(Adapter):
         status = STATUS_MAP.get(decisive.upper())
         if status is None:
             return self.unknown_status(answer, raw)
-        return self.observed(status, answer, raw_status=one_line(self.redact(raw), 60))
+        reason = "never_started" if decisive.upper() == "CREATED" else None
+        return self.observed(
+            status, answer, raw_status=one_line(self.redact(raw), 60), reason=reason
+        )
 
     # ---- actions -----------------------------------------------------------------------------
 
@@ -192,6 +195,14 @@ class WasendAdapter(Adapter):
         if general is not None:
             return general
         status = last.status if last is not None else Status.UNKNOWN
+        if last is not None and (
+            last.reason == "never_started" or (last.raw_status or "").upper() == "CREATED"
+        ):
+            return (
+                "the Wasend session was created but never started or paired (CREATED): "
+                "start it and scan its QR in the Wasend dashboard; restart is for a session "
+                "that ran and stopped or failed"
+            )
         if status in _RESTARTABLE or status in _GENERAL:
             return None
         if status is Status.SCAN_QR_CODE:

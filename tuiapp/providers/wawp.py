@@ -9,6 +9,17 @@ Every call carries ``instance_id`` (the config ``id``, an identifier) and
 holds a secret: it is never put into a message, and the token is registered with the
 redactor before the first request. There is no list endpoint and no account secret.
 
+No public source settles two points, so the adapter adapts, once per account:
+
+* **Info method.** Older docs and the official MCP client use ``GET /v2/session/info``;
+  the current docs list ``POST``. GET is tried first; a 404/405 is retried once with
+  POST, and when POST is answered (anything but 404/405) POST is used from then on.
+* **Credentials.** The docs' samples put both in the query string; the official Python
+  SDK sends ``Authorization: Bearer <access_token>`` and ``X-Instance-ID``. The query
+  string is tried first; a 400/401 is retried once with the SDK's headers, and when
+  those are accepted they are used from then on. A 400/401 means nothing was carried
+  out, so an action retried this way still happens at most once.
+
 403 means a quota or plan limit was reached, not bad credentials: the last status is
 kept (``keep_last``, reason ``quota``). No limit is documented: tuiapp spends at most
 60 requests per minute per instance.
@@ -20,7 +31,7 @@ from typing import Any, cast
 
 from tuiapp.config import InstanceConfig
 from tuiapp.model import ActionOutcome, ActionResponse, Observation, Status
-from tuiapp.providers.base import Adapter, BudgetScope, HttpAnswer, one_line
+from tuiapp.providers.base import Adapter, BudgetScope, HttpAnswer, TransportFailure, one_line
 from tuiapp.providers.catalog import PROVIDERS
 from tuiapp.secrets import Secret
 
@@ -55,9 +66,19 @@ class WawpAdapter(Adapter):
         """``GET /v2/session/info`` with the instance's own access_token."""
         if secret is None:
             return self.no_token(_NO_SECRET)
-        answer = await self.get("/v2/session/info", params=self._params(instance, secret))
-        if isinstance(answer, Observation):
-            return answer
+        method = self.info_method
+        result = await self._request(method, "/v2/session/info", instance, secret)
+        if method == "GET" and _no_route(result):
+            retry = await self._request("POST", "/v2/session/info", instance, secret)
+            if isinstance(retry, HttpAnswer) and not _no_route(retry):
+                self.info_method = "POST"
+                result = retry
+        if isinstance(result, TransportFailure):
+            return self.failure_observation(result)
+        failed = self.http_error_observation(result)
+        if failed is not None:
+            return failed
+        answer = result
         data = answer.json()
         if not isinstance(data, dict):
             return self.unparseable(answer, "no JSON object in the answer")
@@ -103,7 +124,7 @@ class WawpAdapter(Adapter):
     ) -> ActionResponse:
         if secret is None:
             return self.no_token_action(_NO_SECRET)
-        result = await self.send("POST", path, params=self._params(instance, secret))
+        result = await self._request("POST", path, instance, secret)
         generic = self.action_response(result)
         if generic is not None:
             if generic.http_status == 403:
@@ -157,10 +178,51 @@ class WawpAdapter(Adapter):
 
     # ---- helpers -----------------------------------------------------------------------------
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.info_method = "GET"  # POST once GET had no route and POST answered
+        self.credentials = "query"  # "headers" once the query string was refused and they were not
+
+    async def _request(
+        self, method: str, path: str, instance: InstanceConfig, secret: Secret
+    ) -> HttpAnswer | TransportFailure:
+        """One call with the account's credential style; a refused query string is retried
+        once with the official SDK's headers (a 400/401 means nothing was carried out)."""
+        style = self.credentials
+        result = await self._send_as(style, method, path, instance, secret)
+        if style == "query" and _refused(result):
+            retry = await self._send_as("headers", method, path, instance, secret)
+            if isinstance(retry, TransportFailure):
+                return retry  # sent, answer lost: it may have been carried out
+            if not _refused(retry):
+                self.credentials = "headers"
+                return retry
+        return result
+
+    async def _send_as(
+        self, style: str, method: str, path: str, instance: InstanceConfig, secret: Secret
+    ) -> HttpAnswer | TransportFailure:
+        if style == "headers":
+            return await self.send(method, path, headers=self._headers(instance, secret))
+        return await self.send(method, path, params=self._params(instance, secret))
+
     def _params(self, instance: InstanceConfig, secret: Secret) -> dict[str, str]:
         """The two query parameters; the token is registered before it can reach any text."""
         self.redactor.add_secret(secret)
         return {"instance_id": instance.id, "access_token": secret.reveal()}
+
+    def _headers(self, instance: InstanceConfig, secret: Secret) -> dict[str, str]:
+        """The official Python SDK's credentials: a bearer token and the instance id header."""
+        self.redactor.add_secret(secret)
+        return {"Authorization": f"Bearer {secret.reveal()}", "X-Instance-ID": instance.id}
+
+
+def _no_route(result: HttpAnswer | TransportFailure) -> bool:
+    return isinstance(result, HttpAnswer) and result.status_code in (404, 405)
+
+
+def _refused(result: HttpAnswer | TransportFailure) -> bool:
+    return isinstance(result, HttpAnswer) and result.status_code in (400, 401)
 
 
 def _paired(data: dict[str, Any]) -> bool | None:

@@ -80,6 +80,14 @@ class InstanceState:
     created_at: float
     actions: int = 0  # actions carried out (not merely requested)
     extra: dict[str, Any] = field(default_factory=dict)
+    # Evolution's database row, apart from the live socket: ``stored`` is the stored
+    # connectionStatus, written only on QR emit (connecting), open and a terminal close
+    # (close with ``stored_code`` 401/402/403/406, a code never cleared afterwards).
+    stored: str = "close"
+    stored_code: int | None = None
+    stored_at: float = 0.0
+    disconnected_at: float | None = None
+    qr: dict[str, Any] | None = None  # the last QR handed out: kept after pairing, as upstream
 
     @property
     def name(self) -> str:
@@ -156,6 +164,7 @@ class Simulator:
                 connected_at=since if spec.state == WORKING else None,
                 created_at=now - spec.age - 86400.0 * 30,
             )
+            _derive_stored(inst, since)
             self.instances[spec.name] = inst
             self._by_account[spec.account].append(inst)
             self._by_id[(spec.provider, spec.id)] = inst
@@ -235,6 +244,7 @@ class Simulator:
             inst.connected_at = at
             inst.paired = True
             inst.close_code = None
+            inst.stored, inst.stored_at = "open", at  # the open write; the old code stays
         elif state == SCAN_QR_CODE:
             inst.paired = False
 
@@ -269,6 +279,12 @@ class Simulator:
         self._enter(inst, SCAN_QR_CODE, now)
         inst.close_code = 401
         inst.connected_at = None
+        inst.stored, inst.stored_at = "connecting", now  # Evolution stores a QR emit
+
+    def terminal_close(self, inst: InstanceState, code: int, now: float) -> None:
+        """Evolution's terminal close (logout 401, ban 402/403/406): written to the row."""
+        inst.stored, inst.stored_code, inst.stored_at = "close", code, now
+        inst.disconnected_at = now
 
     # ------------------------------------------------------------------ faults
 
@@ -307,6 +323,8 @@ class Simulator:
         latency_ms: float | None = None,
         jitter_ms: float | None = None,
         v1_restart: str | None = _UNSET,
+        stored: str | None = None,
+        stored_code: int | None = _UNSET,
         then: str | None = None,
         after: float | None = None,
         **fault_params: Any,
@@ -325,6 +343,10 @@ class Simulator:
                 raise ValueError(f"unknown state {value!r}; known: {', '.join(STATES)}")
         if v1_restart is not _UNSET and v1_restart not in (None, "405", "cannot_post"):
             raise ValueError("v1_restart must be null, '405' or 'cannot_post'")
+        if stored is not None and stored not in ("open", "close", "connecting"):
+            raise ValueError("stored must be 'open', 'close' or 'connecting'")
+        if (stored is not None or stored_code is not _UNSET) and provider != "evolution":
+            raise ValueError("only evolution instances have a stored status")
         if banned and provider != "evolution":
             raise ValueError("only evolution instances can be banned")
         if fault is not _UNSET:
@@ -354,6 +376,7 @@ class Simulator:
                 inst.paired = True
             if state == STARTING and then is not None:
                 inst.pending = (then, now + float(after or 0.0))
+            _derive_stored(inst, now)
         if banned is not None:
             inst.banned = banned
             if banned:
@@ -373,6 +396,18 @@ class Simulator:
             inst.jitter_ms = float(jitter_ms)
         if v1_restart is not _UNSET:
             inst.v1_restart = v1_restart
+        if banned:
+            self.terminal_close(inst, inst.close_code or 403, now)
+        if (
+            close_code is not _UNSET
+            and provider == "evolution"
+            and close_code in (401, 402, 403, 406)
+        ):
+            self.terminal_close(inst, close_code, now)  # these closes are always stored
+        if stored is not None:  # the knob that makes stored and live disagree on purpose
+            inst.stored, inst.stored_at = stored, now
+        if stored_code is not _UNSET:
+            inst.stored_code = stored_code
         return self.describe(inst, now)
 
     def force_account(
@@ -464,6 +499,8 @@ class Simulator:
             "paired": inst.paired,
             "banned": inst.banned,
             "close_code": inst.close_code,
+            "stored": inst.stored,
+            "stored_code": inst.stored_code,
             "faults": {
                 "fault": inst.fault,
                 "params": dict(inst.fault_params),
@@ -544,3 +581,21 @@ class Simulator:
 
     def clear_requests(self) -> None:
         self._log.clear()
+
+
+def _derive_stored(inst: InstanceState, now: float) -> None:
+    """Evolution's stored row for a state set from outside (fleet start, ``force(state=)``).
+
+    A banned or logged-out instance was closed terminally; a paired one last stored
+    ``open`` (transient closes are never written); an unpaired one its creation ``close``.
+    """
+    inst.stored_at = now
+    if inst.banned:
+        code = inst.close_code if inst.close_code in (402, 403, 406) else 403
+        inst.stored, inst.stored_code, inst.disconnected_at = "close", code, now
+    elif inst.state == SCAN_QR_CODE:
+        inst.stored, inst.stored_code, inst.disconnected_at = "close", 401, now
+    elif inst.state == WORKING or inst.paired:
+        inst.stored, inst.stored_code, inst.disconnected_at = "open", None, None
+    else:
+        inst.stored, inst.stored_code, inst.disconnected_at = "close", None, None

@@ -1,13 +1,24 @@
-"""Simulated Evolution API v2 (self-hosted, Baileys vocabulary).
+"""Simulated Evolution API 2.3 (self-hosted, Baileys vocabulary), as the real server answers.
 
-``GET /instance/fetchInstances[?instanceName=x]`` (items carry each instance's
-``token``, as the real server does), ``GET /instance/connectionState/{name}``,
-``POST /instance/restart/{name}`` (PUT answers too, as v1 did; an instance with
-``v1_restart`` answers POST with 405 or an Express "Cannot POST" page),
-``GET /instance/connect/{name}`` (reconnects a paired close instance, hands out a
-QR for an unpaired or logged-out one). Header ``apikey``: the server's key, or an
-instance's own token for that instance. Errors ``{status, error, response: {message}}``;
-the ``error_200`` fault answers HTTP 200 ``{error: true, message}``.
+``GET /instance/fetchInstances[?instanceName=x]`` returns the **stored** database rows
+(each with its ``token``, as upstream): ``connectionStatus`` is written only on a QR
+emit (``connecting``), on open (``open``) and on a terminal close (``close`` with
+``disconnectionReasonCode`` 401/402/403/406, never cleared). ``GET
+/instance/connectionState/{name}`` is the **live** socket. ``force(stored=...)`` makes
+the two disagree on purpose. An unknown ``instanceName`` is a 404.
+
+``POST /instance/restart/{name}`` (POST only; PUT is Express's JSON 404): open -> the
+instance restarts and the answer is its state; connecting -> it restarts and the answer
+is ``instance.qrCode`` (``{"count": 0}``, or the last QR, kept after pairing as upstream
+does); close -> HTTP 200 ``{"error": true, "message": "[object Object]"}``. An instance
+with ``v1_restart`` answers like 1.x: POST is a JSON 404 "Cannot POST" (or 405), PUT
+restarts only an open instance and answers any other with its state, doing nothing.
+
+``GET /instance/connect/{name}``: open -> state; connecting -> qrCode; close -> a paired
+instance reconnects (answer: qrCode), an unpaired, logged-out or banned one (credentials
+wiped) is handed a new QR. Header ``apikey``: the server's key, or an instance's own
+token for that instance. Errors ``{status, error, response: {message}}``; the
+``error_200`` fault answers HTTP 200 ``{error: true, message}``.
 """
 
 from __future__ import annotations
@@ -35,10 +46,6 @@ _REASONS = {
     500: "Internal Server Error",
     503: "Service Unavailable",
 }
-_CANNOT_POST = (
-    '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>Error</title>\n'
-    "</head>\n<body>\n<pre>Cannot POST {path}</pre>\n</body>\n</html>\n"
-)
 
 
 class Evolution(ProviderAPI):
@@ -74,8 +81,12 @@ class Evolution(ProviderAPI):
                 return Route("state", name)
             if parts[1] == "connect" and method == "GET":
                 return Route("connect", name, "connect")
-            if parts[1] == "restart" and method in ("POST", "PUT"):
+            if parts[1] == "restart" and method == "POST":
                 return Route("restart", name, "restart")
+            if parts[1] == "restart" and method == "PUT":
+                inst = call.sim.find(self.provider, name)
+                if inst is not None and inst.v1_restart is not None:  # 1.x: PUT only
+                    return Route("restart", name, "restart")
         return self.error(404, [f"Cannot {method} /{call.path.strip('/')}"])
 
     def credentials(
@@ -99,6 +110,8 @@ class Evolution(ProviderAPI):
     ) -> Reply:
         sim = call.sim
         want = call.query.get("instanceName")
+        if want and not sim.select(account, [want], owner):
+            return self.error(404, [f'Instance "{want}" not found'], call)
         items = []
         for inst in sim.select(account, [want] if want else None, owner):
             items.append(self.item(sim, inst, sim.read(inst, call.now)))
@@ -110,27 +123,46 @@ class Evolution(ProviderAPI):
         if route.endpoint == "state":
             state = self.raw_status(sim, inst, sim.read(inst, call.now))
             return Reply(200, {"instance": {"instanceName": name, "state": state}})
-        true_state = self.raw_status(sim, inst, sim.settle(inst, call.now))
+        live = self.raw_status(sim, inst, sim.settle(inst, call.now))
         if route.endpoint == "restart":
+            return self._restart(call, inst, live)
+        # connect
+        if live == "open":
+            return Reply(200, {"instance": {"instanceName": name, "state": live}})
+        if live == "connecting":
+            return Reply(200, self._qr_code(inst))
+        if inst.banned or not inst.paired or inst.close_code == 401:
+            sim.need_qr(inst, call.now)  # credentials gone: a new QR, stored ``connecting``
+            inst.banned = False
+            inst.qr = self._qr(inst, call.now)
+            return Reply(200, dict(inst.qr))
+        sim.boot(inst, call.now)
+        return Reply(200, self._qr_code(inst))
+
+    def _restart(self, call: Call, inst: InstanceState, live: str) -> Reply:
+        sim = call.sim
+        name = inst.spec.id
+        if inst.v1_restart is not None:  # 1.x: POST has no route; PUT acts only on open
             if call.method == "POST" and inst.v1_restart == "405":
                 return self.error(405, [f"Cannot POST /instance/restart/{name}"])
-            if call.method == "POST" and inst.v1_restart == "cannot_post":
-                page = _CANNOT_POST.format(path=f"/instance/restart/{name}").encode()
-                return Reply(404, raw=page, content_type="text/html; charset=utf-8")
-            if true_state == "close":
-                return self.error(400, [f'The "{name}" instance is not connected'])
+            if call.method == "POST":
+                return self.error(404, [f"Cannot POST /instance/restart/{name}"])
+            if live != "open":
+                return Reply(200, {"instance": {"instanceName": name, "state": live}})
             sim.boot(inst, call.now)
-            return Reply(200, {"instance": {"instanceName": name, "state": "connecting"}})
-        # connect
-        if true_state != "close":
-            return Reply(200, {"instance": {"instanceName": name, "state": true_state}})
-        if inst.banned:
-            return Reply(200, {"instance": {"instanceName": name, "state": "close"}})
-        if not inst.paired or inst.close_code == 401:
-            sim.need_qr(inst, call.now)
-            return Reply(200, self._qr(inst, call.now))
+            return Reply(200, {"instance": {"instanceName": name, "state": "open"}})
+        if live == "close":
+            # A BadRequestException thrown inside try and turned into text: upstream's shape.
+            return Reply(200, {"error": True, "message": "[object Object]"})
         sim.boot(inst, call.now)
-        return Reply(200, {"instance": {"instanceName": name, "state": "connecting"}})
+        if live == "open":
+            return Reply(200, {"instance": {"instanceName": name, "state": "open"}})
+        return Reply(200, self._qr_code(inst))
+
+    @staticmethod
+    def _qr_code(inst: InstanceState) -> dict[str, Any]:
+        """``instance.qrCode``: the last QR (never cleared after pairing) or ``{count: 0}``."""
+        return dict(inst.qr) if inst.qr is not None else {"count": 0}
 
     @staticmethod
     def _qr(inst: InstanceState, now: float) -> dict[str, Any]:
@@ -145,13 +177,13 @@ class Evolution(ProviderAPI):
         }
 
     def item(self, sim: Simulator, inst: InstanceState, read: str) -> dict[str, Any]:
-        state = self.raw_status(sim, inst, read)
-        code = self.close_code(inst, read) if state == "close" else None
+        """The stored row: connectionStatus and close code as the database holds them."""
+        code = inst.stored_code
         owner = f"{inst.spec.phone}@s.whatsapp.net" if inst.paired else None
         return {
             "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"evolution:{inst.spec.id}")),
             "name": inst.spec.id,
-            "connectionStatus": state,
+            "connectionStatus": inst.stored,
             "ownerJid": owner,
             "profileName": inst.name if inst.paired else None,
             "profilePicUrl": None,
@@ -164,9 +196,11 @@ class Evolution(ProviderAPI):
             "disconnectionObject": (
                 json.dumps({"error": {"output": {"statusCode": code}}}) if code else None
             ),
-            "disconnectionAt": iso_utc(inst.since) if code else None,
+            "disconnectionAt": (
+                iso_utc(inst.disconnected_at) if inst.disconnected_at is not None else None
+            ),
             "createdAt": iso_utc(inst.created_at),
-            "updatedAt": iso_utc(inst.since),
+            "updatedAt": iso_utc(inst.stored_at),
         }
 
     @staticmethod
@@ -180,19 +214,25 @@ class Evolution(ProviderAPI):
         return 500 if read == "FAILED" else 428
 
     def raw_status(self, sim: Simulator, inst: InstanceState, read: str) -> str:
+        """The live socket state for a read state."""
         if read == "WORKING":
             return "open"
         if read in ("STARTING", "PENDING"):
             return "connecting"
+        if read == "SCAN_QR_CODE" and inst.stored == "connecting":
+            return "connecting"  # a QR on screen
         return "close"
 
     def expected(self, sim: Simulator, inst: InstanceState, read: str) -> str:
+        """Live state judged with the stored row (see the module docstring)."""
         state = self.raw_status(sim, inst, read)
         if state == "open":
             return "WORKING"
+        if inst.stored == "connecting":
+            return "SCAN_QR_CODE"
         if state == "connecting":
             return "STARTING"
-        code = self.close_code(inst, read)
+        code = inst.stored_code if inst.stored == "close" else None
         if code == 401:
             return "SCAN_QR_CODE"
         if code in BAN_CODES:

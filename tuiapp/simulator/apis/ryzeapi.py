@@ -1,6 +1,6 @@
 """Simulated RyzeAPI (hosted, whatsmeow vocabulary).
 
-``GET /api/instance/list[?instanceName=a,b]`` -> ``{success, data: [{name, connection:
+``GET /api/instance/list[?instanceName=a,b]`` -> ``{success, instances: [{name, connection:
 {state, numberJid}}]}``; ``POST /api/instance/reconnect/{name}``. Header ``token``:
 the account's TokenAccount for everything, an instance's TokenInstance for its own
 instance (403 for another). Errors ``{success: false, error: {message}}``; 100
@@ -39,7 +39,7 @@ class RyzeAPI(ProviderAPI):
     def echo_ok(self, call: Call, route: Route, text: str) -> Reply:
         if route.instance_id is None:
             reply = self.echo_list(call, route)
-            for item in reply.body["data"]:
+            for item in reply.body["instances"]:
                 item["connection"]["state"] = text
             return reply
         return Reply(200, {"success": True, "message": text, "status": text})
@@ -95,8 +95,12 @@ class RyzeAPI(ProviderAPI):
         sim = call.sim
         names = call.query.get("instanceName")
         wanted = [n.strip() for n in names.split(",") if n.strip()] if names else None
+        # A TokenInstance's list ignores the filter: it is always that one instance.
+        selected = [owner] if owner is not None else sim.select(account, wanted, None)
+        if wanted is not None and len(wanted) == 1 and not selected:
+            return self.error(404, "Instance not found", call)
         items = []
-        for inst in sim.select(account, wanted, owner):
+        for inst in selected:
             state, jid = self._connection(inst, sim.read(inst, call.now))
             items.append(
                 {
@@ -106,7 +110,7 @@ class RyzeAPI(ProviderAPI):
                     "createdAt": iso_utc(inst.created_at),
                 }
             )
-        return Reply(200, {"success": True, "data": items})
+        return Reply(200, {"success": True, "instances": items})
 
     def instance(self, call: Call, route: Route, inst: InstanceState) -> Reply:
         sim = call.sim

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from tuiapp.simulator.state import AccountState, InstanceState, Simulator
 
 _REASONS = {
+    422: "Unprocessable Entity",
     400: "Bad Request",
     401: "Unauthorized",
     403: "Forbidden",
@@ -88,8 +89,10 @@ class Waha(ProviderAPI):
         if route.endpoint == "restart":
             status = sim.boot(inst, call.now)
         elif route.endpoint == "start":
-            if sim.settle(inst, call.now) in ("STOPPED", "FAILED"):
-                status = sim.boot(inst, call.now)
+            if sim.settle(inst, call.now) != "STOPPED":  # WAHA Core: 422, not idempotent
+                name = inst.spec.id
+                return self.error(422, f"Session '{name}' is already started.", call)
+            status = sim.boot(inst, call.now)
         elif route.endpoint == "stop":
             status = sim.stop(inst, call.now)
         return Reply(200 if route.endpoint == "get" else 201, self.session(call, inst, status))
