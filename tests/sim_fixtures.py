@@ -21,6 +21,7 @@ from typing import Any
 from starlette.applications import Starlette
 
 from tuiapp.simulator import SimTransport, Simulator, build_fleet, create_app
+from tuiapp.state import offloads_done, offloads_in_flight
 
 __all__ = ["SIM_BASE", "FakeClock", "ManualSleep", "VirtualTime", "auth_for", "make_sim", "pick"]
 
@@ -136,6 +137,9 @@ class VirtualTime:
             while idle < 3:
                 await asyncio.sleep(0)
                 idle = 0 if loop._ready else idle + 1  # type: ignore[attr-defined]
+            if offloads_in_flight():  # file I/O in a worker thread: real time, not a jump
+                await offloads_done()
+                continue
             while self._sleepers and self._sleepers[0][2].done():
                 heapq.heappop(self._sleepers)
             if not self._sleepers:

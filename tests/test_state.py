@@ -22,6 +22,7 @@ from tuiapp.state import (
     FileLock,
     LockHolder,
     SharedState,
+    StateData,
     StateError,
 )
 
@@ -240,3 +241,64 @@ def test_file_lock_excludes_another_process(tmp_path: Path) -> None:
             proc.stdout.close()
     with FileLock(path, wait_seconds=0.05) as lock:  # free once the holder is gone
         assert lock.held
+
+
+def test_the_holder_names_itself_in_the_lock_file_and_a_timeout_names_it(tmp_path: Path) -> None:
+    from tuiapp.state import LockTimeout, read_lock_owner
+
+    path = tmp_path / LOCK_FILE
+    holder = Path(__file__).with_name("lock_holder_proc.py")
+    proc = subprocess.Popen(
+        [sys.executable, str(holder), str(path), "alice", "0"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == f"locked {proc.pid}"
+        owner = read_lock_owner(path)
+        assert owner is not None and (owner.operator, owner.pid) == ("alice", proc.pid)
+        seen: list[object] = []
+        with pytest.raises(LockTimeout, match=f"held by alice, pid {proc.pid}") as caught:
+            FileLock(path).acquire(wait=0.05, on_wait=seen.append)
+        assert caught.value.owner == owner and seen == [owner]
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.write("release\n")
+        proc.stdin.close()
+        proc.wait(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+    assert read_lock_owner(path) is None  # truncated on release
+
+
+async def test_async_update_waits_in_a_thread_and_the_loop_goes_on(tmp_path: Path) -> None:
+    import asyncio
+    import threading
+
+    state = SharedState(tmp_path, lambda: T0)
+    loop_thread = threading.get_ident()
+    ran_in: list[int] = []
+
+    def change(data: StateData) -> str:
+        ran_in.append(threading.get_ident())
+        data.add_record("web-1", ActionRecord("a1", "restart", T0, "bob", "h", 1))
+        return "done"
+
+    ticks = 0
+    stop = asyncio.Event()
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while not stop.is_set():
+            ticks += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(ticker())
+    assert await state.update(change) == "done"
+    stop.set()
+    await task
+    assert ran_in and ran_in[0] != loop_thread
+    assert ticks > 0
+    assert [r.action_id for r in (await state.asnapshot()).records("web-1")] == ["a1"]

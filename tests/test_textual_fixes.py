@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, ClassVar
 
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -63,3 +68,78 @@ def test_styles_cache_is_keyed_on_colours_only() -> None:
     second = StylesCache().get_inner_outer(base, background)
     assert first is second  # one entry for both caches: no widget in the key
     assert first[1].background == base
+
+
+_IDLE_APP = r"""
+import json, sys, time
+from textual.app import App
+from textual.widgets import Static
+from tuiapp.ui import textual_fixes
+
+mode, out = sys.argv[1], sys.argv[2]
+
+
+class Idle(App[None]):
+    def compose(self):
+        yield Static("idle")
+
+    def on_mount(self):
+        self.cpu0, self.t0 = time.process_time(), time.monotonic()
+        self.set_timer(1.0, self.done)  # the measurement window, not a synchronisation
+
+    def done(self):
+        self.result = {
+            "cpu": time.process_time() - self.cpu0,
+            "wall": time.monotonic() - self.t0,
+            "lost": getattr(self._driver, "terminal_lost", None),
+        }
+        self.exit()
+
+
+app = Idle()
+if mode == "fixed":
+    app.driver_class = textual_fixes.fixed_driver(app.driver_class)
+app.run()
+with open(out, "w") as handle:
+    json.dump(app.result, handle)
+"""
+
+
+def _idle_cpu_share_with_stdin_at_eof(mode: str, tmp_path: Path) -> dict[str, Any]:
+    """An idle Textual app whose stdin is at EOF (a pipe with no writer) for 1 s."""
+    out = tmp_path / f"{mode}.json"
+    read_end, write_end = os.pipe()
+    os.close(write_end)  # stdin at EOF, as on a dead terminal
+    try:
+        subprocess.run(
+            [sys.executable, "-c", _IDLE_APP, mode, str(out)],
+            stdin=read_end,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={k: v for k, v in os.environ.items() if k != "TEXTUAL_DRIVER"},
+            timeout=60,
+            check=True,
+        )
+    finally:
+        os.close(read_end)
+    result: dict[str, Any] = json.loads(out.read_text())
+    result["share"] = result["cpu"] / result["wall"]
+    return result
+
+
+def test_input_thread_stops_on_eof_instead_of_spinning(tmp_path: Path) -> None:
+    plain = _idle_cpu_share_with_stdin_at_eof("plain", tmp_path)
+    fixed = _idle_cpu_share_with_stdin_at_eof("fixed", tmp_path)
+    # Textual 8.2.8's own LinuxDriver spins on EOF (Textualize/textual PR #6690) ...
+    assert plain["share"] > 0.4, plain
+    # ... TerminalDriver reads the EOF once, reports it and stops reading.
+    assert fixed["share"] < 0.15, fixed
+    assert fixed["lost"] == "the terminal reached EOF", fixed
+
+
+def test_fixed_driver_replaces_only_the_linux_driver() -> None:
+    from textual.drivers.headless_driver import HeadlessDriver
+    from textual.drivers.linux_driver import LinuxDriver
+
+    assert textual_fixes.fixed_driver(LinuxDriver) is textual_fixes.TerminalDriver
+    assert textual_fixes.fixed_driver(HeadlessDriver) is HeadlessDriver

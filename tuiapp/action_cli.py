@@ -214,7 +214,7 @@ class _Command:
                 read_only=monitor.read_only,
             )
             try:
-                for report in engine.recover_interrupted():
+                for report in await engine.arecover_interrupted():
                     self.warn(f"{report.name}: {report.message}")
             except (StateError, AuditError) as exc:
                 self.warn(f"{exc}; nothing sent")

@@ -22,12 +22,23 @@ SPEC "Actions and safety" made code, shared by the TUI and the CLI:
 The engine reads rows from the poller (status, last observation, since) and uses
 ``poller.read_now`` for the fresh read before sending and for verification, so it
 works the same beside a running poller (TUI) and without one (CLI).
+
+Shared state and audit I/O never run on the event loop: every section under the
+state file lock (taking and releasing the action lock, the last re-check with the
+fsynced ``sent`` line and the action record, record updates) and every audit line
+runs in a worker thread (``SharedState.update``, ``AuditLog.awrite``) that ``run``
+awaits. While another process holds the file lock, the target reports stage
+``waiting`` ("waiting for the team lock (held by alice, pid 4242)"); past the wait
+bound (``lock_wait``, default ``state.LOCK_WAIT_SECONDS``) the attempt is
+``refused`` and nothing is sent. The verdict re-check under the lock runs in that
+thread on a copy of the row taken on the loop just before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 import math
 import os
@@ -37,17 +48,32 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tuiapp.audit import AuditError, AuditLog
 from tuiapp.config import FleetConfig, InstanceConfig
 from tuiapp.events import ActionFinished, ActionProgressed, BulkProgressed
 from tuiapp.model import ACTIONS, ActionOutcome, ActionResponse, Observation, Status
+from tuiapp.poller import StuckCall
 from tuiapp.providers.base import Adapter, one_line
-from tuiapp.state import HOSTNAME, ActionRecord, LockHolder, SharedState, StateData, StateError
+from tuiapp.state import (
+    HOSTNAME,
+    ActionRecord,
+    FileLock,
+    LockHolder,
+    LockOwner,
+    LockTimeout,
+    OnWait,
+    SharedState,
+    StateData,
+    StateError,
+    run_blocking,
+)
 
 if TYPE_CHECKING:
     from tuiapp.poller import Poller, Row
+
+_T = TypeVar("_T")
 
 __all__ = [
     "BULK_SLOTS",
@@ -138,6 +164,8 @@ class _Attempt:
     adapter: Adapter | None
     reason: str | None
     override_reason: str | None
+    stage: str = "sending"  # the last progress reported (restored after a lock wait)
+    stage_message: str = ""
 
     @property
     def instance(self) -> InstanceConfig:
@@ -191,6 +219,7 @@ class ActionEngine:
         operator: str,
         ssh_client: str | None,
         read_only: bool,
+        lock_wait: float | None = None,
     ) -> None:
         self.fleet = fleet
         self.adapters = adapters
@@ -202,6 +231,8 @@ class ActionEngine:
         self.operator = operator
         self.ssh_client = ssh_client
         self.read_only = read_only
+        self.lock_wait = lock_wait  # seconds to wait for the state file lock (None: its default)
+        FileLock.set_operator(operator)  # the lock file names who holds it
         self.pid = os.getpid()
         self.in_flight: set[str] = set()
         self._subscribers: list[Callable[[object], None]] = []
@@ -236,6 +267,45 @@ class ActionEngine:
 
     def _progress(self, name: str, action: str, stage: str, message: str) -> None:
         self._emit(ActionProgressed(name, action, stage, message))
+
+    def _step(self, attempt: _Attempt, stage: str, message: str) -> None:
+        """Progress of one attempt, remembered so that a lock wait can restore it."""
+        attempt.stage, attempt.stage_message = stage, message
+        self._progress(attempt.name, attempt.action, stage, message)
+
+    # ---- shared state and audit, off the event loop ---------------------------------------
+
+    def _lock_watch(self, attempt: _Attempt | None) -> tuple[OnWait | None, list[bool]]:
+        """An ``on_wait`` for a lock wait in a worker thread: reports stage ``waiting``
+        (with the holder) on this loop. The list turns ``[True]`` once it did."""
+        waited: list[bool] = []
+        if attempt is None:
+            return None, waited
+        loop = asyncio.get_running_loop()
+
+        def on_wait(owner: LockOwner | None) -> None:  # runs in the worker thread
+            with contextlib.suppress(RuntimeError):  # the loop is closing
+                loop.call_soon_threadsafe(self._lock_waiting, attempt, owner, waited)
+
+        return on_wait, waited
+
+    def _lock_waiting(self, attempt: _Attempt, owner: LockOwner | None, waited: list[bool]) -> None:
+        if not waited:
+            waited.append(True)
+        self._progress(attempt.name, attempt.action, "waiting", _waiting_text(owner))
+
+    def _lock_waited(self, attempt: _Attempt | None, waited: list[bool]) -> None:
+        """The wait is over: the target shows its own stage again."""
+        if attempt is not None and waited:
+            self._progress(attempt.name, attempt.action, attempt.stage, attempt.stage_message)
+
+    async def _update_state(self, attempt: _Attempt | None, fn: Callable[[StateData], _T]) -> _T:
+        """``fn(data)`` under the state file lock in a worker thread (see the module doc)."""
+        on_wait, waited = self._lock_watch(attempt)
+        try:
+            return await self.state.update(fn, wait=self.lock_wait, on_wait=on_wait)
+        finally:
+            self._lock_waited(attempt, waited)
 
     def cooldown_remaining(self, name: str) -> float | None:
         """Seconds of cooldown left for ``name`` (any process's action), or None: the live
@@ -284,11 +354,20 @@ class ActionEngine:
         own_action_id: str | None = None,
         bulk_outage: bool = False,
         state_problem: str | None = None,
+        row: Row | None = None,
+        outages: set[str] | None = None,
     ) -> Verdict:
-        """SPEC's refusals and warnings, in that order of precedence; see Verdict."""
+        """SPEC's refusals and warnings, in that order of precedence; see Verdict.
+
+        ``row`` and ``outages`` are copies taken on the loop when this runs in a worker
+        thread (under the state lock); by default, the poller's live ones.
+        """
         if action not in ACTIONS:
             raise ValueError(f"unknown action {action!r}")
-        row = self.poller.rows[name]
+        if row is None:
+            row = self.poller.rows[name]
+        if outages is None:
+            outages = self.poller.outage_accounts()
         status = row.status
         obs = row.obs
         adapter = self.adapters.get(row.account.name)
@@ -326,7 +405,7 @@ class ActionEngine:
             if provider_refusal:
                 refusals.append(("provider", one_line(provider_refusal)))
 
-        if bulk_outage and row.account.name in self.poller.outage_accounts():
+        if bulk_outage and row.account.name in outages:
             refusals.append(
                 (
                     "outage",
@@ -383,7 +462,7 @@ class ActionEngine:
                 refusals.extend(overridable)
 
         warnings.extend(self._status_warnings(row, action, now))
-        if row.account.name in self.poller.outage_accounts() and not bulk_outage:
+        if row.account.name in outages and not bulk_outage:
             warnings.append(
                 (
                     "outage",
@@ -545,48 +624,54 @@ class ActionEngine:
             state_problem=problem,
         )
         if expected is not None and not expected.allowed:
-            return self._refused(attempt, expected.refusal or "refused")
+            return await self._refused(attempt, expected.refusal or "refused")
         before = expected if expected is not None else current
         if not current.allowed:
-            return self._declined(attempt, before, current)
+            return await self._declined(attempt, before, current)
+
         # Reserve the instance for the whole action (other processes see "being restarted").
+        def reserve(data: StateData) -> tuple[LockHolder | None, StateData, float]:
+            now = self.clock()
+            holder = data.live_holder(name, now, self.lock_ttl)
+            if holder is None:
+                data.take_lock(
+                    name,
+                    LockHolder(
+                        action_id=attempt.action_id,
+                        action=action,
+                        operator=self.operator,
+                        pid=self.pid,
+                        host=HOSTNAME,
+                        at=now,
+                    ),
+                )
+            return holder, StateData(copy.deepcopy(data.raw)), now
+
         try:
-            with self.state.locked() as data:
-                now = self.clock()
-                holder = data.live_holder(name, now, self.lock_ttl)
-                if holder is None:
-                    data.take_lock(
-                        name,
-                        LockHolder(
-                            action_id=attempt.action_id,
-                            action=action,
-                            operator=self.operator,
-                            pid=self.pid,
-                            host=HOSTNAME,
-                            at=now,
-                        ),
-                    )
-                else:
-                    locked = self._assess(
-                        name,
-                        action,
-                        data=data,
-                        now=now,
-                        override_reason=attempt.override_reason,
-                        bulk_outage=bulk_outage,
-                    )
+            holder, seen, now = await self._update_state(attempt, reserve)
+        except LockTimeout as exc:
+            return await self._lock_refused(attempt, exc)
         except StateError as exc:
             return self._not_sent(attempt, f"shared state unavailable: {exc}; nothing was sent")
         if holder is not None:
-            return self._declined(attempt, before, locked)
+            locked = self._assess(
+                name,
+                action,
+                data=seen,
+                now=now,
+                override_reason=attempt.override_reason,
+                bulk_outage=bulk_outage,
+            )
+            return await self._declined(attempt, before, locked)
         self.in_flight.add(name)
         try:
             return await self._run_locked(attempt, before, bulk_outage)
         finally:
             self.in_flight.discard(name)
             try:
-                with self.state.locked() as data:
-                    data.release_lock(name, attempt.action_id)
+                await self._update_state(
+                    None, lambda data: data.release_lock(name, attempt.action_id)
+                )
             except StateError:
                 log.warning("could not release the action lock of %s; it goes stale", name)
 
@@ -594,82 +679,99 @@ class ActionEngine:
         self, attempt: _Attempt, before: Verdict, bulk_outage: bool
     ) -> ActionReport:
         name, action = attempt.name, attempt.action
-        self._progress(name, action, "sending", f"re-reading {name} before the {action}")
+        self._step(attempt, "sending", f"re-reading {name} before the {action}")
         try:
             fresh_obs = await self.poller.read_now(name)
         except Exception as exc:
-            return self._cancelled(
+            return await self._cancelled(
                 attempt, f"could not re-read the instance before sending ({type(exc).__name__})"
             )
         if fresh_obs.keep_last:  # rate limited: no fresh state to judge by, so nothing is sent
             why = fresh_obs.error or "rate limited"
-            return self._cancelled(attempt, f"could not re-read the instance before sending: {why}")
-        # Under the file lock: the last re-check, the fsynced `sent` line, the action record.
+            return await self._cancelled(
+                attempt, f"could not re-read the instance before sending: {why}"
+            )
+        # Under the file lock, in a worker thread: the last re-check, the fsynced `sent`
+        # line, the action record. It judges a copy of the row taken here, on the loop.
         # Reports are built after the lock is released (subscribers run outside it).
-        sent_line = False
-        declined: tuple[str, str] | None = None  # (outcome, why) when nothing is sent
-        audit_failure: str | None = None
-        try:
-            with self.state.locked() as data:
-                now = self.clock()
-                fresh = self._assess(
-                    name,
-                    action,
-                    data=data,
-                    now=now,
-                    override_reason=attempt.override_reason,
-                    own_action_id=attempt.action_id,
-                    bulk_outage=bulk_outage,
-                )
-                why = _verdict_change(before, fresh)
-                override = ", ".join(fresh.overrides) or None
-                if why is not None:
-                    declined = ("cancelled", why)
-                else:
-                    message = f"{action} sent"
-                    if override:
-                        message += f"; override of {override.replace('_', ' ')}"
-                    try:
-                        self._audit(attempt, "sent", message=message)
-                    except AuditError as exc:
-                        audit_failure = str(exc)
-                    else:
-                        sent_line = True
-                        data.add_record(
-                            name,
-                            ActionRecord(
-                                action_id=attempt.action_id,
-                                action=action,
-                                at=now,
-                                operator=self.operator,
-                                host=HOSTNAME,
-                                pid=self.pid,
-                                outcome="sent",
-                                cooldown_until=now + max(self.stabilize, self.verify_window),
-                                override=override,
-                            ),
-                        )
-                sent_at = now
-        except StateError as exc:
-            message = f"shared state unavailable: {exc}; nothing was sent"
-            if sent_line:
-                with contextlib.suppress(AuditError):
-                    self._audit(attempt, "failed", message=message)
-            return self._not_sent(attempt, message)
-        if declined is not None:
-            return self._cancelled(attempt, declined[1])
-        if audit_failure is not None:
-            return self._not_sent(
-                attempt,
-                f"{audit_failure}; nothing was sent",
-                next_step=f"fix the audit log ({self.audit.path}): permissions, disk space",
+        row = copy.copy(attempt.row)
+        outages = self.poller.outage_accounts()
+        outcome: dict[str, Any] = {"sent_line": False}
+
+        def commit(data: StateData) -> None:
+            now = self.clock()
+            outcome["sent_at"] = now
+            fresh = self._assess(
+                name,
+                action,
+                data=data,
+                now=now,
+                override_reason=attempt.override_reason,
+                own_action_id=attempt.action_id,
+                bulk_outage=bulk_outage,
+                row=row,
+                outages=outages,
+            )
+            why = _verdict_change(before, fresh)
+            override = ", ".join(fresh.overrides) or None
+            if why is not None:
+                outcome["declined"] = why
+                return
+            message = f"{action} sent"
+            if override:
+                message += f"; override of {override.replace('_', ' ')}"
+            try:
+                # Nested in the lock this thread holds: written and fsynced before the send.
+                self.audit.write(self._audit_record(attempt, "sent", message=message))
+            except AuditError as exc:
+                outcome["audit_failure"] = str(exc)
+                return
+            outcome["sent_line"] = True
+            data.add_record(
+                name,
+                ActionRecord(
+                    action_id=attempt.action_id,
+                    action=action,
+                    at=now,
+                    operator=self.operator,
+                    host=HOSTNAME,
+                    pid=self.pid,
+                    outcome="sent",
+                    cooldown_until=now + max(self.stabilize, self.verify_window),
+                    override=override,
+                ),
             )
 
-        self._progress(name, action, "sending", f"sending the {action}")
+        try:
+            await self._update_state(attempt, commit)
+        except asyncio.CancelledError:
+            if outcome["sent_line"]:  # quitting between the `sent` line and the send
+                await self._audit_quietly(
+                    attempt, "cancelled", message="tuiapp stopped before sending: nothing sent"
+                )
+            raise
+        except LockTimeout as exc:
+            return await self._lock_refused(attempt, exc)
+        except StateError as exc:
+            message = f"shared state unavailable: {exc}; nothing was sent"
+            if outcome["sent_line"]:
+                await self._audit_quietly(attempt, "failed", message=message)
+            return self._not_sent(attempt, message)
+        if "declined" in outcome:
+            return await self._cancelled(attempt, outcome["declined"])
+        if "audit_failure" in outcome:
+            return self._not_sent(
+                attempt,
+                f"{outcome['audit_failure']}; nothing was sent",
+                next_step=f"fix the audit log ({self.audit.path}): permissions, disk space",
+            )
+        sent_at: float = outcome["sent_at"]
+
+        self._step(attempt, "sending", f"sending the {action}")
         try:
             response = await self._send(attempt)
         except asyncio.CancelledError:
-            self._close_interrupted(attempt, sent_at)
+            await self._close_interrupted(attempt, sent_at)
             raise
         except Exception as exc:  # after the hand-over nothing is known: verification decides
             response = ActionResponse(
@@ -685,8 +787,13 @@ class ActionEngine:
         instance = attempt.instance
         secret = instance.token if instance.token is not None else attempt.row.account.token
         if attempt.action == "restart":
-            return await adapter.restart(instance, secret)
-        return await adapter.reconnect(instance, secret)
+            call = adapter.restart(instance, secret)
+        else:
+            call = adapter.reconnect(instance, secret)
+        try:  # the watchdog: a call past its hard deadline + grace is abandoned, not awaited
+            return await self.poller.watched(attempt.name, attempt.action, adapter, call)
+        except StuckCall as exc:
+            return ActionResponse(ActionOutcome.UNKNOWN, message=str(exc))
 
     async def _after_send(
         self, attempt: _Attempt, response: ActionResponse, sent_at: float
@@ -695,20 +802,19 @@ class ActionEngine:
         detail = _response_detail(response)
         if response.outcome in (ActionOutcome.ACCEPTED, ActionOutcome.UNKNOWN):
             outcome = "accepted" if response.outcome == ActionOutcome.ACCEPTED else "unknown"
-            audit_note = self._audit_quietly(
+            audit_note = await self._audit_quietly(
                 attempt,
                 outcome,
                 http_status=response.http_status,
                 latency_ms=_round(response.latency_ms),
                 message=response.message or outcome,
             )
-            self._update_record(attempt, outcome=outcome)
+            await self._update_record(attempt, outcome=outcome)
             if outcome == "accepted":
-                self._progress(name, action, "sent", f"{action} accepted{detail}")
+                self._step(attempt, "sent", f"{action} accepted{detail}")
             else:
-                self._progress(
-                    name,
-                    action,
+                self._step(
+                    attempt,
                     "sent",
                     f"no answer to the {action} ({response.message}); verification decides",
                 )
@@ -723,14 +829,16 @@ class ActionEngine:
             wait = human_duration(response.retry_at - self.clock())
             message += f"; not carried out, retry after {wait}"
         next_step = _next_step(response.status, attempt.row.obs, why)
-        audit_note = self._audit_quietly(
+        audit_note = await self._audit_quietly(
             attempt,
             "failed",
             http_status=response.http_status,
             latency_ms=_round(response.latency_ms),
             message=f"{message}; next: {next_step}",
         )
-        self._update_record(attempt, outcome="failed", cooldown_until=sent_at + self.stabilize)
+        await self._update_record(
+            attempt, outcome="failed", cooldown_until=sent_at + self.stabilize
+        )
         return self._finish(
             ActionReport(
                 name,
@@ -752,9 +860,8 @@ class ActionEngine:
         # The reads below are the fast polling after an action: each updates the row, and
         # they spend the action share of the budget. A poller boost on top would spend the
         # same budget twice and starve them.
-        self._progress(
-            name,
-            action,
+        self._step(
+            attempt,
             "verifying",
             f"waiting up to {human_duration(self.verify_window)} for WORKING",
         )
@@ -779,7 +886,7 @@ class ActionEngine:
                     recovered_at = self.clock()
                     break
         except asyncio.CancelledError:  # tuiapp is quitting mid-verification: say so
-            self._close_interrupted(attempt, sent_at)
+            await self._close_interrupted(attempt, sent_at)
             raise
         ended = self.clock()
         cooldown = max(sent_at + self.stabilize, ended)
@@ -788,8 +895,8 @@ class ActionEngine:
             prefix = f"no answer to the {action} ({response.message}); "
         if recovered_at is not None:
             message = f"{prefix}WORKING {human_duration(recovered_at - sent_at)} after the {action}"
-            note = self._audit_quietly(attempt, "recovered", message=message)
-            self._update_record(attempt, outcome="recovered", cooldown_until=cooldown)
+            note = await self._audit_quietly(attempt, "recovered", message=message)
+            await self._update_record(attempt, outcome="recovered", cooldown_until=cooldown)
             return self._finish(
                 ActionReport(
                     name,
@@ -804,10 +911,10 @@ class ActionEngine:
         status = last.status if last is not None else attempt.row.status
         next_step = _next_step(status, last)
         message = f"{prefix}still {status} {human_duration(self.verify_window)} after the {action}"
-        note = self._audit_quietly(
+        note = await self._audit_quietly(
             attempt, "not_recovered", message=f"{message}; next: {next_step}"
         )
-        self._update_record(attempt, outcome="not_recovered", cooldown_until=cooldown)
+        await self._update_record(attempt, outcome="not_recovered", cooldown_until=cooldown)
         return self._finish(
             ActionReport(
                 name,
@@ -820,12 +927,12 @@ class ActionEngine:
             )
         )
 
-    def _close_interrupted(self, attempt: _Attempt, sent_at: float) -> None:
+    async def _close_interrupted(self, attempt: _Attempt, sent_at: float) -> None:
         """The task was cancelled after sending (tuiapp quitting): say so, keep the cooldown."""
-        self._audit_quietly(
+        await self._audit_quietly(
             attempt, "unknown", message=f"tuiapp stopped while the {attempt.action} was in flight"
         )
-        self._update_record(
+        await self._update_record(
             attempt,
             outcome="unknown",
             cooldown_until=sent_at + max(self.stabilize, self.verify_window),
@@ -833,20 +940,35 @@ class ActionEngine:
 
     # ---- outcomes that send nothing ------------------------------------------------------
 
-    def _declined(self, attempt: _Attempt, before: Verdict, now: Verdict) -> ActionReport:
+    async def _declined(self, attempt: _Attempt, before: Verdict, now: Verdict) -> ActionReport:
         """Refused now: ``cancelled`` if the operator had confirmed an allowed verdict."""
         if before.allowed and now.refusal:
-            return self._cancelled(attempt, f"the verdict changed: {now.refusal}")
-        return self._refused(attempt, now.refusal or "refused")
+            return await self._cancelled(attempt, f"the verdict changed: {now.refusal}")
+        return await self._refused(attempt, now.refusal or "refused")
 
-    def _refused(self, attempt: _Attempt, why: str) -> ActionReport:
-        note = self._audit_quietly(attempt, "refused", message=why)
+    async def _refused(self, attempt: _Attempt, why: str, *, locked: bool = True) -> ActionReport:
+        note = await self._audit_quietly(attempt, "refused", message=why, locked=locked)
         return self._finish(
             ActionReport(attempt.name, attempt.action, attempt.action_id, "refused", why + note)
         )
 
-    def _cancelled(self, attempt: _Attempt, why: str) -> ActionReport:
-        note = self._audit_quietly(attempt, "cancelled", message=f"cancelled before sending: {why}")
+    async def _lock_refused(self, attempt: _Attempt, exc: LockTimeout) -> ActionReport:
+        """The team lock stayed held past the wait bound: refused, nothing sent.
+
+        The ``refused`` line is appended without that lock (it is still held).
+        """
+        who = exc.owner.describe() if exc.owner is not None else "another tuiapp process"
+        waited = self.lock_wait if self.lock_wait is not None else self.state.lock.wait_seconds
+        why = (
+            f"the team lock (state_dir) was held by {who} for over {waited:g} s: "
+            "nothing sent; try again when it is free"
+        )
+        return await self._refused(attempt, why, locked=False)
+
+    async def _cancelled(self, attempt: _Attempt, why: str) -> ActionReport:
+        note = await self._audit_quietly(
+            attempt, "cancelled", message=f"cancelled before sending: {why}"
+        )
         return self._finish(
             ActionReport(
                 attempt.name,
@@ -870,7 +992,7 @@ class ActionEngine:
 
     # ---- audit and records ---------------------------------------------------------------
 
-    def _audit(self, attempt: _Attempt, outcome: str, **fields: Any) -> None:
+    def _audit_record(self, attempt: _Attempt, outcome: str, **fields: Any) -> dict[str, Any]:
         reason = attempt.reason
         if attempt.override_reason and attempt.override_reason != reason:
             reason = (
@@ -878,35 +1000,51 @@ class ActionEngine:
                 if reason
                 else (attempt.override_reason)
             )
-        self.audit.write(
-            {
-                "action_id": attempt.action_id,
-                "operator": self.operator,
-                "ssh_client": self.ssh_client,
-                "reason": reason,
-                "instance": attempt.name,
-                "account": attempt.row.account.name,
-                "provider": attempt.row.account.provider,
-                "action": attempt.action,
-                "outcome": outcome,
-                **fields,
-            }
-        )
+        return {
+            "action_id": attempt.action_id,
+            "operator": self.operator,
+            "ssh_client": self.ssh_client,
+            "reason": reason,
+            "instance": attempt.name,
+            "account": attempt.row.account.name,
+            "provider": attempt.row.account.provider,
+            "action": attempt.action,
+            "outcome": outcome,
+            **fields,
+        }
 
-    def _audit_quietly(self, attempt: _Attempt, outcome: str, **fields: Any) -> str:
+    async def _audit(
+        self, attempt: _Attempt, outcome: str, *, locked: bool = True, **fields: Any
+    ) -> None:
+        """One audit line, written (and fsynced) in a worker thread."""
+        on_wait, waited = self._lock_watch(attempt if locked else None)
+        try:
+            await self.audit.awrite(
+                self._audit_record(attempt, outcome, **fields),
+                wait=self.lock_wait,
+                on_wait=on_wait,
+                locked=locked,
+            )
+        finally:
+            self._lock_waited(attempt, waited)
+
+    async def _audit_quietly(
+        self, attempt: _Attempt, outcome: str, *, locked: bool = True, **fields: Any
+    ) -> str:
         """Write an audit line that cannot stop what already happened; a failure is reported
         in the returned note (appended to the report's message) and logged."""
         try:
-            self._audit(attempt, outcome, **fields)
+            await self._audit(attempt, outcome, locked=locked, **fields)
         except AuditError as exc:
             log.error("%s", exc)
             return f" (AUDIT LOG NOT WRITTEN: {exc})"
         return ""
 
-    def _update_record(self, attempt: _Attempt, **changes: Any) -> None:
+    async def _update_record(self, attempt: _Attempt, **changes: Any) -> None:
         try:
-            with self.state.locked() as data:
-                data.update_record(attempt.name, attempt.action_id, **changes)
+            await self._update_state(
+                attempt, lambda data: data.update_record(attempt.name, attempt.action_id, **changes)
+            )
         except StateError as exc:
             log.error("could not update the action record of %s: %s", attempt.name, exc)
 
@@ -918,8 +1056,22 @@ class ActionEngine:
         Call once at start. Each is written to the audit log as ``unknown`` (so it is
         reported once), and its instance is held in cooldown until the end of the longest
         verification it could have had. An action another live process is still running
-        is left alone.
+        is left alone. This blocks on the state lock: on an event loop, await
+        ``arecover_interrupted`` instead.
         """
+        reports = self._recover()
+        for report in reports:
+            self._emit(ActionFinished(report))
+        return reports
+
+    async def arecover_interrupted(self) -> list[ActionReport]:
+        """``recover_interrupted`` with its lock wait and file I/O in a worker thread."""
+        reports = await run_blocking(lambda _cancel: self._recover())
+        for report in reports:
+            self._emit(ActionFinished(report))
+        return reports
+
+    def _recover(self) -> list[ActionReport]:
         pending = self.audit.pending_unknown()
         if not pending:
             return []
@@ -990,8 +1142,6 @@ class ActionEngine:
                         f"{human_duration(max(0.0, until - now))} from now",
                     )
                 )
-        for report in reports:
-            self._emit(ActionFinished(report))
         return reports
 
     # ---- bulk ----------------------------------------------------------------------------
@@ -1045,7 +1195,7 @@ class ActionEngine:
                 _clean_text(override_reason),
             )
             before = expected.get(name, verdict)
-            reports[name] = self._declined(attempt, before, verdict)
+            reports[name] = await self._declined(attempt, before, verdict)
 
         total = len(targets)
         self._aborted = False
@@ -1085,7 +1235,9 @@ class ActionEngine:
                     progress()
                 if stop_reason is not None:
                     for name in queue:
-                        reports[name] = self._aborted_report(name, action, reason, stop_reason)
+                        reports[name] = await self._aborted_report(
+                            name, action, reason, stop_reason
+                        )
                     queue.clear()
                     progress()
                     if not running:
@@ -1122,7 +1274,9 @@ class ActionEngine:
             self._abort_event = None
         return [reports[name] for name in targets]
 
-    def _aborted_report(self, name: str, action: str, reason: str | None, why: str) -> ActionReport:
+    async def _aborted_report(
+        self, name: str, action: str, reason: str | None, why: str
+    ) -> ActionReport:
         row = self.poller.rows[name]
         attempt = _Attempt(
             name,
@@ -1134,7 +1288,7 @@ class ActionEngine:
             None,
         )
         message = f"not started: {why}"
-        note = self._audit_quietly(attempt, "aborted", message=message)
+        note = await self._audit_quietly(attempt, "aborted", message=message)
         return self._finish(
             ActionReport(name, action, attempt.action_id, "aborted", message + note)
         )
@@ -1144,6 +1298,12 @@ class ActionEngine:
         self._aborted = True
         if self._abort_event is not None:
             self._abort_event.set()
+
+
+def _waiting_text(owner: LockOwner | None) -> str:
+    """The note of an action waiting for another process's state lock."""
+    who = owner.describe() if owner is not None else "another tuiapp process"
+    return f"waiting for the team lock (held by {who})"
 
 
 def _verdict_change(before: Verdict, fresh: Verdict) -> str | None:

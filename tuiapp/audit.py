@@ -9,7 +9,9 @@ A ``sent`` line with no outcome line after it means tuiapp stopped between sendi
 and hearing back (a crash, a kill): ``pending_unknown()`` finds those so the next
 start can report them as ``unknown`` and keep the instance in cooldown.
 
-Every string value passes the redactor before it is written.
+Every string value passes the redactor before it is written. ``write`` blocks its
+thread (lock wait, fsync); the engine awaits ``awrite``, which runs it in a worker
+thread, so the event loop never waits on the lock or the disk.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -24,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from tuiapp.secrets import GLOBAL_REDACTOR, Redactor
-from tuiapp.state import LOCK_FILE, FileLock, StateError
+from tuiapp.state import LOCK_FILE, FileLock, OnWait, StateError, run_blocking
 
 __all__ = [
     "FIELDS",
@@ -115,11 +118,24 @@ class AuditLog:
     def __repr__(self) -> str:
         return f"AuditLog({str(self.path)!r})"
 
-    def write(self, record: Mapping[str, Any]) -> dict[str, Any]:
+    def write(
+        self,
+        record: Mapping[str, Any],
+        *,
+        wait: float | None = None,
+        on_wait: OnWait | None = None,
+        cancel: threading.Event | None = None,
+        locked: bool = True,
+    ) -> dict[str, Any]:
         """Append one line (fields per SPEC, strings redacted) and return what was written.
 
         ``sent`` and outcome lines are fsynced before this returns, so a line that was
-        acknowledged survives a kill. ``time`` defaults to the clock.
+        acknowledged survives a kill. ``time`` defaults to the clock. This blocks the
+        calling thread (lock wait, fsync): async code uses ``awrite``.
+
+        ``locked=False`` appends without the state lock: only for a ``refused`` line of
+        an attempt refused *because* another process held that lock too long (one
+        ``O_APPEND`` write of one line, so it cannot tear another process's line).
         """
         unknown = set(record) - set(FIELDS)
         if unknown:
@@ -132,8 +148,13 @@ class AuditLog:
             line["time"] = audit_time(self.clock())
         payload = (json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
         try:
-            with self.lock:
-                self._append(payload, fsync=outcome in _FSYNCED)
+            if locked:
+                with self.lock.holding(wait=wait, on_wait=on_wait, cancel=cancel):
+                    self._append(payload, fsync=outcome in _FSYNCED)
+            elif outcome == "refused":
+                self._append(payload, fsync=False)
+            else:
+                raise ValueError("only a refused line may be written without the state lock")
         except OSError as exc:
             raise AuditError(
                 f"cannot write the audit log {self.path}: {exc.strerror or exc}"
@@ -141,6 +162,21 @@ class AuditLog:
         except StateError as exc:
             raise AuditError(f"cannot write the audit log {self.path}: {exc}") from None
         return line
+
+    async def awrite(
+        self,
+        record: Mapping[str, Any],
+        *,
+        wait: float | None = None,
+        on_wait: OnWait | None = None,
+        locked: bool = True,
+    ) -> dict[str, Any]:
+        """``write`` in a worker thread: the event loop goes on while it waits and fsyncs."""
+        return await run_blocking(
+            lambda cancel: self.write(
+                record, wait=wait, on_wait=on_wait, cancel=cancel, locked=locked
+            )
+        )
 
     def _clean(self, value: Any) -> Any:
         if isinstance(value, str):

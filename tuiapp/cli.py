@@ -252,18 +252,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command in (None, "demo") and argv is None:  # the TUI, from a terminal
+        from tuiapp.ui import terminal_watch  # stdlib only: cheap this early
+
+        terminal_watch.early_watch()
     log_path = setup_debug_log()
     install_crash_handler()
     try:
-        return _run(args)
+        code = _run(args)
     except (ConfigError, _UsageError) as exc:
         print(f"tuiapp: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as exc:  # a file the user named cannot be read or written
         print(f"tuiapp: {GLOBAL_REDACTOR.redact(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt:  # ctrl+c, or the terminal lost during start-up
+        return 129 if "tuiapp.ui.terminal_watch" in sys.modules and _terminal_lost() else 130
     except Exception as exc:  # never a traceback on the terminal: one line, details in the log
         logging.getLogger("tuiapp.crash").error("command failed", exc_info=exc)
         where = f" (details in {log_path})" if log_path else ""
@@ -273,3 +277,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
+    _end_if_terminal_lost(code)
+    return code
+
+
+def _terminal_lost() -> bool:
+    from tuiapp.ui import terminal_watch
+
+    return terminal_watch.was_lost()
+
+
+def _end_if_terminal_lost(code: int) -> None:
+    """After a terminal loss, the command has cleaned up (audit, state, simulator): end
+    now, without the interpreter's teardown, which nobody is waiting for."""
+    if "tuiapp.ui.terminal_watch" not in sys.modules:
+        return
+    from tuiapp.ui import terminal_watch
+
+    if terminal_watch.was_lost():
+        logging.shutdown()
+        os._exit(code)

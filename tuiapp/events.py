@@ -5,7 +5,7 @@ event loop with one of these; a subscriber that renders must copy what it needs 
 post it on (the TUI wraps each one in a Textual message). No Textual here.
 
     poller          InstanceObserved, TransitionConfirmed, OutageChanged, NetworkDown,
-                    SweepFinished
+                    SweepFinished, WorkStuck (its watchdog; the engine's calls too)
     action engine   ActionProgressed, ActionFinished, BulkProgressed
 
 ``Row`` (tuiapp.poller) and ``ActionReport`` (tuiapp.actions) are imported for type
@@ -34,6 +34,7 @@ __all__ = [
     "OutageChanged",
     "SweepFinished",
     "TransitionConfirmed",
+    "WorkStuck",
 ]
 
 
@@ -83,8 +84,25 @@ class SweepFinished:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkStuck:
+    """The watchdog: a provider call ran past its hard deadline + grace and was abandoned.
+
+    ``name`` is the instance (or, for a list call, the account), ``what`` the call
+    (fetch, list, restart, reconnect), ``seconds`` how long it had run. ``active``
+    False: the abandoned call has ended after all (``seconds``: its total run time).
+    A stuck call is a bug (or a library ignoring cancellation): the rest goes on.
+    """
+
+    name: str
+    what: str
+    seconds: float
+    active: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class ActionProgressed:
-    """One target of an action moved on; ``stage`` is sending, sent, verifying or done."""
+    """One target of an action moved on; ``stage`` is waiting (for another process's state
+    lock: ``message`` names who holds it), sending, sent, verifying or done."""
 
     name: str
     action: str
@@ -118,4 +136,5 @@ EngineEvent = (
     | ActionProgressed
     | ActionFinished
     | BulkProgressed
+    | WorkStuck
 )

@@ -17,6 +17,18 @@ Every read lands in ``_apply``, which merges it into the row (a 429 keeps the pr
 status), applies SPEC's confirmed transitions (2 consecutive reads or 30 s), FLAPPING,
 ``since``, the account-wide outage rule and the network-down rule, and emits the
 events of tuiapp.events to the subscribers, synchronously, on the poller's loop.
+
+The watchdog: every provider call (the poller's fetches and list calls, the action
+engine's restart / reconnect through ``watched``) that runs past its hard deadline
+(the adapter's ``timeout``) + ``STUCK_GRACE`` seconds is a bug or a library ignoring
+cancellation. It is cancelled and *abandoned* (not awaited): its slot and row lock
+are freed, ``WorkStuck`` says which instance, and the row reads UNREACHABLE
+(reason ``stuck``) without a new call until the abandoned one ends, so a hung call
+never piles up and every other row keeps polling.
+
+Confirmed transitions go to the shared history in a background task whose lock wait
+and write run in a worker thread (``flush_history`` awaits it): the loop never waits
+on the state lock.
 """
 
 from __future__ import annotations
@@ -31,9 +43,9 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypeVar
 
-from tuiapp.budgets import WINDOW_SECONDS, Budgets, Purpose, poll_allowance
+from tuiapp.budgets import WINDOW_SECONDS, BudgetGate, Budgets, Purpose, list_slot, poll_allowance
 from tuiapp.config import AccountConfig, FleetConfig, InstanceConfig
 from tuiapp.events import (
     InstanceObserved,
@@ -41,10 +53,12 @@ from tuiapp.events import (
     OutageChanged,
     SweepFinished,
     TransitionConfirmed,
+    WorkStuck,
 )
 from tuiapp.model import Observation, Status, Transition
 from tuiapp.providers.base import Adapter, BudgetScope, ListResult, one_line
 from tuiapp.secrets import GLOBAL_REDACTOR
+from tuiapp.state import run_blocking
 
 if TYPE_CHECKING:
     from tuiapp.state import SharedState
@@ -56,8 +70,10 @@ __all__ = [
     "FLAP_CHANGES",
     "FLAP_WINDOW",
     "HISTORY_LENGTH",
+    "STUCK_GRACE",
     "Poller",
     "Row",
+    "StuckCall",
 ]
 
 logger = logging.getLogger("tuiapp.poller")
@@ -77,6 +93,15 @@ BOOST_SETTLE = 10.0  # a WORKING read this soon after an action may predate it: 
 OUTAGE_MIN_INSTANCES = 3  # the account-wide outage rule needs at least this many bad rows
 READ_NOW_MAX_WAIT = 5.0  # read_now waits this long for its budget; beyond, it reports instead
 NETWORK_KINDS = frozenset({"timeout", "connect", "reset", "protocol"})
+STUCK_GRACE = 5.0  # a provider call this long past its hard deadline is stuck: abandoned
+REAL_MARGIN = 0.25  # ... and at least this long past it on the loop's own (real) clock
+WATCH_EVERY = 0.25  # seconds (loop clock) between watchdog checks of a call past its deadline
+_T = TypeVar("_T")
+
+
+class StuckCall(Exception):
+    """A provider call ran past its hard deadline + STUCK_GRACE and was abandoned."""
+
 
 Sleep = Callable[[float], Awaitable[None]]
 JobKey = tuple[Literal["fetch", "list"], str]
@@ -176,6 +201,8 @@ class Poller:
         self._rng = rng if rng is not None else random.Random()
         self._concurrency = max(1, fleet.monitor.concurrency)
         self._sem = asyncio.Semaphore(self._concurrency)
+        for adapter in self.adapters.values():  # reads an adapter sends inside a list call
+            adapter.read_gate = BudgetGate(self.budgets, self._sem)
         self._subscribers: list[Callable[[object], None]] = []
         self._account_rows: dict[str, list[Row]] = {name: [] for name in fleet.accounts}
         self._ids: dict[str, dict[str, str]] = {name: {} for name in fleet.accounts}
@@ -210,6 +237,9 @@ class Poller:
         self._sweep_limited = 0
         self._sweep_id = 0
         self._history: dict[str, list[Transition]] | None = None
+        self._flusher: asyncio.Task[None] | None = None  # saving transitions, in a thread
+        # the watchdog: ("row" | "account", name) -> (abandoned call, started, what)
+        self._abandoned: dict[tuple[str, str], tuple[asyncio.Future[object], float, str]] = {}
         for instance in fleet.instances:
             self._add_row(instance)
 
@@ -358,7 +388,7 @@ class Poller:
             for task in workers:
                 task.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
-            self._flush_history()
+            await self.flush_history()
         if self._sweep_id == sweep_id:  # not every row answered: end it anyway
             self._finish_sweep(force=True)
 
@@ -387,7 +417,7 @@ class Poller:
                 await self._wait(now, self._next_delay(now))
         finally:
             await self._cancel_jobs()
-            self._flush_history()
+            await self.flush_history()
             self._running = False
             self._stopping = False  # a later run() starts afresh; a stop() before run() holds
 
@@ -704,22 +734,138 @@ class Poller:
     async def _fetch(self, row: Row) -> Observation:
         """One read on the instance's own endpoint, under its lock and the in-flight bound."""
         adapter = self.adapters[row.account.name]
+        if ("row", row.name) in self._abandoned:  # a call of it hangs: no second one
+            return self._stuck_observation(("row", row.name))
         async with self._lock(row.name), self._sem:
             try:
-                return await adapter.fetch(row.instance, self.fleet.secret_for(row.instance))
+                call = adapter.fetch(row.instance, self.fleet.secret_for(row.instance))
+                return await self.watched(row.name, "fetch", adapter, call)
             except asyncio.CancelledError:
                 raise
+            except StuckCall:
+                return self._stuck_observation(("row", row.name))
             except Exception as exc:  # adapters classify everything; this is a bug net
                 return _internal_error(exc, self._clock())
 
     async def _list(self, adapter: Adapter) -> ListResult:
-        async with self._sem:
+        account = adapter.account.name if hasattr(adapter, "account") else ""
+        key = ("account", account)
+        if key in self._abandoned:
+            return ListResult(failure=self._stuck_observation(key))
+        async with list_slot(adapter, self._sem):
             try:
-                return await adapter.list_instances()
+                return await self.watched(
+                    account, "list", adapter, adapter.list_instances(), scope="account"
+                )
             except asyncio.CancelledError:
                 raise
+            except StuckCall:
+                return ListResult(failure=self._stuck_observation(key))
             except Exception as exc:
                 return ListResult(failure=_internal_error(exc, self._clock()))
+
+    # ---- the watchdog ----------------------------------------------------------------
+
+    async def watched(
+        self,
+        name: str,
+        what: str,
+        adapter: Adapter,
+        call: Awaitable[_T],
+        *,
+        scope: str = "row",
+    ) -> _T:
+        """Await one provider call; past its hard deadline + STUCK_GRACE it is abandoned.
+
+        The hard deadline is the adapter's ``timeout`` (its calls end within it, body
+        included). A call still running STUCK_GRACE seconds later is cancelled and left
+        behind (a call that ignores cancellation must not hold the caller): ``WorkStuck``
+        names the instance and ``StuckCall`` is raised. Until it ends, ``_fetch`` of that
+        instance answers UNREACHABLE (reason ``stuck``) without calling again.
+        """
+        task: asyncio.Future[_T] = asyncio.ensure_future(call)
+        hard = float(getattr(adapter, "timeout", self.fleet.monitor.timeout))
+        limit = hard + STUCK_GRACE
+        started = self._clock()
+        loop = asyncio.get_running_loop()
+        alarm: asyncio.Future[None] = loop.create_future()
+        handle: list[asyncio.TimerHandle] = []
+
+        # Checked on the loop's own timer, judged on the poller's clock: past the adapter's
+        # real deadline (which is on the loop's clock; plus a margin, so that its answer
+        # wins when both fire at once) *and* `limit` seconds on the clock. No task, no
+        # injected sleep: a fake sleep that moves a fake clock is not moved by this.
+        def check() -> None:
+            if task.done() or alarm.done():
+                return
+            if self._clock() - started >= limit:
+                alarm.set_result(None)
+            else:
+                handle[:] = [loop.call_later(WATCH_EVERY, check)]
+
+        handle.append(loop.call_later(hard + REAL_MARGIN, check))
+        try:
+            await asyncio.wait((task, alarm), return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            handle[0].cancel()
+            if not task.done():
+                task.cancel()
+                if not task.done():  # keep a reference: it may ignore the cancellation
+                    self._abandon((scope, name), task, started, what, emit=False)
+            raise
+        handle[0].cancel()
+        if task.done():
+            return task.result()
+        task.cancel()
+        seconds = self._clock() - started
+        self._abandon((scope, name), task, started, what, emit=True)
+        raise StuckCall(
+            f"the {what} call for {name} had not returned {seconds:.0f} s after it started "
+            f"(hard deadline {limit - STUCK_GRACE:g} s): abandoned as stuck"
+        )
+
+    def _abandon(
+        self,
+        key: tuple[str, str],
+        task: asyncio.Future[object],
+        started: float,
+        what: str,
+        *,
+        emit: bool,
+    ) -> None:
+        self._abandoned[key] = (task, started, what)
+
+        def ended(done: asyncio.Future[object]) -> None:
+            if not done.cancelled():
+                done.exception()  # retrieved: a late failure is expected, not news
+            if self._abandoned.get(key, (None,))[0] is done:
+                del self._abandoned[key]
+                if emit:
+                    logger.warning("the stuck %s call for %s ended after all", what, key[1])
+                    self._emit(WorkStuck(key[1], what, self._clock() - started, active=False))
+
+        task.add_done_callback(ended)
+        if emit:
+            logger.error(
+                "watchdog: the %s call for %s is stuck past its deadline; abandoned", what, key[1]
+            )
+            self._emit(WorkStuck(key[1], what, self._clock() - started))
+
+    def stuck(self) -> dict[str, str]:
+        """Instances (and accounts) with an abandoned call still running -> what call."""
+        return {name: what for (_scope, name), (_t, _s, what) in self._abandoned.items()}
+
+    def _stuck_observation(self, key: tuple[str, str]) -> Observation:
+        now = self._clock()
+        _task, started, what = self._abandoned.get(key, (None, now, "call"))
+        return Observation(
+            status=Status.UNREACHABLE,
+            reason="stuck",
+            error=f"stuck: a {what} call has not returned for {now - started:.0f} s "
+            "(abandoned; no new call until it ends)",
+            observed_at=now,
+            error_kind="internal",
+        )
 
     async def _list_job(self, account_name: str, started: float) -> float | None:
         """One list call feeding every row of the account; returns its next due time."""
@@ -1019,16 +1165,44 @@ class Poller:
         self._begin_sweep(now)
 
     def _flush_history(self) -> None:
-        """Hand confirmed transitions to the shared state (so `since` survives a restart)."""
+        """Hand confirmed transitions to the shared state (so `since` survives a restart).
+
+        On a running loop the save runs in the background (its lock wait and write in a
+        worker thread); one save at a time, the next batch waiting for it.
+        """
         if not self._unsaved:
             return
-        batch, self._unsaved = self._unsaved, []
         if self.state is None:
+            self._unsaved = []
             return
+        if self._flusher is not None and not self._flusher.done():
+            return  # the running save takes what was added meanwhile
         try:
-            self.state.append_transitions(batch)
-        except Exception as exc:  # monitoring goes on; the history only loses these
-            logger.warning("cannot save %d transitions: %s", len(batch), _safe(exc))
+            asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a sync caller): save here
+            batch, self._unsaved = self._unsaved, []
+            try:
+                self.state.append_transitions(batch)
+            except Exception as exc:  # monitoring goes on; the history only loses these
+                logger.warning("cannot save %d transitions: %s", len(batch), _safe(exc))
+            return
+        self._flusher = asyncio.ensure_future(self._save_history())
+
+    async def _save_history(self) -> None:
+        state = self.state
+        while self._unsaved and state is not None:
+            batch, self._unsaved = self._unsaved, []
+            try:
+                await run_blocking(lambda _cancel, batch=batch: state.append_transitions(batch))
+            except Exception as exc:  # monitoring goes on; the history only loses these
+                logger.warning("cannot save %d transitions: %s", len(batch), _safe(exc))
+
+    async def flush_history(self) -> None:
+        """Start saving unsaved transitions and wait until every one so far is saved."""
+        self._flush_history()
+        flusher = self._flusher
+        if flusher is not None and not flusher.done():
+            await asyncio.shield(flusher)
 
     def _emit_observed(self, row: Row) -> None:
         if self._subscribers:

@@ -17,10 +17,18 @@ short synchronous sections, never across an await: the action *lock record*
 
 Within one process the lock is reentrant (one ``FileLock`` per path, a depth
 count and an RLock), so the audit log can write under the lock the engine holds.
+
+The event loop never waits for this lock or for an fsync: the sync API (``locked``,
+``append_transitions``) is for the CLI's set-up and tests; async code uses the async
+facade (``update``, ``asnapshot``, ``aappend_transitions``, ``AuditLog.awrite``),
+which runs the same code in a worker thread through ``run_blocking``. The holder
+writes who it is into ``state.lock`` (``LockOwner``), so a process that has to wait
+can say "waiting for the team lock (held by alice, pid 4242)".
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import fcntl
@@ -33,7 +41,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from tuiapp.model import Status, Transition
 
@@ -44,11 +52,19 @@ __all__ = [
     "LOCK_FILE",
     "ActionRecord",
     "FileLock",
+    "LockCancelled",
     "LockHolder",
+    "LockOwner",
+    "LockTimeout",
+    "OnWait",
     "SharedState",
     "StateData",
     "StateError",
+    "offloads_done",
+    "offloads_in_flight",
     "pid_alive",
+    "read_lock_owner",
+    "run_blocking",
 ]
 
 LOCK_FILE = "state.lock"
@@ -61,6 +77,7 @@ DEFAULT_LOCK_TTL = 120.0  # verify_window (60) + 60: an action lock older than t
 _FORMAT_VERSION = 1
 
 HOSTNAME = socket.gethostname()
+T = TypeVar("T")
 
 
 class StateError(Exception):
@@ -82,17 +99,83 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+@dataclass(frozen=True, slots=True)
+class LockOwner:
+    """Who holds the state file lock (written into the lock file by the holder)."""
+
+    operator: str
+    pid: int
+    host: str
+
+    def describe(self) -> str:
+        where = "" if self.host in ("", HOSTNAME) else f" on {self.host}"
+        return f"{self.operator}, pid {self.pid}{where}"
+
+
+class LockTimeout(StateError):
+    """Another process held the state lock past the wait bound; ``owner`` if it said who."""
+
+    def __init__(self, message: str, owner: LockOwner | None) -> None:
+        super().__init__(message)
+        self.owner = owner
+
+
+class LockCancelled(StateError):
+    """The wait for the state lock was abandoned (the task that wanted it was cancelled)."""
+
+
+def _default_operator() -> str:
+    for key in ("SUDO_USER", "USER"):
+        value = os.environ.get(key, "").strip()
+        if value:
+            return " ".join(value.split())
+    return "unknown"
+
+
+def read_lock_owner(path: Path) -> LockOwner | None:
+    """The holder a tuiapp process wrote into the lock file, or None (unknown, or free)."""
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(4096)
+    except OSError:
+        return None
+    try:
+        data = json.loads(raw) if raw.strip() else None
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    try:
+        return LockOwner(
+            str(data.get("operator") or "?"), int(data.get("pid") or 0), str(data.get("host") or "")
+        )
+    except (TypeError, ValueError):
+        return None
+
+
+OnWait = Callable[[LockOwner | None], None]
+
+
 class FileLock:
     """An exclusive ``fcntl.flock`` on one file, reentrant within the process.
 
     ``FileLock.for_path`` hands out one object per path, so every part of a process
     (shared state, audit log) nests on the same lock instead of deadlocking on a
     second file descriptor. Waiting for another process is bounded: after
-    ``LOCK_WAIT_SECONDS`` a ``StateError`` says so.
+    ``LOCK_WAIT_SECONDS`` (or ``wait``) a ``LockTimeout`` says so, naming the holder.
+
+    The holder writes who it is (operator, pid, host: ``LockOwner``) into the lock
+    file and truncates it on release, so a process that has to wait can say for whom
+    (``on_wait`` is called, from the waiting thread, whenever that changes).
+
+    Waiting blocks the calling thread: async code must not call ``acquire`` on its
+    event loop. It goes through ``SharedState``'s async methods, ``AuditLog.awrite``
+    or ``run_blocking``, which wait in a worker thread.
     """
 
     _registry: ClassVar[dict[str, FileLock]] = {}
     _registry_guard: ClassVar[threading.Lock] = threading.Lock()
+    operator: ClassVar[str] = _default_operator()  # written into the lock file while held
 
     def __init__(self, path: Path, *, wait_seconds: float = LOCK_WAIT_SECONDS) -> None:
         self.path = Path(path)
@@ -111,6 +194,12 @@ class FileLock:
                 lock = cls._registry[key] = cls(Path(key))
             return lock
 
+    @classmethod
+    def set_operator(cls, operator: str) -> None:
+        """Who this process acts for: written into every lock file it holds."""
+        if operator and operator.strip():
+            cls.operator = " ".join(operator.split())
+
     def __repr__(self) -> str:
         return f"FileLock({str(self.path)!r}, depth={self._depth})"
 
@@ -119,8 +208,41 @@ class FileLock:
         """Whether this process holds the lock (in any thread)."""
         return self._depth > 0
 
-    def acquire(self) -> None:
-        self._rlock.acquire()
+    def owner(self) -> LockOwner | None:
+        """Who holds the lock now, as the holder wrote it (None: free, or not saying)."""
+        return read_lock_owner(self.path)
+
+    def acquire(
+        self,
+        *,
+        wait: float | None = None,
+        on_wait: OnWait | None = None,
+        cancel: threading.Event | None = None,
+    ) -> None:
+        """Take the lock, waiting up to ``wait`` seconds (default ``wait_seconds``).
+
+        ``on_wait(owner)`` is called (in this thread) when the wait starts and whenever
+        the holder changes; ``cancel`` being set abandons the wait (``LockCancelled``).
+        """
+        limit = self.wait_seconds if wait is None else wait
+        deadline = time.monotonic() + limit
+        told: list[LockOwner | None] = []
+
+        def blocked() -> None:
+            owner = self.owner()
+            if not told or told[-1] != owner:
+                told.append(owner)
+                if on_wait is not None:
+                    with contextlib.suppress(Exception):
+                        on_wait(owner)
+            if cancel is not None and cancel.is_set():
+                raise LockCancelled(f"{self.path}: gave up waiting for the state lock")
+            if time.monotonic() >= deadline:
+                raise self._timeout(limit, told[-1])
+
+        # Another thread of this process first (it may itself be waiting for another process).
+        while not self._rlock.acquire(timeout=0.05):
+            blocked()
         if self._depth > 0:
             self._depth += 1
             return
@@ -130,26 +252,47 @@ class FileLock:
         except OSError as exc:
             self._rlock.release()
             raise StateError(f"{self.path}: cannot open the state lock ({exc.strerror})") from None
-        deadline = time.monotonic() + self.wait_seconds
+        pause = 0.002
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                if time.monotonic() >= deadline:
+                try:
+                    blocked()
+                except StateError:
                     os.close(fd)
                     self._rlock.release()
-                    raise StateError(
-                        f"{self.path}: another tuiapp process has held the state lock "
-                        f"for over {self.wait_seconds:g} s"
-                    ) from None
-                time.sleep(0.005)
+                    raise
+                if cancel is not None:
+                    cancel.wait(pause)
+                else:
+                    time.sleep(pause)
+                pause = min(pause * 2, 0.05)
             except OSError as exc:
                 os.close(fd)
                 self._rlock.release()
                 raise StateError(f"{self.path}: cannot lock ({exc.strerror})") from None
         self._fd = fd
         self._depth = 1
+        self._write_owner(fd)
+
+    def _timeout(self, limit: float, owner: LockOwner | None) -> LockTimeout:
+        who = f" (held by {owner.describe()})" if owner is not None else ""
+        return LockTimeout(
+            f"{self.path}: another tuiapp process{who} has held the state lock "
+            f"for over {limit:g} s",
+            owner,
+        )
+
+    def _write_owner(self, fd: int) -> None:
+        payload = json.dumps(
+            {"operator": self.operator, "pid": os.getpid(), "host": HOSTNAME},
+            separators=(",", ":"),
+        ).encode()
+        with contextlib.suppress(OSError):  # who holds it is a courtesy, not the lock
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, payload, 0)
 
     def release(self) -> None:
         if self._depth <= 0:
@@ -158,6 +301,8 @@ class FileLock:
         if self._depth == 0 and self._fd is not None:
             fd, self._fd = self._fd, None
             try:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, 0)
                 fcntl.flock(fd, fcntl.LOCK_UN)
             finally:
                 os.close(fd)
@@ -169,6 +314,69 @@ class FileLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+    @contextlib.contextmanager
+    def holding(
+        self,
+        *,
+        wait: float | None = None,
+        on_wait: OnWait | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[FileLock]:
+        """``with lock.holding(wait=..., on_wait=...):`` the lock with acquire's options."""
+        self.acquire(wait=wait, on_wait=on_wait, cancel=cancel)
+        try:
+            yield self
+        finally:
+            self.release()
+
+
+# ---- running blocking work off the event loop ----------------------------------------------
+
+_offloaded = 0  # blocking calls running in worker threads right now
+_offload_futures: set[asyncio.Future[Any]] = set()
+
+
+def offloads_in_flight() -> int:
+    """How many ``run_blocking`` calls are running in threads (virtual clocks in tests wait
+    for them before jumping, as a real clock would not have moved much meanwhile)."""
+    return _offloaded
+
+
+async def offloads_done() -> None:
+    """Wait until every ``run_blocking`` call running now has finished (its outcome is
+    its caller's business); tests with fake time await this instead of sleeping."""
+    pending = [f for f in _offload_futures if not f.done()]
+    if pending:
+        await asyncio.wait([asyncio.shield(f) for f in pending])
+
+
+async def run_blocking(fn: Callable[[threading.Event], T]) -> T:
+    """``fn(cancel)`` in a worker thread; the event loop goes on meanwhile.
+
+    If the awaiting task is cancelled, ``cancel`` is set (a lock wait gives up) and the
+    thread is still awaited before ``CancelledError`` propagates, so nothing it does
+    (an audit line, a state write) happens after its caller has moved on.
+    """
+    global _offloaded
+    cancel = threading.Event()
+    future = asyncio.ensure_future(asyncio.to_thread(fn, cancel))
+    _offloaded += 1
+    _offload_futures.add(future)
+
+    def done(_: object) -> None:
+        global _offloaded
+        _offloaded -= 1
+        _offload_futures.discard(future)
+
+    future.add_done_callback(done)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        cancel.set()
+        with contextlib.suppress(BaseException):
+            await asyncio.shield(future)
+        raise
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,8 +573,7 @@ class SharedState:
         self.lock = FileLock.for_path(self.state_dir / LOCK_FILE)
         self._actions_path = self.state_dir / ACTIONS_FILE
         self._history_path = self.state_dir / HISTORY_FILE
-        self._cache_key: tuple[int, int, int] | None = None
-        self._cache: dict[str, Any] | None = None
+        self._cached: tuple[tuple[int, int, int], dict[str, Any]] | None = None
         self._history_key: tuple[int, int, int] | None = None
         self._history_cache: dict[str, Any] = {}
 
@@ -376,13 +583,51 @@ class SharedState:
     # ---- actions and locks ---------------------------------------------------------------
 
     @contextlib.contextmanager
-    def locked(self) -> Iterator[StateData]:
-        """Read-modify-write of actions.json under the file lock."""
-        with self.lock:
+    def locked(
+        self,
+        *,
+        wait: float | None = None,
+        on_wait: OnWait | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[StateData]:
+        """Read-modify-write of actions.json under the file lock (blocks this thread while
+        another process holds it: on an event loop, use ``update`` instead)."""
+        with self.lock.holding(wait=wait, on_wait=on_wait, cancel=cancel):
             data = StateData(self._read(self._actions_path, strict=True))
             yield data
             if data.changed:
                 self._write(self._actions_path, data.raw)
+
+    # ---- the async facade: the same operations, waiting and writing in a worker thread ----
+
+    async def update(
+        self,
+        fn: Callable[[StateData], T],
+        *,
+        wait: float | None = None,
+        on_wait: OnWait | None = None,
+    ) -> T:
+        """``fn(data)`` inside ``locked()``, run in a worker thread; returns what ``fn`` returns.
+
+        ``fn`` runs in that thread: it must not touch event-loop state (take copies first).
+        ``on_wait`` is called from that thread too (use ``loop.call_soon_threadsafe``).
+        """
+
+        def work(cancel: threading.Event) -> T:
+            with self.locked(wait=wait, on_wait=on_wait, cancel=cancel) as data:
+                return fn(data)
+
+        return await run_blocking(work)
+
+    async def asnapshot(self) -> StateData:
+        """``snapshot()`` read in a worker thread."""
+        return await run_blocking(lambda _cancel: self.snapshot())
+
+    async def aappend_transitions(self, transitions: Iterable[Transition]) -> None:
+        """``append_transitions`` in a worker thread (the lock wait included)."""
+        batch = list(transitions)
+        if batch:
+            await run_blocking(lambda _cancel: self.append_transitions(batch))
 
     def snapshot(self) -> StateData:
         """A copy of actions.json as it is now (no lock: files are replaced atomically)."""
@@ -393,10 +638,10 @@ class SharedState:
         except OSError as exc:
             raise StateError(f"{self._actions_path}: cannot read ({exc.strerror})") from None
         key = (st.st_ino, st.st_mtime_ns, st.st_size)
-        if key != self._cache_key or self._cache is None:
-            self._cache = self._read(self._actions_path, strict=True)
-            self._cache_key = key
-        return StateData(copy.deepcopy(self._cache))
+        cached = self._cached  # (key, content): one attribute, as threads read it too
+        if cached is None or cached[0] != key:
+            cached = self._cached = (key, self._read(self._actions_path, strict=True))
+        return StateData(copy.deepcopy(cached[1]))
 
     def last_action(self, name: str) -> ActionRecord | None:
         records = self.snapshot().records(name)

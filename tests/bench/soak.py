@@ -3,6 +3,7 @@
     python tests/bench/soak.py [--minutes 10] [--instances 500] [--seed 0]
                                [--sample-seconds 10] [--warmup-seconds 60]
                                [--action-seconds 5] [--no-gestures] [--tracemalloc]
+                               [--terminal-drops 10]
 
 What it does:
 
@@ -28,6 +29,13 @@ What it does:
    workers flat (median of the last samples <= 1.25 x median of the first samples
    after warm-up + 5: in-flight requests and actions come and go); polls and actions
    done > 0; the app quits with return code 0.
+
+``--terminal-drops N`` (issue 9) also, spread over the run, N times creates a new pty
+with a real ``tuiapp demo`` TUI on it, drives it to a moment (grid, confirm dialog,
+action verifying, bulk running, start-up) and drops the terminal: the pty master closed
+with the TUI not the session leader (no SIGHUP at all) or as the session leader (SIGHUP
++ SIGCONT). Target: 0 orphans, each gone within 3 s, CPU after the drop < 5 % of those
+3 s (``_soak_terminal``).
 
 ``--no-gestures`` presses no key at all: growth then comes from the engine and the
 UI's timers alone, not from the keyboard path (the actions and gestures targets are
@@ -65,6 +73,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _soak_actions import GESTURES, Operator, SimControl  # noqa: E402
+from _soak_terminal import DropRunner  # noqa: E402
+from _soak_terminal import Result as DropResult  # noqa: E402
 from textual.message import Message  # noqa: E402
 from textual.worker import Worker, WorkerState  # noqa: E402
 
@@ -524,6 +534,24 @@ def report(result: Result, args: argparse.Namespace, debug_log: Path | None) -> 
         ("gestures", gestures > 0 or args.no_gestures, f"{gestures}"),
         ("exit", result.return_code == 0, f"return code {result.return_code}"),
     ]
+    drops: list[DropResult] = getattr(args, "drop_results", [])
+    if args.terminal_drops:
+        gone = [d.exit_seconds for d in drops if d.exit_seconds is not None]
+        orphans = sum(d.orphan for d in drops)
+        worst_cpu = max((d.cpu_percent(3.0) for d in drops), default=0.0)
+        checks.append(
+            (
+                "tty drops",
+                len(drops) == args.terminal_drops
+                and orphans == 0
+                and all(t <= 3.0 for t in gone)
+                and worst_cpu < 5.0,
+                f"{len(drops)} of {args.terminal_drops} done, {orphans} orphans (target 0), "
+                f"gone in max {max(gone, default=0):.2f} s / median "
+                f"{statistics.median(gone) if gone else 0:.2f} s (target <= 3 s), CPU after "
+                f"the drop max {worst_cpu:.1f} % of 3 s (target < 5 %)",
+            )
+        )
     print()
     print(
         f"soak summary: {args.minutes:g} min, {args.instances} instances, chaos, seed {args.seed}"
@@ -582,6 +610,13 @@ def main(argv: list[str] | None = None) -> int:
         "keyboard path's (the actions and gestures targets are then not checked)",
     )
     parser.add_argument("--tracemalloc", action="store_true")
+    parser.add_argument(
+        "--terminal-drops",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also drop and re-create the terminal of a real TUI N times mid-run (issue 9)",
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="tuiapp-soak-") as tmp:
         tmp_path = Path(tmp)
@@ -595,7 +630,19 @@ def main(argv: list[str] | None = None) -> int:
                 f"min, simulator pid {process.pid} at {url}",
                 flush=True,
             )
-            result = asyncio.run(Soak(args, fleet, url, process.pid).run())
+            drops = DropRunner(
+                args.terminal_drops,
+                args.minutes * 60,
+                env={"TUIAPP_DEBUG_LOG": str(tmp_path / "tty-debug.log"), "TMPDIR": tmp},
+            )
+            if args.terminal_drops:
+                drops.start()
+            try:
+                result = asyncio.run(Soak(args, fleet, url, process.pid).run())
+            finally:
+                if args.terminal_drops:
+                    drops.stop()
+                args.drop_results = drops.results
         finally:
             stop_simulator(process)
         sim_log = (tmp_path / "sim.log").read_text(errors="replace").splitlines()

@@ -44,7 +44,7 @@ from tuiapp import debuglog
 from tuiapp.config import FleetConfig
 from tuiapp.model import Status, Transition
 from tuiapp.secrets import redact
-from tuiapp.ui import textual_fixes
+from tuiapp.ui import terminal_watch, textual_fixes
 from tuiapp.ui.commands import InstanceJumpProvider
 from tuiapp.ui.detail import DetailFacts, DetailScreen, detail_text
 from tuiapp.ui.dialogs import ConfirmPlan, ConfirmScreen, QuitScreen, ReasonScreen, Target
@@ -71,6 +71,12 @@ from tuiapp.ui.widgets import EventLog, LogEntry, StatusCounts, TextCell
 __all__ = ["Backend", "FleetApp", "FleetScreen", "build_backend", "run_tui"]
 
 log = logging.getLogger("tuiapp.ui")
+
+
+def _unstyled(component: str) -> object:
+    """No style: the detail text built outside the detail screen (tests, exports)."""
+    return ""
+
 
 STATE_REFRESH_SECONDS = 2.0  # how often the tick re-reads the shared state
 OUTCOME_SEVERITY = {
@@ -408,6 +414,7 @@ class FleetApp(App[int]):
         ``tick()`` after moving their fake clock)."""
         textual_fixes.apply()  # idempotent: two Textual 8.2.8 leaks, see textual_fixes
         super().__init__()
+        self.driver_class = textual_fixes.fixed_driver(self.driver_class)  # no EOF busy loop
         from tuiapp.audit import current_operator
 
         if read_only and not fleet.monitor.read_only:
@@ -476,8 +483,22 @@ class FleetApp(App[int]):
             self._upsert(name, row)
         self.grid.sync()
         self._refresh_shared_state(force=True)
-        try:  # actions a killed tuiapp sent without hearing back: reported as unknown
-            for report in self.engine.recover_interrupted():
+        # Off the loop: it waits for the state lock while another process holds it.
+        self.run_worker(
+            self._recover_interrupted(), name="recover", group="startup", exit_on_error=False
+        )
+        self.update_header()
+        self._install_signal_handlers()
+        self.run_worker(self.poller.run(), name="poller", group="poller", exit_on_error=False)
+        if self._tick_seconds:
+            self.set_interval(self._tick_seconds, self.tick, name="tick")
+        if self.freeze_gc:
+            gc.freeze()  # the grid model of every row, built just now, lives as long as we do
+
+    async def _recover_interrupted(self) -> None:
+        """Actions a killed tuiapp sent without hearing back: reported as unknown."""
+        try:
+            for report in await self.engine.arecover_interrupted():
                 text = redact(
                     f"{report.action} {report.name}: {report.outcome} ({report.message}); "
                     "the instance stays in cooldown"
@@ -491,13 +512,6 @@ class FleetApp(App[int]):
                 severity="warning",
                 markup=False,
             )
-        self.update_header()
-        self._install_signal_handlers()
-        self.run_worker(self.poller.run(), name="poller", group="poller", exit_on_error=False)
-        if self._tick_seconds:
-            self.set_interval(self._tick_seconds, self.tick, name="tick")
-        if self.freeze_gc:
-            gc.freeze()  # the grid model of every row, built just now, lives as long as we do
 
     def _fatal_error(self) -> None:
         """Textual's crash report prints local variables (tokens among them): replace it.
@@ -525,6 +539,7 @@ class FleetApp(App[int]):
 
     def _on_signal(self, sig: int) -> None:
         log.warning("received signal %s: quitting", sig)
+        terminal_watch.quitting(128 + sig)  # hard exit if the clean quit hangs
         self.exit(128 + sig)
 
     async def on_unmount(self) -> None:
@@ -664,6 +679,15 @@ class FleetApp(App[int]):
         self.update_header()
 
     def _on_ActionProgressed(self, event: Any) -> None:
+        if event.stage == "waiting" and not (
+            (note := self.notes.notes.get(event.name)) and note.stage == "waiting"
+        ):  # another process holds the state lock: say so once per wait
+            self.notify(
+                redact(f"{event.action} {event.name}: {event.message}"),
+                title="Waiting",
+                severity="warning",
+                markup=False,
+            )
         self.notes.progressed(event.name, event.action, event.stage, event.message, self.clock())
         if event.stage in ("sent", "done"):
             self._refresh_shared_state(force=True)
@@ -693,6 +717,21 @@ class FleetApp(App[int]):
             timeout=8,
         )
         self._repaint_row(report.name)
+
+    def _on_WorkStuck(self, event: Any) -> None:
+        """The watchdog abandoned a provider call: say which instance; the rest goes on."""
+        if event.active:
+            text = (
+                f"{event.name}: stuck: its {event.what} call has not returned after "
+                f"{event.seconds:.0f} s (abandoned; other rows keep polling)"
+            )
+        else:
+            text = f"{event.name}: the stuck {event.what} call ended after {event.seconds:.0f} s"
+        text = redact(text)
+        self._log_entries([LogEntry(self.clock(), text, "note--bad" if event.active else "")])
+        if event.active:
+            self.notify(text, title="Stuck", severity="error", markup=False, timeout=15)
+        self._repaint_row(event.name)
 
     def _on_BulkProgressed(self, event: Any) -> None:
         self.bulk = event
@@ -883,7 +922,12 @@ class FleetApp(App[int]):
         row = self.poller.rows.get(name)
         return frozenset(row.account.info.actions) if row is not None else frozenset()
 
-    def build_detail(self, name: str) -> Text | None:
+    def build_detail(
+        self, name: str, style_for: Callable[[str], object] | None = None
+    ) -> Text | None:
+        """The detail text of ``name``, styled by ``style_for`` (the detail screen's own
+        component styles). Never styled through ``self.screen``: a tick runs whatever
+        screen is on top, and a modal lacks the detail view's component classes."""
         row = self.poller.rows.get(name)
         if row is None:
             return None
@@ -906,11 +950,8 @@ class FleetApp(App[int]):
             records=records,
             outage=self.outages.get(row.account.name),
         )
-        screen = self.screen
-
-        def style_for(component: str) -> object:
-            return screen.get_component_rich_style(component)
-
+        if style_for is None:
+            style_for = _unstyled
         return detail_text(row, facts, self.notes, self.clock(), style_for)
 
     def apply_filter(self, text: str) -> None:
@@ -1246,5 +1287,8 @@ def run_tui(
     )
     app.freeze_gc = True
     freeze_long_lived_objects()
-    result = app.run()
+    with terminal_watch.guard(  # terminal loss: quit, never spin (issue 9)
+        app, last_words=lambda: terminal_watch.cancel_workers(app, "actions", 0.5)
+    ):
+        result = app.run()
     return result if isinstance(result, int) else (app.return_code or 0)

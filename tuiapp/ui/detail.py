@@ -210,7 +210,9 @@ class DetailScreen(Screen[None]):
     ]
     COMPONENT_CLASSES: ClassVar[set[str]] = set(STATUS_COMPONENTS)
 
-    def __init__(self, name: str, build: Callable[[str], Text | None]) -> None:
+    def __init__(
+        self, name: str, build: Callable[[str, Callable[[str], object]], Text | None]
+    ) -> None:
         super().__init__()
         self.instance_name = name
         self.build = build
@@ -226,7 +228,7 @@ class DetailScreen(Screen[None]):
 
     def update_detail(self) -> None:
         """Rebuild the text; repaint only when it changed."""
-        text = self.build(self.instance_name)
+        text = self.build(self.instance_name, self.get_component_rich_style)
         if text is None:
             return
         if self._shown is not None and text.plain == self._shown.plain:

@@ -12,12 +12,12 @@ from typing import ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import ActiveBinding, Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Label, Static
 
-__all__ = ["HelpEntry", "HelpScreen", "bindings_of"]
+__all__ = ["HelpEntry", "HelpScreen", "bindings_of", "effective_bindings"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,21 +26,39 @@ class HelpEntry:
     description: str
     binding_id: str
     enabled: bool
+    key_names: tuple[str, ...] = ()  # the keys as Textual names them ("question_mark")
+    action: str = ""
+
+
+def effective_bindings(screen: Screen[object]) -> dict[str, ActiveBinding]:
+    """What each key does on ``screen``: its active bindings, with the app's priority
+    bindings on top. Textual leaves those out of a modal's ``active_bindings`` (and
+    lets a focused Input's ctrl+c "copy" stand), yet they fire first on every screen."""
+    bindings = dict(screen.active_bindings)
+    app = screen.app
+    for key, binding in app._bindings:
+        if binding.priority:
+            state = app._check_action_state(binding.action, app)
+            if state is not False:
+                bindings[key] = ActiveBinding(app, binding, bool(state), binding.tooltip)
+    return bindings
 
 
 def bindings_of(screen: Screen[object]) -> list[HelpEntry]:
     """Every active binding of ``screen``: the screen's own first, then the focused
     widget's, then the app's; keys of one action share a line."""
     grouped: dict[tuple[str, str], list[str]] = {}
+    names: dict[tuple[str, str], list[str]] = {}
     ids: dict[tuple[str, str], list[str]] = {}
     meta: dict[tuple[str, str], tuple[int, bool]] = {}
     app = screen.app
-    for key, active in screen.active_bindings.items():
+    for key, active in effective_bindings(screen).items():
         binding = active.binding
         if binding.system and not binding.description:
             continue
         group = (binding.action, binding.description or binding.action)
         grouped.setdefault(group, []).append(app.get_key_display(binding) or key)
+        names.setdefault(group, []).append(key)
         if binding.id and binding.id not in ids.setdefault(group, []):
             ids[group].append(binding.id)
         rank = 0 if active.node is screen else (2 if active.node is app else 1)
@@ -53,6 +71,8 @@ def bindings_of(screen: Screen[object]) -> list[HelpEntry]:
             group[1],
             ", ".join(ids.get(group, [])),
             meta[group][1],
+            tuple(names[group]),
+            group[0],
         )
         for group in order
     ]

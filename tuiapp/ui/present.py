@@ -226,7 +226,10 @@ class NoteBook:
         if remaining > 0:  # the live countdown first: it is what changes, never cut off
             parts.append(f"cooldown {countdown_text(remaining)}")
             css = css or "note--busy"
-        if note is not None and note.stage is not None:
+        if note is not None and note.stage == "waiting" and note.message:
+            parts.append(note.message)  # "waiting for the team lock (held by alice, pid 42)"
+            css = "note--warn"
+        elif note is not None and note.stage is not None:
             parts.append(f"{note.action} {note.stage}…")
             css = "note--busy"
         elif note is not None and note.outcome and now - note.at < OUTCOME_SHOWN_FOR:
