@@ -20,32 +20,19 @@ from typing import Any
 
 from starlette.applications import Starlette
 
+from tuiapp.clock import EPOCH_2026, ManualClock
 from tuiapp.simulator import SimTransport, Simulator, build_fleet, create_app
 from tuiapp.state import offloads_done, offloads_in_flight
 
 __all__ = ["SIM_BASE", "FakeClock", "ManualSleep", "VirtualTime", "auth_for", "make_sim", "pick"]
 
 SIM_BASE = "http://sim.test"
-START = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+START = EPOCH_2026  # 2026-01-01T00:00:00Z
 
 
-class FakeClock:
-    """A clock tests move by hand; pass it (it is callable) wherever a clock is taken."""
-
-    def __init__(self, start: float = START) -> None:
-        self._now = float(start)
-
-    def now(self) -> float:
-        return self._now
-
-    def __call__(self) -> float:
-        return self._now
-
-    def advance(self, seconds: float) -> float:
-        if seconds < 0:
-            raise ValueError("a clock does not go back")
-        self._now += seconds
-        return self._now
+# The shipped manual clock, under the name these tests know: callable, ``advance``,
+# ``sleep`` (woken by ``advance``). It starts at 2026-01-01T00:00:00Z (START).
+FakeClock = ManualClock
 
 
 def make_sim(
@@ -116,7 +103,7 @@ class VirtualTime:
     runs in a fraction of a second and nothing waits on a real timer.
     """
 
-    def __init__(self, clock: FakeClock) -> None:
+    def __init__(self, clock: ManualClock) -> None:
         self.clock = clock
         self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
         self._seq = itertools.count()
@@ -151,23 +138,18 @@ class VirtualTime:
 
 
 class ManualSleep:
-    """The app's ``sleep``: a sleeper wakes when the fake clock passes its deadline."""
+    """The app's ``sleep``: the clock's own (``ManualClock.sleep``), woken as it advances.
 
-    def __init__(self, clock: FakeClock) -> None:
+    ``wake_due`` is kept for the tests that call it after ``advance`` (a no-op by then).
+    """
+
+    def __init__(self, clock: ManualClock) -> None:
         self.clock = clock
-        self.sleepers: list[tuple[float, asyncio.Future[None]]] = []
+        self.sleep = clock.sleep
 
-    async def sleep(self, delay: float) -> None:
-        if delay <= 0:
-            await asyncio.sleep(0)
-            return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.sleepers.append((self.clock() + delay, future))
-        await future
+    @property
+    def sleepers(self) -> list[tuple[float, asyncio.Future[None]]]:
+        return self.clock.sleepers
 
     def wake_due(self) -> None:
-        now = self.clock()
-        for at, future in self.sleepers:
-            if at <= now and not future.done():
-                future.set_result(None)
-        self.sleepers = [(at, f) for at, f in self.sleepers if not f.done()]
+        self.clock.wake_due()

@@ -14,6 +14,7 @@ from sim_fixtures import SIM_BASE, FakeClock, make_sim
 
 from tuiapp.action_cli import run_action_command
 from tuiapp.config import FleetConfig, config_from_dict
+from tuiapp.poller import Poller
 from tuiapp.simulator.state import Simulator
 from tuiapp.simulator.transport import SimTransport
 
@@ -140,6 +141,33 @@ def test_dry_run_prints_verdicts_and_sends_nothing(cli: Cli) -> None:
     assert "REFUSED: needs a QR scan" in cli.out.getvalue()
     assert "would be allowed, 1 refused)" in cli.out.getvalue()
     assert cli.actions_sent() == [] and cli.audit() == []
+
+
+def test_dry_run_prints_the_plan_the_real_run_executes_on_an_outage_account(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The CLI reads each target once, so the outage rule is made to hold here directly:
+    # a bulk on that account is held in the dry run exactly as in the real run.
+    account = cli.fleet.instance(cli.named("waha")).account
+    first, second = [i.name for i in cli.fleet.instances if i.account == account][:2]
+    for name in (first, second):
+        cli.sim.force(name, state="FAILED")
+    monkeypatch.setattr(Poller, "outage_accounts", lambda self: {account})
+    assert cli.run("restart", [first, second], dry_run=True) == 2
+    dry = cli.out.getvalue()
+    assert "dry run: nothing sent (0 of 2 would be allowed, 2 refused)" in dry
+    planned = [line for line in dry.splitlines() if "REFUSED" in line]
+    assert len(planned) == 2 and all("needs the outage override" in line for line in planned)
+    assert cli.run("restart", [first, second], yes=True) == 2
+    assert [line for line in cli.out.getvalue().splitlines() if "REFUSED" in line] == planned
+    assert "nothing to restart: every target is refused" in cli.out.getvalue()
+    refusals = [(r["instance"], r["outcome"], r["message"]) for r in cli.audit()]
+    assert [(name, outcome) for name, outcome, _ in refusals] == [
+        (first, "refused"),
+        (second, "refused"),
+    ]
+    assert all(message in "\n".join(planned) for _, _, message in refusals)
+    assert cli.actions_sent() == []
 
 
 def test_no_terminal_and_no_yes_refuses_without_reading_stdin(cli: Cli) -> None:

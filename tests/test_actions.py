@@ -27,7 +27,7 @@ from tuiapp.config import FleetConfig, config_from_dict
 from tuiapp.events import ActionFinished, ActionProgressed, BulkProgressed
 from tuiapp.model import Status
 from tuiapp.poller import Poller
-from tuiapp.providers.registry import make_adapters, make_client
+from tuiapp.runtime import build_runtime
 from tuiapp.simulator.state import Simulator
 from tuiapp.state import SharedState
 
@@ -131,29 +131,24 @@ async def build_rig(
         "state_dir": str(tmp_path / "state"),
         **(monitor or {}),
     }
+    if read_only:
+        data["monitor"]["read_only"] = True
     if tweak is not None:
         tweak(data)
     fleet = config_from_dict(data, environ=env)
     rewrite = Rewrite(transport)
-    client = make_client(fleet.monitor, rewrite)
-    adapters = make_adapters(fleet, client, clock=clock)
     vt = VirtualTime(clock)
-    state = SharedState(fleet.monitor.state_dir, clock)
-    audit = AuditLog(fleet.monitor.audit_log, clock, lock=state.lock)
-    poller = Poller(fleet, adapters, clock=clock, sleep=vt.sleep, state=state)
-    engine = ActionEngine(
+    runtime = build_runtime(
         fleet,
-        adapters,
-        poller,
-        state,
-        audit,
+        operator="alice",
+        transport=rewrite,
         clock=clock,
         sleep=vt.sleep,
-        operator="alice",
-        ssh_client="192.0.2.10",
-        read_only=read_only,
+        environ={"SSH_CONNECTION": "192.0.2.10 50000 198.51.100.1 22"},
     )
-    rig = Rig(sim, clock, vt, fleet, poller, engine, state, audit, rewrite, client)
+    engine, state, audit, client = runtime.engine, runtime.state, runtime.audit, runtime.client
+    assert audit is not None and client is not None
+    rig = Rig(sim, clock, vt, fleet, runtime.poller, engine, state, audit, rewrite, client)
     engine.subscribe(rig.events.append)
     return rig
 
@@ -448,6 +443,65 @@ async def test_account_outage_warns_and_a_bulk_on_it_needs_the_override(rig: Rig
     reports = await rig.engine.run_bulk(names[:3], "restart", allow_outage=True)
     assert [r.outcome for r in reports] == ["not_recovered", "not_recovered", "aborted"]
     assert [rec["instance"] for rec in rig.actions_sent()] == names[:2]
+
+
+async def test_a_plan_is_what_its_run_does_on_an_outage_account(rig: Rig) -> None:
+    rig.sim.force_account("hs-prod", down=True)
+    await rig.poller.sweep_once()
+    await rig.poller.sweep_once()
+    names = [i.name for i in rig.fleet.instances if i.account == "hs-prod"]
+    plan = rig.engine.plan(names, "restart")
+    assert plan.bulk and plan.outage_accounts == ("hs-prod",) and plan.allowed == ()
+    assert all(
+        v.overridable and "needs the outage override" in (v.refusal or "") for v in plan.verdicts
+    )
+    reports = await rig.engine.run_plan(plan)
+    assert [r.name for r in reports] == list(plan.targets)
+    assert [r.outcome for r in reports] == ["refused"] * len(names)
+    assert [r.message for r in reports] == [v.refusal for v in plan.verdicts]
+    assert rig.actions_sent() == []
+    # one target on that account: a warning, not a hold
+    single = rig.engine.plan(names[:1], "restart")
+    assert not single.bulk and single.outage_accounts == ()
+    assert single.allowed and "outage" in single.verdicts[0].warning_kinds
+    # a bulk with the outage override: planned allowed, then run (and stopped) like run_bulk
+    lifted = rig.engine.plan(
+        names[:3], "restart", override_reason="provider said go", allow_outage=True
+    )
+    assert len(lifted.allowed) == 3 and lifted.outage_accounts == ("hs-prod",)
+    reports = await rig.engine.run_plan(lifted)
+    assert [r.outcome for r in reports] == ["not_recovered", "not_recovered", "aborted"]
+
+
+async def test_refusals_recorded_first_then_the_allowed_rest_runs(rig: Rig) -> None:
+    # The TUI's flow: refused lines before the dialog, then the confirmed rest.
+    qr, good = rig.named("waha", 0), rig.named("waha", 1)
+    rig.sim.force(qr, state="SCAN_QR_CODE")
+    rig.sim.force(good, state="FAILED")
+    await rig.read(qr, good)
+    plan = rig.engine.plan([qr, good], "restart")
+    refused = await rig.engine.record_refusals(plan)
+    assert [(r.name, r.outcome) for r in refused] == [(qr, "refused")]
+    assert rig.actions_sent() == [] and rig.audit_outcomes(qr) == ["refused"]
+    rest = plan.allowed_only()
+    assert rest.targets == (good,) and not rest.bulk and not rest.needs_count
+    reports = await rig.engine.run_plan(rest)
+    assert [(r.name, r.outcome) for r in reports] == [(good, "recovered")]
+    assert rig.audit_outcomes(qr) == ["refused"]  # not a second time
+
+
+async def test_a_plan_refusal_stands_even_if_the_target_became_allowed(rig: Rig) -> None:
+    qr, good = rig.named("waha", 0), rig.named("waha", 1)
+    rig.sim.force(qr, state="SCAN_QR_CODE")
+    rig.sim.force(good, state="FAILED")
+    await rig.read(qr, good)
+    plan = rig.engine.plan([qr, good], "restart")
+    assert [v.allowed for v in plan.verdicts] == [False, True]
+    rig.sim.force(qr, state="FAILED")
+    await rig.read(qr)
+    reports = await rig.engine.run_plan(plan)
+    assert reports[0].outcome == "refused" and "QR" in reports[0].message
+    assert [rec["instance"] for rec in rig.actions_sent()] == [good]
 
 
 # ---- the re-check just before sending ---------------------------------------------------

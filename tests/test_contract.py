@@ -1,10 +1,11 @@
-"""Contract tests (issue 3): every adapter against the in-process simulator.
+"""Contract tests: every adapter against the in-process simulator.
 
-The adapters and the simulator were both written from PROVIDERS.md; these tests prove
+The adapters and the simulator were both written from the providers' documentation
+(summed up in docs/providers.md); these tests prove
 they agree, for every status and every error path the page lists. Adapters come from
 the registry, their config from the simulator's own ``to_config``, and their client
 speaks to the app through ``SimTransport``: real HTTP handling, no sockets, a fake clock.
-Expected statuses are written out here from PROVIDERS.md, not taken from the simulator;
+Expected statuses are written out here from docs/providers.md, not taken from the simulator;
 the last tests also hold every fetch to the simulator's ``expected`` oracle.
 """
 
@@ -134,7 +135,7 @@ async def world() -> AsyncIterator[Callable[..., World]]:
 
 
 def case(provider: str, state: str, expected: Status, raw: str, **extra: Any) -> Any:
-    """One row of PROVIDERS.md's mapping: force ``state`` (+ ``extra``), read ``expected``."""
+    """One row of docs/providers.md's mapping: force ``state`` (+ ``extra``), read ``expected``."""
     label = "-".join([provider, state, *(f"{k}={v}" for k, v in extra.items())])
     return pytest.param(provider, state, extra, expected, raw, id=label)
 

@@ -129,7 +129,7 @@ json_trees = st.recursive(
 
 
 def documented_shapes(provider: str, call: str) -> list[Any]:
-    """The answers PROVIDERS.md documents for one call (mutated below).
+    """The answers the providers document for one call (mutated below).
 
     A fetch that may ask twice (Evolution) and a call whose error has its own shape get
     those shapes too.

@@ -330,3 +330,85 @@ def test_segment_keeps_an_id_in_one_path_segment() -> None:
 def test_streamed_answers_are_not_read_ahead() -> None:
     response = streamed(200, {"a": 1})
     assert not response.is_stream_consumed
+
+
+# ---- the templates: credential, read_json, post_action -----------------------------------------
+
+OWN = "instance-OWN-token-7b1a"
+
+
+@pytest.mark.parametrize(
+    ("provider", "falls_back"),
+    [
+        ("waha", True),
+        ("wasend", True),
+        ("evolution", True),
+        ("hypersender", False),
+        ("ryzeapi", False),
+        ("wawp", False),
+    ],
+)
+async def test_the_secret_fallback_is_one_rule_with_one_switch(
+    make: Any, provider: str, falls_back: bool
+) -> None:
+    adapter, _ = make(reply(200, {}), provider=provider)
+    assert adapter.account_fallback is falls_back
+    assert adapter.credential(Secret(OWN)).reveal() == OWN  # a handed-in secret always wins
+    fallback = adapter.credential(None)
+    assert (fallback.reveal() if fallback else None) == (TOKEN if falls_back else None)
+    assert adapter.redact(f"x {OWN} y") == "x *** y"  # registered before any request
+
+
+async def test_read_json_sends_nothing_without_a_secret(make: Any) -> None:
+    adapter, server = make(reply(200, {"status": "WORKING"}), provider="hypersender")
+    read = await adapter.read_json("/x", None)
+    assert server.requests == []
+    assert isinstance(read, Observation) and read.reason == "no_token"
+
+
+async def test_read_json_gives_the_answer_and_its_body_or_a_classified_failure(make: Any) -> None:
+    adapter, server = make(reply(200, {"status": "WORKING"}))
+    read = await adapter.read_json("/x", None, params={"all": "true"}, expect=dict)
+    assert not isinstance(read, Observation)
+    answer, data = read
+    assert answer.status_code == 200 and data == {"status": "WORKING"}
+    assert server.only.headers["x-api-key"] == TOKEN and server.only.url.params["all"] == "true"
+
+    wrong, _ = make(reply(200, [1, 2]))
+    shaped = await wrong.read_json("/x", None, expect=dict, missing="no session object")
+    assert isinstance(shaped, Observation) and shaped.reason == "bad_body"
+    assert shaped.error is not None and shaped.error.startswith("no session object: ")
+
+    failing, _ = make(reply(503, {"message": "down"}))
+    failed = await failing.read_json("/x", None)
+    assert isinstance(failed, Observation) and failed.reason == "http_503"
+    assert failed.error_kind == "http_5xx"
+
+
+async def test_post_action_lets_the_provider_speak_first_then_the_generic_rules(
+    make: Any,
+) -> None:
+    adapter, _ = make(reply(409, {"message": "running"}), provider="wasend")
+    special = await adapter.post_action("/r", None, special=lambda answer: None)
+    assert not isinstance(special, HttpAnswer)
+    assert special.outcome is ActionOutcome.FAILED and special.reason == "http_409"
+
+    ok, _ = make(reply(200, {"status": "STARTING"}), provider="wasend")
+    answer = await ok.post_action("/r", None)
+    assert isinstance(answer, HttpAnswer) and answer.status_code == 200
+
+    none, server = make(reply(200, {}), provider="hypersender")
+    refused = await none.post_action("/r", None)
+    assert server.requests == []
+    assert not isinstance(refused, HttpAnswer) and refused.reason == "no_token"
+
+
+async def test_judged_turns_a_shape_no_check_foresaw_into_bad_body(make: Any) -> None:
+    adapter, _ = make(reply(200, {}))
+    answer = HttpAnswer(200, httpx.Headers(), b'{"status": 1}', False, 1.0)
+
+    def broken() -> Observation:
+        raise KeyError("status")
+
+    observation = adapter.judged(answer, broken)
+    assert observation.status is Status.UNREACHABLE and observation.reason == "bad_body"

@@ -1,8 +1,9 @@
-"""Regression tests for every confirmed mismatch of reviews/provider-fidelity.md (issue 10).
+"""Regression tests for every confirmed mismatch between an adapter and its upstream.
 
-Each test names the review item it pins. The answers are upstream's (Evolution API 2.3.6,
-WAHA Core 2024.10.8 source; the providers' docs and SDKs for the hosted ones), served
-through httpx.MockTransport; the poller tests drive the real Poller over them.
+Each test names the mismatch it pins (the fidelity review's item numbers, kept for the
+history). The answers are upstream's (Evolution API 2.3.6, WAHA Core 2024.10.8 source;
+the providers' docs and SDKs for the hosted ones), served through httpx.MockTransport;
+the poller tests drive the real Poller over them.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Each simulated provider: paths, auth, bodies and error shapes as PROVIDERS.md says."""
+"""Each simulated provider: paths, auth, bodies and error shapes as docs/providers.md says."""
 
 from __future__ import annotations
 

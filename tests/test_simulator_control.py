@@ -87,7 +87,7 @@ async def test_request_log_proves_exactly_one_restart_was_sent(world) -> None:
     assert record["path"] == f"/hypersender/{auth['id']}/restart"
     assert record["id"] == auth["id"] and record["instance"] == name
     assert record["account"] == sim.instance(name).account.name
-    assert record["status"] == 200 and record["time"] == clock.now()
+    assert record["status"] == 200 and record["time"] == clock()
     assert len(sim.requests(instance=name)) == 2
     assert [r["action"] for r in sim.requests(instance=name)] == [None, "restart"]
     assert (await client.delete("/_sim/requests")).status_code == 204

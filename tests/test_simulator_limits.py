@@ -74,7 +74,7 @@ async def test_ryzeapi_headers_on_every_response_and_429_after_100() -> None:
     _app, sim, clock, transport = make_sim(40, scenario="calm")
     name = pick(sim, "ryzeapi")
     auth = auth_for(sim, name)
-    reset_at = int(clock.now()) + 60
+    reset_at = int(clock()) + 60
     async with httpx.AsyncClient(transport=transport, base_url=SIM_BASE) as client:
         for i in range(100):
             r = await client.get("/ryzeapi/api/instance/list", headers=auth["headers"])

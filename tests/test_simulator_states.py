@@ -370,7 +370,7 @@ async def test_a_starting_instance_can_come_up_by_itself(world) -> None:
     assert await raw(client, sim, other) == "STARTING"
 
 
-# ---- upstream fidelity (reviews/provider-fidelity.md §1 and §9) --------------------------------
+# ---- upstream fidelity (what the real servers do, docs/providers.md) ---------------------
 
 
 async def evo_row(client: httpx.AsyncClient, sim: Simulator, name: str) -> dict[str, Any]:

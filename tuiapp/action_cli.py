@@ -29,13 +29,14 @@ from typing import TextIO
 import httpx
 
 from tuiapp.actions import ActionEngine, ActionReport, Verdict, human_duration
-from tuiapp.audit import AuditError, AuditLog, current_operator, ssh_client
+from tuiapp.audit import AuditError, current_operator
 from tuiapp.config import FleetConfig
 from tuiapp.events import ActionFinished, ActionProgressed, BulkProgressed
 from tuiapp.model import ACTIONS
 from tuiapp.poller import Poller
-from tuiapp.providers.registry import make_adapters, make_client
-from tuiapp.state import SharedState, StateError
+from tuiapp.runtime import open_runtime
+from tuiapp.state import StateError
+from tuiapp.vocabulary import Outcome, Stage
 
 __all__ = [
     "EXIT_DECLINED",
@@ -95,7 +96,7 @@ def run_action_command(
         reason=" ".join(reason.split()) if reason else None,
         force=force,
         operator=current_operator(operator, environ),
-        ssh_client=ssh_client(environ),
+        environ=environ,
         stdin_isatty=stdin_isatty,
         input_fn=input_fn,
         out=out,
@@ -157,7 +158,7 @@ class _Command:
         reason: str | None,
         force: bool,
         operator: str,
-        ssh_client: str | None,
+        environ: Mapping[str, str],
         stdin_isatty: bool,
         input_fn: Callable[[str], str],
         out: TextIO,
@@ -174,7 +175,7 @@ class _Command:
         self.reason = reason
         self.override_reason = reason if force else None
         self.operator = operator
-        self.ssh_client = ssh_client
+        self.environ = environ
         self.stdin_isatty = stdin_isatty
         self.input_fn = input_fn
         self.out = out
@@ -192,90 +193,50 @@ class _Command:
         print(f"{self.prog}: {text}", file=self.err, flush=True)
 
     async def main(self) -> int:
-        monitor = self.fleet.monitor
-        client = make_client(monitor, self.transport)
-        try:
-            adapters = make_adapters(self.fleet, client, clock=self.clock)
-            state = SharedState(
-                monitor.state_dir, self.clock, lock_ttl=monitor.verify_window + 60.0
-            )
-            audit = AuditLog(monitor.audit_log, self.clock, lock=state.lock)
-            poller = Poller(self.fleet, adapters, clock=self.clock, sleep=self.sleep, state=state)
-            engine = ActionEngine(
-                self.fleet,
-                adapters,
-                poller,
-                state,
-                audit,
-                clock=self.clock,
-                sleep=self.sleep,
-                operator=self.operator,
-                ssh_client=self.ssh_client,
-                read_only=monitor.read_only,
-            )
+        async with open_runtime(
+            self.fleet,
+            operator=self.operator,
+            transport=self.transport,
+            clock=self.clock,
+            sleep=self.sleep,
+            environ=self.environ,
+        ) as runtime:
+            engine = runtime.engine
             try:
                 for report in await engine.arecover_interrupted():
                     self.warn(f"{report.name}: {report.message}")
             except (StateError, AuditError) as exc:
                 self.warn(f"{exc}; nothing sent")
                 return EXIT_USAGE
-            return await self.act(engine, poller)
-        finally:
-            await client.aclose()
+            return await self.act(engine, runtime.poller)
 
     async def act(self, engine: ActionEngine, poller: Poller) -> int:
         await self.read_targets(poller)
-        verdicts = engine.verdicts(self.targets, self.action, override_reason=self.override_reason)
-        self.print_verdicts(verdicts)
-        allowed = [v for v in verdicts if v.allowed]
-        refused = len(verdicts) - len(allowed)
+        # The plan is what the run below executes: a dry run prints exactly it.
+        plan = engine.plan(
+            self.targets, self.action, reason=self.reason, override_reason=self.override_reason
+        )
+        self.print_verdicts(list(plan.verdicts))
+        allowed, refused = len(plan.allowed), len(plan.refused)
         if self.dry_run:
-            tally = f"{len(allowed)} of {len(verdicts)} would be allowed"
+            tally = f"{allowed} of {len(plan.verdicts)} would be allowed"
             if refused:
                 tally += f", {refused} refused"
             self.say(f"dry run: nothing sent ({tally})")
             return EXIT_OK if not refused else EXIT_NOT_ALL_RECOVERED
         if not allowed:
-            # Every decided attempt is audited: the engine writes each refusal's line.
-            for verdict in verdicts:
-                await engine.run(
-                    verdict.name,
-                    self.action,
-                    reason=self.reason,
-                    override_reason=self.override_reason,
-                    expected=verdict,
-                )
+            await engine.run_plan(plan)  # every decided attempt is audited: one line each
             self.say(f"nothing to {self.action}: every target is refused")
             return EXIT_NOT_ALL_RECOVERED
         if not self.yes:
             if not self.stdin_isatty:
                 self.warn("no terminal to confirm on: pass --yes to act without asking")
                 return EXIT_USAGE
-            if not self.confirm(len(allowed), refused):
+            if not self.confirm(allowed, refused):
                 self.say("nothing sent")
                 return EXIT_DECLINED
         engine.subscribe(self.on_event)
-        expected = {v.name: v for v in verdicts}
-        if len(self.targets) == 1:
-            name = self.targets[0]
-            reports = [
-                await engine.run(
-                    name,
-                    self.action,
-                    reason=self.reason,
-                    override_reason=self.override_reason,
-                    expected=expected[name],
-                )
-            ]
-        else:
-            reports = await engine.run_bulk(
-                self.targets,
-                self.action,
-                reason=self.reason,
-                override_reason=self.override_reason,
-                expected=expected,
-            )
-        return self.summary(reports)
+        return self.summary(await engine.run_plan(plan))
 
     async def read_targets(self, poller: Poller) -> None:
         """One fresh read of every target (bounded by the fleet's concurrency)."""
@@ -311,7 +272,7 @@ class _Command:
 
     def on_event(self, event: object) -> None:
         if isinstance(event, ActionProgressed):
-            if event.stage in ("sending", "sent", "verifying"):
+            if event.stage in (Stage.SENDING, Stage.SENT, Stage.VERIFYING):
                 self.say(f"{event.name}: {event.message}")
         elif isinstance(event, ActionFinished):
             report = event.report
@@ -332,6 +293,6 @@ class _Command:
         for report in reports:
             counts[report.outcome] = counts.get(report.outcome, 0) + 1
         self.say(", ".join(f"{n} {outcome.replace('_', ' ')}" for outcome, n in counts.items()))
-        if all(report.outcome == "recovered" for report in reports):
+        if all(report.outcome == Outcome.RECOVERED for report in reports):
             return EXIT_OK
         return EXIT_NOT_ALL_RECOVERED

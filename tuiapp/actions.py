@@ -1,23 +1,23 @@
-"""Restart and reconnect with guard rails: verdicts, exactly-once sending, verification, bulk.
+"""The action engine: plans, exactly-once sending, verification; the API every view uses.
 
-SPEC "Actions and safety" made code, shared by the TUI and the CLI:
+SPEC "Actions and safety" made code, shared by the TUI and the CLI (and a future hub):
 
-    verdict()   what an action on one instance would do right now: refused (with why
-                and the next step; nothing is sent), or allowed with warnings the
-                operator confirms. Cooldown and the loop breaker can be overridden
-                with a typed reason; nothing else can.
+    plan()      the verdict of every target of one request (tuiapp.guards: refused
+                with why and the next step, or allowed with warnings), with a bulk's
+                outage hold; what ``--dry-run`` prints and ``run_plan()`` executes.
     run()       one target: take the instance's action lock (shared state), re-read the
                 instance, re-check the verdict under the state file lock, write the
                 fsynced ``sent`` audit line and the action record, send exactly once
                 (never retried), then verify (reads until WORKING within verify_window)
                 and set the cooldown (the later of stabilize and the end of
                 verification).
-    run_bulk()  refused targets listed and skipped, the rest 2 at a time, a slot freed
-                when its target recovers, the first failure or non-recovery stops the
-                run; ``abort()`` turns what has not started into ``aborted``.
-    recover_interrupted()   at start: ``sent`` audit lines without an outcome (tuiapp
-                was killed after sending) are reported ``unknown``, the instance in
-                cooldown.
+    run_bulk()  tuiapp.bulk: refused targets listed and skipped, the rest 2 at a time,
+                the first failure or non-recovery stops the run; ``abort()`` turns
+                what has not started into ``aborted``.
+    recover_interrupted()   tuiapp.recovery, once at start: ``sent`` audit lines
+                without an outcome are reported ``unknown``, the instance in cooldown.
+    subscribe() the typed event stream (tuiapp.events: ActionProgressed,
+                ActionFinished, BulkProgressed).
 
 The engine reads rows from the poller (status, last observation, since) and uses
 ``poller.read_now`` for the fresh read before sending and for verification, so it
@@ -40,22 +40,32 @@ import asyncio
 import contextlib
 import copy
 import logging
-import math
 import os
 import time
 import uuid
-from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from tuiapp import bulk, guards, recovery
 from tuiapp.audit import AuditError, AuditLog
+from tuiapp.bulk import BULK_SLOTS
 from tuiapp.config import FleetConfig, InstanceConfig
-from tuiapp.events import ActionFinished, ActionProgressed, BulkProgressed
-from tuiapp.model import ACTIONS, ActionOutcome, ActionResponse, Observation, Status
+from tuiapp.events import ActionFinished, ActionProgressed, EngineEvent
+from tuiapp.guards import (
+    MAX_UNCOUNTED_TARGETS,
+    TRANSIENT_GRACE,
+    ActionPlan,
+    GuardContext,
+    Verdict,
+    assess,
+    clean_text,
+    human_duration,
+    verdict_change,
+)
+from tuiapp.model import ActionOutcome, ActionReport, ActionResponse, Observation, Status
 from tuiapp.poller import StuckCall
-from tuiapp.providers.base import Adapter, one_line
+from tuiapp.providers.base import Adapter
 from tuiapp.state import (
     HOSTNAME,
     ActionRecord,
@@ -69,6 +79,7 @@ from tuiapp.state import (
     StateError,
     run_blocking,
 )
+from tuiapp.vocabulary import REPORT_OUTCOMES, Outcome, Stage
 
 if TYPE_CHECKING:
     from tuiapp.poller import Poller, Row
@@ -77,10 +88,12 @@ _T = TypeVar("_T")
 
 __all__ = [
     "BULK_SLOTS",
+    "MAX_UNCOUNTED_TARGETS",
     "REPORT_OUTCOMES",
     "TRANSIENT_GRACE",
     "VERIFY_INTERVAL",
     "ActionEngine",
+    "ActionPlan",
     "ActionReport",
     "Verdict",
     "human_duration",
@@ -88,69 +101,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-BULK_SLOTS = 2  # targets of a bulk action in progress at once
-TRANSIENT_GRACE = 60.0  # STARTING / PENDING younger than this may still come up by itself
 VERIFY_INTERVAL = 5.0  # seconds between verification reads (the poller's budgets still apply)
 LOCK_SLACK = 60.0  # an action lock older than verify_window + this is stale
-REPORT_OUTCOMES = (
-    "refused",
-    "cancelled",
-    "failed",
-    "unknown",
-    "recovered",
-    "not_recovered",
-    "aborted",
-)
-OVERRIDABLE = frozenset({"cooldown", "loop_breaker"})
-_PAST = {"restart": "restarted", "reconnect": "reconnected"}
-_UNREACHABLE_WARN = frozenset({"timeout", "connect", "reset", "http_5xx"})
-
-
-def human_duration(seconds: float) -> str:
-    """A short duration for messages: "40 s", "4m10s", "1h05m"."""
-    seconds = max(0, math.ceil(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """What an action on one instance would do now (ENGINE.md).
-
-    ``refusal`` is one line with the next step; ``overridable`` is True only when every
-    refusal is a cooldown or loop breaker (a typed reason may override those).
-    ``warning_kinds`` names each warning (working, young, unreachable, outage, override)
-    so a re-check can tell a new warning from a changed number; ``overrides`` lists
-    what an override reason lifted (cooldown, loop_breaker).
-    """
-
-    name: str
-    action: str
-    allowed: bool
-    refusal: str | None
-    overridable: bool
-    warnings: tuple[str, ...]
-    interrupts: str
-    status: Status
-    by: str | None
-    warning_kinds: tuple[str, ...] = ()
-    overrides: tuple[str, ...] = ()
-
-
-@dataclass(slots=True)
-class ActionReport:
-    """The final result of one target; ``outcome`` is one of REPORT_OUTCOMES."""
-
-    name: str
-    action: str
-    action_id: str
-    outcome: str
-    message: str
-    next_step: str | None = None
-    http_status: int | None = None
 
 
 @dataclass(slots=True)
@@ -164,39 +116,12 @@ class _Attempt:
     adapter: Adapter | None
     reason: str | None
     override_reason: str | None
-    stage: str = "sending"  # the last progress reported (restored after a lock wait)
+    stage: Stage = Stage.SENDING  # the last progress reported (restored after a lock wait)
     stage_message: str = ""
 
     @property
     def instance(self) -> InstanceConfig:
         return self.row.instance
-
-
-def _clean_text(text: str | None) -> str | None:
-    if text is None:
-        return None
-    cleaned = " ".join(text.split())
-    return cleaned or None
-
-
-def _next_step(status: Status | None, obs: Observation | None, why: str | None = None) -> str:
-    """What a person should do next when an action did not bring the instance back."""
-    reason = why or (obs.reason if obs else None)
-    if reason in ("no_saved_session", "qr_needed", "logged_out") or status == Status.SCAN_QR_CODE:
-        return "needs a QR scan: pair the phone in the provider dashboard"
-    if reason == "banned":
-        return "the number is banned: resolve it with the provider; do not restart again"
-    if reason == "conflict_running":
-        return "it is running, which this provider does not restart: look at the instance"
-    if reason == "auth_error" or status == Status.AUTH_ERROR:
-        return "the credentials were refused: fix the token in the config"
-    if reason == "not_found" or status == Status.NOT_FOUND:
-        return "the provider does not know this id: fix the id in the config"
-    if reason == "rate_limited":
-        return "the provider rate-limited the action: wait, then try again"
-    if status == Status.UNREACHABLE:
-        return "the provider is not answering: check its status page or dashboard"
-    return "look at the instance in the provider dashboard"
 
 
 class ActionEngine:
@@ -235,7 +160,7 @@ class ActionEngine:
         FileLock.set_operator(operator)  # the lock file names who holds it
         self.pid = os.getpid()
         self.in_flight: set[str] = set()
-        self._subscribers: list[Callable[[object], None]] = []
+        self._subscribers: list[Callable[[EngineEvent], None]] = []
         self._abort_event: asyncio.Event | None = None
         self._aborted = False
 
@@ -253,22 +178,35 @@ class ActionEngine:
     def lock_ttl(self) -> float:
         return self.verify_window + LOCK_SLACK
 
+    @property
+    def guard_context(self) -> GuardContext:
+        monitor = self.fleet.monitor
+        return GuardContext(
+            operator=self.operator,
+            pid=self.pid,
+            read_only=self.read_only,
+            lock_ttl=self.lock_ttl,
+            max_restarts=monitor.max_restarts,
+            restart_window=monitor.restart_window,
+        )
+
     # ---- events --------------------------------------------------------------------------
 
-    def subscribe(self, callback: Callable[[object], None]) -> None:
+    def subscribe(self, callback: Callable[[EngineEvent], None]) -> None:
+        """``callback(event)`` for every event, synchronously on the engine's loop."""
         self._subscribers.append(callback)
 
-    def _emit(self, event: object) -> None:
+    def _emit(self, event: EngineEvent) -> None:
         for callback in list(self._subscribers):
             try:
                 callback(event)
             except Exception:  # a broken subscriber must never break an action in progress
                 log.exception("action event subscriber failed")
 
-    def _progress(self, name: str, action: str, stage: str, message: str) -> None:
+    def _progress(self, name: str, action: str, stage: Stage, message: str) -> None:
         self._emit(ActionProgressed(name, action, stage, message))
 
-    def _step(self, attempt: _Attempt, stage: str, message: str) -> None:
+    def _step(self, attempt: _Attempt, stage: Stage, message: str) -> None:
         """Progress of one attempt, remembered so that a lock wait can restore it."""
         attempt.stage, attempt.stage_message = stage, message
         self._progress(attempt.name, attempt.action, stage, message)
@@ -292,7 +230,7 @@ class ActionEngine:
     def _lock_waiting(self, attempt: _Attempt, owner: LockOwner | None, waited: list[bool]) -> None:
         if not waited:
             waited.append(True)
-        self._progress(attempt.name, attempt.action, "waiting", _waiting_text(owner))
+        self._progress(attempt.name, attempt.action, Stage.WAITING, _waiting_text(owner))
 
     def _lock_waited(self, attempt: _Attempt | None, waited: list[bool]) -> None:
         """The wait is over: the target shows its own stage again."""
@@ -328,7 +266,7 @@ class ActionEngine:
         """Verdicts for several targets from one read of the shared state."""
         data, problem = self._snapshot()
         now = self.clock()
-        reason = _clean_text(override_reason)
+        reason = clean_text(override_reason)
         return [
             self._assess(
                 name, action, data=data, now=now, override_reason=reason, state_problem=problem
@@ -336,12 +274,92 @@ class ActionEngine:
             for name in names
         ]
 
-    def _snapshot(self) -> tuple[StateData, str | None]:
-        """The shared state, or an empty one and why it could not be read (then all refuse)."""
-        try:
-            return self.state.snapshot(), None
-        except StateError as exc:
-            return StateData(), str(exc)
+    def plan(
+        self,
+        targets: Iterable[str],
+        action: str,
+        *,
+        reason: str | None = None,
+        override_reason: str | None = None,
+        allow_outage: bool = False,
+    ) -> ActionPlan:
+        """The verdict of every target as ``run_plan`` will act on it (KeyError: no such row).
+
+        One read of the shared state. A bulk on an account in an outage is held (each of
+        its targets refused) unless ``allow_outage``; a single target only warns.
+        """
+        names = list(dict.fromkeys(targets))
+        bulk = len(names) > 1
+        data, problem = self._snapshot()
+        now = self.clock()
+        cleaned = clean_text(override_reason)
+        verdicts = tuple(
+            self._assess(
+                name,
+                action,
+                data=data,
+                now=now,
+                override_reason=cleaned,
+                bulk_outage=bulk and not allow_outage,
+                state_problem=problem,
+            )
+            for name in names
+        )
+        outages = self.poller.outage_accounts() if bulk else set()
+        held = sorted({self.poller.rows[n].account.name for n in names} & outages)
+        return ActionPlan(
+            action=action,
+            verdicts=verdicts,
+            reason=clean_text(reason),
+            override_reason=cleaned,
+            allow_outage=allow_outage,
+            outage_accounts=tuple(held),
+        )
+
+    async def run_plan(self, plan: ActionPlan) -> list[ActionReport]:
+        """Carry out ``plan``: reports in the plan's order (never raises; see ``run``).
+
+        A target the plan refused is refused with the plan's reason (one ``refused``
+        audit line, nothing sent), even if it would be allowed by now. Nothing allowed:
+        only those lines. One target: ``run``. Several: ``run_bulk`` over all of them.
+        """
+        if not plan.allowed:
+            return await self.record_refusals(plan)
+        if not plan.bulk:
+            verdict = plan.verdicts[0]
+            report = await self.run(
+                verdict.name,
+                plan.action,
+                reason=plan.reason,
+                override_reason=plan.override_reason,
+                expected=verdict,
+            )
+            return [report]
+        return await self.run_bulk(
+            plan.targets,
+            plan.action,
+            reason=plan.reason,
+            override_reason=plan.override_reason,
+            allow_outage=plan.allow_outage,
+            expected={v.name: v for v in plan.verdicts},
+        )
+
+    async def record_refusals(self, plan: ActionPlan) -> list[ActionReport]:
+        """One ``refused`` audit line (and ActionFinished) per target the plan refused.
+
+        For a view that says "refused" before its confirmation dialog: it then runs
+        ``run_plan(plan.allowed_only())``.
+        """
+        return [
+            await self.run(
+                verdict.name,
+                plan.action,
+                reason=plan.reason,
+                override_reason=plan.override_reason,
+                expected=verdict,
+            )
+            for verdict in plan.refused
+        ]
 
     def _assess(
         self,
@@ -357,226 +375,51 @@ class ActionEngine:
         row: Row | None = None,
         outages: set[str] | None = None,
     ) -> Verdict:
-        """SPEC's refusals and warnings, in that order of precedence; see Verdict.
+        """``guards.assess`` for ``name`` (see there).
 
         ``row`` and ``outages`` are copies taken on the loop when this runs in a worker
         thread (under the state lock); by default, the poller's live ones.
         """
-        if action not in ACTIONS:
-            raise ValueError(f"unknown action {action!r}")
         if row is None:
             row = self.poller.rows[name]
         if outages is None:
             outages = self.poller.outage_accounts()
-        status = row.status
-        obs = row.obs
-        adapter = self.adapters.get(row.account.name)
-        provider = row.account.provider
-        past = _PAST[action]
-        refusals: list[tuple[str, str]] = []
-        warnings: list[tuple[str, str]] = []
+        return assess(
+            name,
+            action,
+            row,
+            self.adapters.get(row.account.name),
+            self.guard_context,
+            data=data,
+            now=now,
+            outages=outages,
+            override_reason=override_reason,
+            own_action_id=own_action_id,
+            bulk_outage=bulk_outage,
+            state_problem=state_problem,
+        )
 
-        if self.read_only:
-            refusals.append(("read_only", "read-only mode: actions are off"))
-        if state_problem is not None:
-            refusals.append(
-                ("state", f"shared state unreadable: {state_problem}; cooldowns cannot be checked")
-            )
-        if adapter is None:
-            refusals.append(("no_adapter", f"no adapter for account {row.account.name}"))
-        elif action not in adapter.info.actions:
-            refusals.append(("not_offered", f"{provider} has no {action}"))
-
-        by: str | None = None
-        holder = data.live_holder(name, now, self.lock_ttl)
-        if holder is not None and holder.action_id != own_action_id:
-            being = (
-                f"being {_PAST.get(holder.action, past)} by {holder.operator} (pid {holder.pid})"
-            )
-            by = being
-            refusals.append(("locked", f"{being}: wait for it to finish"))
-
-        refusals.extend(self._status_refusals(status, obs, action))
-        if adapter is not None and action in adapter.info.actions:
-            try:
-                provider_refusal = adapter.refusal(action, obs)
-            except Exception as exc:  # an adapter bug must refuse, not crash the dialog
-                provider_refusal = f"{provider} could not judge this action ({type(exc).__name__})"
-            if provider_refusal:
-                refusals.append(("provider", one_line(provider_refusal)))
-
-        if bulk_outage and row.account.name in outages:
-            refusals.append(
-                (
-                    "outage",
-                    f"account {row.account.name} is in an outage: a bulk {action} on it "
-                    "needs the outage override",
-                )
-            )
-
-        # Cooldown and loop breaker: the only refusals an override reason can lift.
-        records = [rec for rec in data.records(name) if rec.action_id != own_action_id]
-        overridable: list[tuple[str, str]] = []
-        last = max(records, key=lambda r: r.at) if records else None
-        if last is not None:
-            cooldown_end = max(rec.cooldown_until for rec in records)
-            if cooldown_end > now:
-                overridable.append(
-                    (
-                        "cooldown",
-                        f"in cooldown for {human_duration(cooldown_end - now)} more "
-                        f"({_PAST.get(last.action, past)} {human_duration(now - last.at)} ago "
-                        f"by {last.operator}): wait, or override with a reason",
-                    )
-                )
-            recent_enough = now - last.at <= self.fleet.monitor.restart_window
-            someone_else = last.operator != self.operator or last.pid != self.pid
-            if by is None and recent_enough and someone_else:
-                by = (
-                    f"{_PAST.get(last.action, past)} {human_duration(now - last.at)} ago "
-                    f"by {last.operator}"
-                )
-        window = self.fleet.monitor.restart_window
-        limit = self.fleet.monitor.max_restarts
-        recent = sorted(rec.at for rec in records if rec.at > now - window)
-        if len(recent) >= limit:
-            next_at = recent[len(recent) - limit] + window
-            overridable.append(
-                (
-                    "loop_breaker",
-                    f"loop breaker: {len(recent)} actions in the last {human_duration(window)} "
-                    f"(max_restarts {limit}); next allowed in {human_duration(next_at - now)}: "
-                    "look at the instance, or override with a reason",
-                )
-            )
-
-        overrides: tuple[str, ...] = ()
-        if overridable:
-            if override_reason and not refusals:
-                overrides = tuple(kind for kind, _ in overridable)
-                lifted = " and ".join(
-                    "cooldown" if kind == "cooldown" else "loop breaker" for kind in overrides
-                )
-                warnings.append(("override", f"overriding the {lifted}: {override_reason}"))
-            else:
-                refusals.extend(overridable)
-
-        warnings.extend(self._status_warnings(row, action, now))
-        if row.account.name in outages and not bulk_outage:
-            warnings.append(
-                (
-                    "outage",
-                    f"account {row.account.name} is in an outage: the provider may be down, "
-                    f"and a {action} may not help",
-                )
-            )
-        return Verdict(
+    def _attempt(
+        self, name: str, action: str, reason: str | None, override_reason: str | None
+    ) -> _Attempt:
+        """A new attempt at ``action`` on ``name`` (KeyError: no such row)."""
+        row = self.poller.rows[name]
+        return _Attempt(
             name=name,
             action=action,
-            allowed=not refusals,
-            refusal=refusals[0][1] if refusals else None,
-            overridable=bool(refusals) and all(kind in OVERRIDABLE for kind, _ in refusals),
-            warnings=tuple(text for _, text in warnings),
-            interrupts=self._interrupts(status, action),
-            status=status,
-            by=by,
-            warning_kinds=tuple(kind for kind, _ in warnings),
-            overrides=overrides,
+            action_id=uuid.uuid4().hex[:16],
+            row=row,
+            adapter=self.adapters.get(row.account.name),
+            reason=clean_text(reason),
+            override_reason=clean_text(override_reason),
         )
 
-    @staticmethod
-    def _status_refusals(
-        status: Status, obs: Observation | None, action: str
-    ) -> list[tuple[str, str]]:
-        reason = obs.reason if obs is not None else None
-        out: list[tuple[str, str]] = []
-        if status == Status.SCAN_QR_CODE or reason == "logged_out":
-            out.append(
-                (
-                    "qr",
-                    f"needs a QR scan: a person must scan the QR code or pair the phone in the "
-                    f"provider dashboard; a {action} cannot help",
-                )
-            )
-        elif reason == "banned":
-            out.append(
-                (
-                    "banned",
-                    f"banned: a {action} would only loop; resolve the ban with the provider",
-                )
-            )
-        elif status == Status.AUTH_ERROR:
-            out.append(
-                (
-                    "auth",
-                    "AUTH_ERROR: the credentials were refused; fix the token in the config, "
-                    "no action can succeed",
-                )
-            )
-        elif status == Status.NOT_FOUND:
-            out.append(
-                (
-                    "not_found",
-                    "NOT_FOUND: the provider does not know this id; fix the id in the config, "
-                    "no action can succeed",
-                )
-            )
-        elif reason == "unknown_status":
-            raw = obs.raw_status if obs is not None and obs.raw_status else "?"
-            out.append(
-                (
-                    "unknown_status",
-                    f"unknown provider status {raw!r}: it may be a new ban or logout; look at "
-                    "the instance in the provider dashboard",
-                )
-            )
-        elif status == Status.UNKNOWN:
-            out.append(("unread", "status not known yet: wait for a read before acting"))
-        return out
-
-    def _status_warnings(self, row: Row, action: str, now: float) -> list[tuple[str, str]]:
-        status = row.status
-        obs = row.obs
-        if status == Status.WORKING:
-            return [("working", f"WORKING: the {action} interrupts a healthy instance")]
-        if status.is_transient:
-            if row.since is None:
-                return [("young", f"{status} for an unknown time: it may still come up by itself")]
-            age = max(0.0, now - row.since)
-            if age < TRANSIENT_GRACE:
-                at_least = "" if row.since_exact else "≥ "
-                return [
-                    (
-                        "young",
-                        f"{status} for {at_least}{human_duration(age)}: it may still come up "
-                        "by itself",
-                    )
-                ]
-            return []
-        if status == Status.UNREACHABLE:
-            kind = obs.error_kind if obs is not None else None
-            why = (obs.reason if obs is not None else None) or kind or "no answer"
-            if kind in _UNREACHABLE_WARN or why.startswith("http_5"):
-                return [
-                    (
-                        "unreachable",
-                        f"UNREACHABLE ({why}): the real state is unknown; an instance that stopped "
-                        "answering health checks may be restarted",
-                    )
-                ]
-            return [("unreachable", f"UNREACHABLE ({why}): the real state is unknown")]
-        return []
-
-    @staticmethod
-    def _interrupts(status: Status, action: str) -> str:
-        if status == Status.WORKING:
-            return "a healthy, connected instance: it stops sending until it is WORKING again"
-        if action == "restart":
-            return f"the instance's current session ({status}): it is stopped and started again"
-        return (
-            f"the instance's current session ({status}): it reconnects with its saved "
-            "credentials, no QR"
-        )
+    def _snapshot(self) -> tuple[StateData, str | None]:
+        """The shared state, or an empty one and why it could not be read (then all refuse)."""
+        try:
+            return self.state.snapshot(), None
+        except StateError as exc:
+            return StateData(), str(exc)
 
     # ---- one target ----------------------------------------------------------------------
 
@@ -603,16 +446,7 @@ class ActionEngine:
         *,
         bulk_outage: bool,
     ) -> ActionReport:
-        row = self.poller.rows[name]
-        attempt = _Attempt(
-            name=name,
-            action=action,
-            action_id=uuid.uuid4().hex[:16],
-            row=row,
-            adapter=self.adapters.get(row.account.name),
-            reason=_clean_text(reason),
-            override_reason=_clean_text(override_reason),
-        )
+        attempt = self._attempt(name, action, reason, override_reason)
         data, problem = self._snapshot()
         current = self._assess(
             name,
@@ -679,7 +513,7 @@ class ActionEngine:
         self, attempt: _Attempt, before: Verdict, bulk_outage: bool
     ) -> ActionReport:
         name, action = attempt.name, attempt.action
-        self._step(attempt, "sending", f"re-reading {name} before the {action}")
+        self._step(attempt, Stage.SENDING, f"re-reading {name} before the {action}")
         try:
             fresh_obs = await self.poller.read_now(name)
         except Exception as exc:
@@ -712,7 +546,7 @@ class ActionEngine:
                 row=row,
                 outages=outages,
             )
-            why = _verdict_change(before, fresh)
+            why = verdict_change(before, fresh)
             override = ", ".join(fresh.overrides) or None
             if why is not None:
                 outcome["declined"] = why
@@ -722,7 +556,7 @@ class ActionEngine:
                 message += f"; override of {override.replace('_', ' ')}"
             try:
                 # Nested in the lock this thread holds: written and fsynced before the send.
-                self.audit.write(self._audit_record(attempt, "sent", message=message))
+                self.audit.write(self._audit_record(attempt, Outcome.SENT, message=message))
             except AuditError as exc:
                 outcome["audit_failure"] = str(exc)
                 return
@@ -736,7 +570,7 @@ class ActionEngine:
                     operator=self.operator,
                     host=HOSTNAME,
                     pid=self.pid,
-                    outcome="sent",
+                    outcome=Outcome.SENT,
                     cooldown_until=now + max(self.stabilize, self.verify_window),
                     override=override,
                 ),
@@ -747,7 +581,9 @@ class ActionEngine:
         except asyncio.CancelledError:
             if outcome["sent_line"]:  # quitting between the `sent` line and the send
                 await self._audit_quietly(
-                    attempt, "cancelled", message="tuiapp stopped before sending: nothing sent"
+                    attempt,
+                    Outcome.CANCELLED,
+                    message="tuiapp stopped before sending: nothing sent",
                 )
             raise
         except LockTimeout as exc:
@@ -755,7 +591,7 @@ class ActionEngine:
         except StateError as exc:
             message = f"shared state unavailable: {exc}; nothing was sent"
             if outcome["sent_line"]:
-                await self._audit_quietly(attempt, "failed", message=message)
+                await self._audit_quietly(attempt, Outcome.FAILED, message=message)
             return self._not_sent(attempt, message)
         if "declined" in outcome:
             return await self._cancelled(attempt, outcome["declined"])
@@ -767,7 +603,7 @@ class ActionEngine:
             )
         sent_at: float = outcome["sent_at"]
 
-        self._step(attempt, "sending", f"sending the {action}")
+        self._step(attempt, Stage.SENDING, f"sending the {action}")
         try:
             response = await self._send(attempt)
         except asyncio.CancelledError:
@@ -801,7 +637,9 @@ class ActionEngine:
         name, action = attempt.name, attempt.action
         detail = _response_detail(response)
         if response.outcome in (ActionOutcome.ACCEPTED, ActionOutcome.UNKNOWN):
-            outcome = "accepted" if response.outcome == ActionOutcome.ACCEPTED else "unknown"
+            outcome = (
+                Outcome.ACCEPTED if response.outcome == ActionOutcome.ACCEPTED else Outcome.UNKNOWN
+            )
             audit_note = await self._audit_quietly(
                 attempt,
                 outcome,
@@ -810,12 +648,12 @@ class ActionEngine:
                 message=response.message or outcome,
             )
             await self._update_record(attempt, outcome=outcome)
-            if outcome == "accepted":
-                self._step(attempt, "sent", f"{action} accepted{detail}")
+            if outcome == Outcome.ACCEPTED:
+                self._step(attempt, Stage.SENT, f"{action} accepted{detail}")
             else:
                 self._step(
                     attempt,
-                    "sent",
+                    Stage.SENT,
                     f"no answer to the {action} ({response.message}); verification decides",
                 )
             return await self._verify(attempt, response, sent_at, audit_note)
@@ -828,23 +666,23 @@ class ActionEngine:
         if response.outcome == ActionOutcome.RATE_LIMITED and response.retry_at is not None:
             wait = human_duration(response.retry_at - self.clock())
             message += f"; not carried out, retry after {wait}"
-        next_step = _next_step(response.status, attempt.row.obs, why)
+        next_step = guards.next_step(response.status, attempt.row.obs, why)
         audit_note = await self._audit_quietly(
             attempt,
-            "failed",
+            Outcome.FAILED,
             http_status=response.http_status,
             latency_ms=_round(response.latency_ms),
             message=f"{message}; next: {next_step}",
         )
         await self._update_record(
-            attempt, outcome="failed", cooldown_until=sent_at + self.stabilize
+            attempt, outcome=Outcome.FAILED, cooldown_until=sent_at + self.stabilize
         )
         return self._finish(
             ActionReport(
                 name,
                 action,
                 attempt.action_id,
-                "failed",
+                Outcome.FAILED,
                 message + audit_note,
                 next_step,
                 response.http_status,
@@ -862,7 +700,7 @@ class ActionEngine:
         # same budget twice and starve them.
         self._step(
             attempt,
-            "verifying",
+            Stage.VERIFYING,
             f"waiting up to {human_duration(self.verify_window)} for WORKING",
         )
         last: Observation | None = None
@@ -895,32 +733,32 @@ class ActionEngine:
             prefix = f"no answer to the {action} ({response.message}); "
         if recovered_at is not None:
             message = f"{prefix}WORKING {human_duration(recovered_at - sent_at)} after the {action}"
-            note = await self._audit_quietly(attempt, "recovered", message=message)
-            await self._update_record(attempt, outcome="recovered", cooldown_until=cooldown)
+            note = await self._audit_quietly(attempt, Outcome.RECOVERED, message=message)
+            await self._update_record(attempt, outcome=Outcome.RECOVERED, cooldown_until=cooldown)
             return self._finish(
                 ActionReport(
                     name,
                     action,
                     attempt.action_id,
-                    "recovered",
+                    Outcome.RECOVERED,
                     message + audit_note + note,
                     None,
                     response.http_status,
                 )
             )
         status = last.status if last is not None else attempt.row.status
-        next_step = _next_step(status, last)
+        next_step = guards.next_step(status, last)
         message = f"{prefix}still {status} {human_duration(self.verify_window)} after the {action}"
         note = await self._audit_quietly(
-            attempt, "not_recovered", message=f"{message}; next: {next_step}"
+            attempt, Outcome.NOT_RECOVERED, message=f"{message}; next: {next_step}"
         )
-        await self._update_record(attempt, outcome="not_recovered", cooldown_until=cooldown)
+        await self._update_record(attempt, outcome=Outcome.NOT_RECOVERED, cooldown_until=cooldown)
         return self._finish(
             ActionReport(
                 name,
                 action,
                 attempt.action_id,
-                "not_recovered",
+                Outcome.NOT_RECOVERED,
                 message + audit_note + note,
                 next_step,
                 response.http_status,
@@ -930,11 +768,13 @@ class ActionEngine:
     async def _close_interrupted(self, attempt: _Attempt, sent_at: float) -> None:
         """The task was cancelled after sending (tuiapp quitting): say so, keep the cooldown."""
         await self._audit_quietly(
-            attempt, "unknown", message=f"tuiapp stopped while the {attempt.action} was in flight"
+            attempt,
+            Outcome.UNKNOWN,
+            message=f"tuiapp stopped while the {attempt.action} was in flight",
         )
         await self._update_record(
             attempt,
-            outcome="unknown",
+            outcome=Outcome.UNKNOWN,
             cooldown_until=sent_at + max(self.stabilize, self.verify_window),
         )
 
@@ -947,7 +787,7 @@ class ActionEngine:
         return await self._refused(attempt, now.refusal or "refused")
 
     async def _refused(self, attempt: _Attempt, why: str, *, locked: bool = True) -> ActionReport:
-        note = await self._audit_quietly(attempt, "refused", message=why, locked=locked)
+        note = await self._audit_quietly(attempt, Outcome.REFUSED, message=why, locked=locked)
         return self._finish(
             ActionReport(attempt.name, attempt.action, attempt.action_id, "refused", why + note)
         )
@@ -967,14 +807,14 @@ class ActionEngine:
 
     async def _cancelled(self, attempt: _Attempt, why: str) -> ActionReport:
         note = await self._audit_quietly(
-            attempt, "cancelled", message=f"cancelled before sending: {why}"
+            attempt, Outcome.CANCELLED, message=f"cancelled before sending: {why}"
         )
         return self._finish(
             ActionReport(
                 attempt.name,
                 attempt.action,
                 attempt.action_id,
-                "cancelled",
+                Outcome.CANCELLED,
                 f"cancelled before sending: {why}{note}",
             )
         )
@@ -986,7 +826,9 @@ class ActionEngine:
         )
 
     def _finish(self, report: ActionReport) -> ActionReport:
-        self._progress(report.name, report.action, "done", f"{report.outcome}: {report.message}")
+        self._progress(
+            report.name, report.action, Stage.DONE, f"{report.outcome}: {report.message}"
+        )
         self._emit(ActionFinished(report))
         return report
 
@@ -1072,79 +914,15 @@ class ActionEngine:
         return reports
 
     def _recover(self) -> list[ActionReport]:
-        pending = self.audit.pending_unknown()
-        if not pending:
-            return []
-        reports: list[ActionReport] = []
-        now = self.clock()
-        with self.state.locked() as data:
-            for item in pending:
-                name = str(item.get("instance") or "?")
-                action_id = str(item["action_id"])
-                action = str(item.get("action") or "restart")
-                holder = data.live_holder(name, now, self.lock_ttl)
-                if holder is not None and holder.action_id == action_id:
-                    continue  # still in progress in another process
-                sent_at = _parse_time(item.get("time"), now)
-                until = sent_at + max(self.stabilize, self.verify_window)
-                record = data.record(name, action_id)
-                if record is not None:
-                    data.update_record(
-                        name,
-                        action_id,
-                        outcome="unknown",
-                        cooldown_until=max(record.cooldown_until, until),
-                    )
-                else:
-                    data.add_record(
-                        name,
-                        ActionRecord(
-                            action_id=action_id,
-                            action=action,
-                            at=sent_at,
-                            operator=str(item.get("operator") or "?"),
-                            host="",
-                            pid=0,
-                            outcome="unknown",
-                            cooldown_until=until,
-                        ),
-                    )
-                message = (
-                    f"{action} sent at {item.get('time')} by {item.get('operator')}, then tuiapp "
-                    "stopped before the answer: the outcome is unknown; look at the instance"
-                )
-                note = ""
-                try:
-                    self.audit.write(
-                        {
-                            "action_id": action_id,
-                            "operator": item.get("operator"),
-                            "ssh_client": item.get("ssh_client"),
-                            "reason": item.get("reason"),
-                            "instance": name,
-                            "account": item.get("account"),
-                            "provider": item.get("provider"),
-                            "action": action,
-                            "outcome": "unknown",
-                            "message": message,
-                        }
-                    )
-                except AuditError as exc:
-                    note = f" (AUDIT LOG NOT WRITTEN: {exc})"
-                reports.append(
-                    ActionReport(
-                        name,
-                        action,
-                        action_id,
-                        "unknown",
-                        message + note,
-                        "look at the instance; it is in cooldown until "
-                        f"{human_duration(max(0.0, until - now))} from now",
-                    )
-                )
-        return reports
+        return recovery.recover(
+            self.audit,
+            self.state,
+            now=self.clock(),
+            lock_ttl=self.lock_ttl,
+            hold=max(self.stabilize, self.verify_window),
+        )
 
-    # ---- bulk ----------------------------------------------------------------------------
+    # ---- bulk (tuiapp.bulk) ---------------------------------------------------------------
 
     async def run_bulk(
         self,
@@ -1158,139 +936,16 @@ class ActionEngine:
     ) -> list[ActionReport]:
         """SPEC's bulk: refused listed and skipped, 2 at a time, stop at the first failure.
 
-        Reports come back in the order of ``names``. A target stops the run when it ends
-        ``failed``, ``unknown`` or ``not_recovered``; targets in progress then finish,
-        targets not started become ``aborted`` (as after ``abort()``).
+        Reports come back in the order of ``names``; see ``tuiapp.bulk``.
         """
-        if self._abort_event is not None:
-            raise RuntimeError("a bulk action is already running on this engine")
-        targets = list(dict.fromkeys(names))
-        expected = expected or {}
-        bulk_outage = not allow_outage
-        reports: dict[str, ActionReport] = {}
-        queue: deque[str] = deque()
-        now = self.clock()
-        data, problem = self._snapshot()
-        for name in targets:
-            verdict = self._assess(
-                name,
-                action,
-                data=data,
-                now=now,
-                override_reason=_clean_text(override_reason),
-                bulk_outage=bulk_outage,
-                state_problem=problem,
-            )
-            if verdict.allowed:
-                queue.append(name)
-                continue
-            row = self.poller.rows[name]
-            attempt = _Attempt(
-                name,
-                action,
-                uuid.uuid4().hex[:16],
-                row,
-                self.adapters.get(row.account.name),
-                _clean_text(reason),
-                _clean_text(override_reason),
-            )
-            before = expected.get(name, verdict)
-            reports[name] = await self._declined(attempt, before, verdict)
-
-        total = len(targets)
-        self._aborted = False
-        self._abort_event = abort_event = asyncio.Event()
-        running: dict[asyncio.Task[ActionReport], tuple[str, float]] = {}
-        durations: list[float] = []
-        stop_reason: str | None = None
-
-        def progress() -> None:
-            left = len(queue) + len(running)
-            if left == 0:
-                eta: float | None = 0.0
-            else:
-                per_target = (
-                    sum(durations) / len(durations) if durations else self.verify_window / 2
-                )
-                eta = per_target * math.ceil(left / BULK_SLOTS)
-            self._emit(BulkProgressed(len(reports), total, len(running), eta))
-
-        abort_waiter = asyncio.ensure_future(abort_event.wait())
-        try:
-            progress()
-            while queue or running:
-                while queue and len(running) < BULK_SLOTS and stop_reason is None:
-                    name = queue.popleft()
-                    task = asyncio.ensure_future(
-                        self._run(
-                            name,
-                            action,
-                            reason,
-                            override_reason,
-                            expected.get(name),
-                            bulk_outage=bulk_outage,
-                        )
-                    )
-                    running[task] = (name, self.clock())
-                    progress()
-                if stop_reason is not None:
-                    for name in queue:
-                        reports[name] = await self._aborted_report(
-                            name, action, reason, stop_reason
-                        )
-                    queue.clear()
-                    progress()
-                    if not running:
-                        break
-                waiters: set[asyncio.Future[Any]] = set(running)
-                if not abort_waiter.done():
-                    waiters.add(abort_waiter)
-                finished, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-                for task in finished:
-                    if task is abort_waiter:
-                        stop_reason = stop_reason or "aborted by the operator"
-                        continue
-                    name, started = running.pop(task)  # type: ignore[arg-type]
-                    try:
-                        report = task.result()
-                    except Exception as exc:
-                        log.exception("bulk target %s failed", name)
-                        report = ActionReport(
-                            name, action, "", "failed", f"internal error ({type(exc).__name__})"
-                        )
-                    reports[name] = report
-                    durations.append(self.clock() - started)
-                    if report.outcome in ("failed", "unknown", "not_recovered"):
-                        stop_reason = stop_reason or f"{name} ended {report.outcome}"
-                if self._aborted:
-                    stop_reason = stop_reason or "aborted by the operator"
-                progress()
-        finally:
-            abort_waiter.cancel()
-            for task in running:
-                task.cancel()
-            if running:
-                await asyncio.gather(*running, return_exceptions=True)
-            self._abort_event = None
-        return [reports[name] for name in targets]
-
-    async def _aborted_report(
-        self, name: str, action: str, reason: str | None, why: str
-    ) -> ActionReport:
-        row = self.poller.rows[name]
-        attempt = _Attempt(
-            name,
+        return await bulk.run_bulk(
+            self,
+            names,
             action,
-            uuid.uuid4().hex[:16],
-            row,
-            self.adapters.get(row.account.name),
-            _clean_text(reason),
-            None,
-        )
-        message = f"not started: {why}"
-        note = await self._audit_quietly(attempt, "aborted", message=message)
-        return self._finish(
-            ActionReport(name, action, attempt.action_id, "aborted", message + note)
+            reason=reason,
+            override_reason=override_reason,
+            allow_outage=allow_outage,
+            expected=expected,
         )
 
     def abort(self) -> None:
@@ -1306,22 +961,6 @@ def _waiting_text(owner: LockOwner | None) -> str:
     return f"waiting for the team lock (held by {who})"
 
 
-def _verdict_change(before: Verdict, fresh: Verdict) -> str | None:
-    """Why the fresh verdict differs from the one the operator confirmed, or None."""
-    if not fresh.allowed:
-        return fresh.refusal or "refused"
-    if fresh.status != before.status:
-        return f"the status changed from {before.status} to {fresh.status} since it was confirmed"
-    new = [
-        text
-        for kind, text in zip(fresh.warning_kinds, fresh.warnings, strict=False)
-        if kind not in before.warning_kinds
-    ]
-    if new:
-        return f"a new warning since it was confirmed: {new[0]}"
-    return None
-
-
 def _response_detail(response: ActionResponse) -> str:
     parts = []
     if response.http_status is not None:
@@ -1333,12 +972,3 @@ def _response_detail(response: ActionResponse) -> str:
 
 def _round(latency_ms: float | None) -> float | None:
     return None if latency_ms is None else round(latency_ms, 1)
-
-
-def _parse_time(value: object, default: float) -> float:
-    if not isinstance(value, str):
-        return default
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return default

@@ -28,6 +28,7 @@ from typing import Any
 
 from tuiapp.secrets import GLOBAL_REDACTOR, Redactor
 from tuiapp.state import LOCK_FILE, FileLock, OnWait, StateError, run_blocking
+from tuiapp.vocabulary import FINAL_OUTCOMES, Outcome
 
 __all__ = [
     "FIELDS",
@@ -55,20 +56,8 @@ FIELDS: tuple[str, ...] = (
     "latency_ms",
     "message",
 )
-OUTCOMES: tuple[str, ...] = (
-    "refused",
-    "cancelled",
-    "sent",
-    "accepted",
-    "failed",
-    "unknown",
-    "recovered",
-    "not_recovered",
-    "aborted",
-)
-# Lines that close a `sent` line: whatever follows it says what became of the request.
-FINAL_OUTCOMES = frozenset(OUTCOMES) - {"refused", "sent"}
-_FSYNCED = frozenset(OUTCOMES) - {"refused", "cancelled"}
+OUTCOMES: tuple[Outcome, ...] = tuple(Outcome)
+_FSYNCED = frozenset(Outcome) - {Outcome.REFUSED, Outcome.CANCELLED}
 
 
 class AuditError(Exception):
@@ -151,7 +140,7 @@ class AuditLog:
             if locked:
                 with self.lock.holding(wait=wait, on_wait=on_wait, cancel=cancel):
                     self._append(payload, fsync=outcome in _FSYNCED)
-            elif outcome == "refused":
+            elif outcome == Outcome.REFUSED:
                 self._append(payload, fsync=False)
             else:
                 raise ValueError("only a refused line may be written without the state lock")
@@ -232,7 +221,7 @@ class AuditLog:
         closed: set[str] = set()
         for item in self.read_all():
             action_id = str(item["action_id"])
-            if item.get("outcome") == "sent":
+            if item.get("outcome") == Outcome.SENT:
                 sent[action_id] = item
             elif item.get("outcome") in FINAL_OUTCOMES:
                 closed.add(action_id)

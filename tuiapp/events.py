@@ -8,9 +8,8 @@ post it on (the TUI wraps each one in a Textual message). No Textual here.
                     SweepFinished, WorkStuck (its watchdog; the engine's calls too)
     action engine   ActionProgressed, ActionFinished, BulkProgressed
 
-``Row`` (tuiapp.poller) and ``ActionReport`` (tuiapp.actions) are imported for type
-checking only: both of those modules import this one, so a runtime import would be a
-cycle. ActionReport stays defined in tuiapp.actions.
+``Row`` (tuiapp.poller) is imported for type checking only: the poller imports this
+module, so a runtime import would be a cycle.
 """
 
 from __future__ import annotations
@@ -18,10 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from tuiapp.model import Transition
+from tuiapp.model import ActionReport, Transition
+from tuiapp.vocabulary import Stage
 
 if TYPE_CHECKING:
-    from tuiapp.actions import ActionReport
     from tuiapp.poller import Row
 
 __all__ = [
@@ -106,7 +105,7 @@ class ActionProgressed:
 
     name: str
     action: str
-    stage: str
+    stage: Stage
     message: str
 
 

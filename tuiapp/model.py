@@ -10,9 +10,12 @@ import enum
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from tuiapp.vocabulary import Outcome
+
 __all__ = [
     "ACTIONS",
     "ActionOutcome",
+    "ActionReport",
     "ActionResponse",
     "Observation",
     "Status",
@@ -160,3 +163,17 @@ class ActionResponse:
     status: Status | None = None  # the status the answer reports, if any
     retry_at: float | None = None
     extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class ActionReport:
+    """The final result of one target of an action; ``outcome`` is one of REPORT_OUTCOMES
+    (tuiapp.vocabulary). ``message`` is redacted; ``next_step`` is for a person."""
+
+    name: str
+    action: str
+    action_id: str
+    outcome: Outcome
+    message: str
+    next_step: str | None = None
+    http_status: int | None = None

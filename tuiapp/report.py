@@ -205,19 +205,11 @@ async def sweep(
     clock: Callable[[], float] = time.time,
 ) -> list[Row]:
     """One sweep of the whole fleet on the poller's machinery; returns its rows."""
-    from tuiapp.poller import Poller
-    from tuiapp.providers.registry import make_adapters, make_client
-    from tuiapp.state import SharedState
+    from tuiapp.runtime import open_check
 
-    async with make_client(fleet.monitor, transport) as client:
-        adapters = make_adapters(fleet, client, clock=clock)
-        try:
-            state: SharedState | None = SharedState(fleet.monitor.state_dir, clock)
-        except OSError:
-            state = None  # check must work on a read-only box; `since` then falls back
-        poller = Poller(fleet, adapters, clock=clock, state=state)
-        await poller.sweep_once()
-        return list(poller.rows.values())
+    async with open_check(fleet, transport=transport, clock=clock) as runtime:
+        await runtime.poller.sweep_once()
+        return list(runtime.poller.rows.values())
 
 
 def select_tags(fleet: FleetConfig, tags: Sequence[str]) -> FleetConfig:

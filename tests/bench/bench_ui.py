@@ -45,7 +45,8 @@ from tuiapp.config import FleetConfig, config_from_dict  # noqa: E402
 from tuiapp.events import InstanceObserved  # noqa: E402
 from tuiapp.model import Observation, Status  # noqa: E402
 from tuiapp.poller import Row  # noqa: E402
-from tuiapp.ui.app import Backend, FleetApp, freeze_long_lived_objects  # noqa: E402
+from tuiapp.runtime import Backend  # noqa: E402
+from tuiapp.ui.app import FleetApp, freeze_long_lived_objects  # noqa: E402
 from tuiapp.ui.grid import FleetGrid  # noqa: E402
 
 PROVIDERS = ("hypersender", "wawp", "ryzeapi", "wasend", "waha", "evolution")

@@ -1,16 +1,24 @@
-"""The provider adapter protocol and the HTTP machinery every adapter shares.
+"""The provider adapter interface: what every adapter does, returns and never does.
 
 An adapter turns one provider's HTTP API into tuiapp's model. Every outcome is
 classified, never raised to the caller:
 
-    send()  ->  HttpAnswer        the server answered (any status); decoded body, up to MAX_BODY,
-                                  its secret fields (``token_fields``) registered
-            ->  TransportFailure  timeout (hard deadline, body included), connect, reset, protocol
-    get()   ->  HttpAnswer        a 2xx answer to a read
-            ->  Observation       anything else, already classified
+    send()      ->  HttpAnswer        the server answered (any status); decoded body, up to
+                                      MAX_BODY, its secret fields (``token_fields``) registered
+                ->  TransportFailure  timeout (hard deadline, body included), connect, reset,
+                                      protocol
+    get()       ->  HttpAnswer        a 2xx answer to a read
+                ->  Observation       anything else, already classified
+    read_json() ->  (HttpAnswer, data) | Observation      the read template
+    post_action() -> HttpAnswer | ActionResponse          the action template
 
     HttpAnswer / TransportFailure  ->  Observation     (fetch, list)
                                    ->  ActionResponse  (restart, reconnect)
+
+So an adapter reads as its endpoint table, its status map and its provider's own
+refusals. The machinery lives next door: ``http`` (one request under a hard deadline,
+the body capped, transport failures classified), ``classify`` (what a status or a
+failure means) and ``text`` (one-line messages, masked fields, timestamps).
 
 Every string built from a request or a response goes through the redactor, so that
 tokens (headers, Wawp's query parameters, secrets inside provider bodies) never reach
@@ -21,37 +29,45 @@ URLs are never put into messages at all.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import contextvars
-import email.utils
-import functools
-import json
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, ClassVar, Protocol
-from urllib.parse import quote
+from typing import Any, ClassVar, Protocol, cast
 
 import httpx
 
-try:  # the real transport's exceptions, to classify what httpx-aiohttp passes on (see send)
-    import aiohttp
-except ImportError:  # pragma: no cover - a dependency; only the failure names would suffer
-    aiohttp = None  # type: ignore[assignment]
-
+from tuiapp.clock import Clock
 from tuiapp.config import AccountConfig, InstanceConfig
-from tuiapp.model import ActionOutcome, ActionResponse, Observation, Status
+from tuiapp.model import ActionResponse, Observation
 from tuiapp.providers.catalog import ProviderInfo
+from tuiapp.providers.classify import MAX_RETRY_SECONDS, NO_TOKEN, Classifier
+from tuiapp.providers.http import (
+    CALL_DEADLINE,
+    INVALID,
+    MAX_BODY,
+    HttpAnswer,
+    TransportFailure,
+    exchange,
+    register_body_secrets,
+    under_one_deadline,
+)
+from tuiapp.providers.text import (
+    SECRET_FIELD,
+    mask_secret_fields,
+    one_line,
+    parse_timestamp,
+    segment,
+)
 from tuiapp.secrets import GLOBAL_REDACTOR, Redactor, Secret
 
 __all__ = [
     "CALL_DEADLINE",
+    "INVALID",
     "MAX_BODY",
     "MAX_ID_LENGTH",
+    "MAX_RETRY_SECONDS",
     "NO_TOKEN",
     "REQUEST_KINDS",
     "SECRET_FIELD",
@@ -67,100 +83,9 @@ __all__ = [
     "segment",
 ]
 
-MAX_BODY = 1024 * 1024  # bytes read of any answer; the rest is cut, never read whole
-ERROR_TEXT_LIMIT = 200  # characters of a raw body kept in an error message
 MAX_ID_LENGTH = 200  # a listed id longer than this is a hostile answer, not an instance
-DEFAULT_RETRY_SECONDS = 60.0  # a 429 without a usable Retry-After or reset waits this long
-MAX_RETRY_SECONDS = 3600.0  # a Retry-After beyond an hour is treated as nonsense and capped
-EXCERPT_WINDOW = 4096  # bytes of a body an excerpt starts from (grown when they flatten to little)
-SECRET_MARGIN = 1024  # characters an excerpt window keeps beyond the excerpt (see body_excerpt)
-NO_TOKEN = "no token configured for this instance or its account"
 REQUEST_KINDS = frozenset({"fetch", "list", "restart", "reconnect"})
-
-# A JSON string field whose name looks secret, and its (possibly cut) string value.
-SECRET_FIELD = re.compile(
-    r'("[^"\\]{0,80}?(?:token|key|secret|password|passwd|authorization|hash|jwt|value)"\s*:\s*)'
-    r'"(?:[^"\\]|\\.)*"?',
-    re.IGNORECASE,
-)
-_MILLIS_THRESHOLD = 1e11  # a number above this is an epoch in milliseconds, not seconds
-_LATEST_TIMESTAMP = 253_402_300_799.0  # 9999-12-31T23:59:59Z: the last time a datetime can show
-
-
-def one_line(text: str, limit: int = ERROR_TEXT_LIMIT) -> str:
-    """Collapse whitespace and control characters to one short line."""
-    cleaned = _flatten(text)
-    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
-
-
-_NOT_PLAIN_ASCII = re.compile(r"[^\x20-\x7e]+")
-
-
-def _flatten(text: str) -> str:
-    """Every non-printable character a blank, every run of blanks one space.
-
-    Only runs outside printable ASCII are looked at character by character, so that a
-    hostile 1 MiB body of newlines or padding costs a regex pass, not a Python loop.
-    """
-    if not text.isprintable():
-        text = _NOT_PLAIN_ASCII.sub(_printable_run, text)
-    return " ".join(text.split())
-
-
-def _printable_run(match: re.Match[str]) -> str:
-    return "".join(ch if ch.isprintable() else " " for ch in match.group())
-
-
-def mask_secret_fields(text: str) -> str:
-    """``text`` with the value of every secret-looking JSON string field replaced by ``***``."""
-    return SECRET_FIELD.sub(r'\1"***"', text)
-
-
-def segment(value: str) -> str:
-    """A value as one URL path segment: percent-encoded, so that no id can change the path."""
-    return quote(value, safe="")
-
-
-def parse_timestamp(value: Any) -> float | None:
-    """An ISO 8601 string or an epoch number -> epoch seconds; None for anything unusable.
-
-    Naive ISO times are taken as UTC; numbers above 1e11 are epoch milliseconds. Only
-    times after the epoch and before the year 10000 are usable: anything else could not
-    be shown as a date (``iso_utc``) and would fail whoever renders ``since``. Never
-    raises: a provider's odd date only loses the ``since`` hint, it never fails the read.
-    """
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        try:
-            seconds = float(value)
-        except OverflowError:  # an integer beyond any float
-            return None
-        if seconds > _MILLIS_THRESHOLD:
-            seconds /= 1000.0
-        return _usable_time(seconds)
-    if not isinstance(value, str) or not value.strip():
-        return None
-    text = value.strip()
-    if text.endswith(("z", "Z")):
-        text = text[:-1] + "+00:00"
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    try:
-        return _usable_time(parsed.timestamp())
-    except (OverflowError, OSError, ValueError):
-        return None
-
-
-def _usable_time(seconds: float) -> float | None:
-    """``seconds`` when it is a time tuiapp can show (after the epoch, before year 10000)."""
-    if not 0 < seconds <= _LATEST_TIMESTAMP:  # NaN fails every comparison
-        return None
-    return seconds
+_DEADLINE_CALLS = ("fetch", "list_instances", "restart", "reconnect")
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,111 +94,6 @@ class BudgetScope:
 
     key: str
     limit: int
-
-
-@dataclass(frozen=True, slots=True)
-class HttpAnswer:
-    """The server answered. ``body``: at most MAX_BODY decoded bytes; ``truncated``: more came."""
-
-    status_code: int
-    headers: httpx.Headers
-    body: bytes
-    truncated: bool
-    latency_ms: float
-
-    def json(self) -> Any:
-        """The parsed body, or the sentinel INVALID when it is not JSON (or was cut)."""
-        if self.truncated or not self.body:
-            return INVALID
-        try:
-            return json.loads(self.body)
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            return INVALID
-
-    def text(self) -> str:
-        return self.body.decode("utf-8", errors="replace")
-
-
-@dataclass(frozen=True, slots=True)
-class TransportFailure:
-    """No complete answer: ``kind`` is timeout, connect, reset or protocol (not HTTP)."""
-
-    kind: str
-    message: str
-    latency_ms: float
-
-
-_URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://\S+")
-
-
-_FAILURE_PREFIX = {
-    "connect": "connection failed",
-    "reset": "connection lost",
-    "protocol": "no usable HTTP answer",
-}
-
-
-def _failure_kind(exc: Exception) -> tuple[str, BaseException]:
-    """(kind, the exception that explains it) for anything a transport raised.
-
-    httpx-aiohttp maps aiohttp's exceptions coarsely: a server that closes the
-    connection without answering arrives as ``httpx.ConnectTimeout`` (a "timeout" in
-    no time at all), and an answer that is not HTTP (a bad status line, garbage) is not
-    mapped and arrives as aiohttp's own ``ClientResponseError``. So aiohttp's exception,
-    raised or carried as the cause, decides where there is one; httpx's type otherwise.
-    """
-    native = exc.__cause__ if isinstance(exc, httpx.HTTPError) else exc
-    if aiohttp is not None and isinstance(native, aiohttp.ClientError):
-        if isinstance(native, TimeoutError):  # ServerTimeoutError and its connect/read kinds
-            return "timeout", native
-        if isinstance(native, aiohttp.ClientConnectorError):  # refused, DNS, TLS handshake
-            return "connect", native
-        if isinstance(native, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError):
-            return "reset", native  # disconnected, reset, body cut short
-        return "protocol", native  # ClientResponseError: not HTTP, malformed headers
-    if isinstance(exc, TimeoutError | httpx.TimeoutException):
-        return "timeout", exc
-    if isinstance(exc, httpx.ConnectError | ConnectionRefusedError):
-        return "connect", exc
-    if isinstance(exc, httpx.ReadError | httpx.WriteError | httpx.RemoteProtocolError):
-        return "reset", exc
-    if isinstance(exc, ConnectionError):  # reset, aborted, broken pipe
-        return "reset", exc
-    if isinstance(exc, OSError):
-        return "connect", exc
-    return "protocol", exc
-
-
-async def _read_capped(response: httpx.Response) -> tuple[bytes, bool]:
-    """At most MAX_BODY decoded bytes of the body, and whether more came.
-
-    Decoded: the aiohttp transport hands gzip/deflate bodies over as they came (httpx
-    asks for them), so the Content-Encoding is undone here. The cap counts decoded bytes
-    and reading stops as soon as it is passed, so a compression bomb is not inflated
-    beyond the chunk that crossed it; the rest is never read.
-    """
-    if response.is_stream_consumed:  # a transport that built the response from bytes already
-        content = response.content  # already decoded
-        return content[:MAX_BODY], len(content) > MAX_BODY
-    body = bytearray()  # one buffer, copied once: a capped answer costs about 2 MiB at most
-    async for chunk in response.aiter_bytes():
-        room = MAX_BODY - len(body)
-        if len(chunk) > room:
-            body += chunk[:room]
-            return bytes(body), True
-        body += chunk
-    return bytes(body), False
-
-
-class _Invalid:
-    def __repr__(self) -> str:
-        return "INVALID"
-
-    def __bool__(self) -> bool:
-        return False
-
-
-INVALID: Any = _Invalid()
 
 
 @dataclass(slots=True)
@@ -288,43 +108,6 @@ class ListResult:
     observations: dict[str, Observation] = field(default_factory=dict)
     names: dict[str, str] = field(default_factory=dict)
     failure: Observation | None = None
-
-
-def _parse_retry_after(value: str | None, now: float) -> float | None:
-    """Retry-After as seconds or an HTTP date -> absolute epoch time, or None if unusable."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            parsed = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if parsed is None:
-            return None
-        seconds = parsed.timestamp() - now
-    if seconds != seconds or seconds < 0:  # NaN or negative
-        return None
-    return now + min(seconds, MAX_RETRY_SECONDS)
-
-
-def _parse_int(value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        return int(float(value.strip()))
-    except (ValueError, OverflowError):
-        return None
-
-
-# The loop time by which the adapter call under way must end (see Adapter.__init_subclass__).
-_CALL_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
-    "tuiapp_call_deadline", default=None
-)
-CALL_DEADLINE = _CALL_DEADLINE  # reset to None for a read that gets its own deadline
-_DEADLINE_CALLS = ("fetch", "list_instances", "restart", "reconnect")
 
 
 class ReadGate(Protocol):
@@ -348,36 +131,14 @@ class ReadGate(Protocol):
         ...
 
 
-def _under_one_deadline(
-    method: Callable[..., Awaitable[Any]],
-) -> Callable[..., Awaitable[Any]]:
-    """``method`` with one deadline, ``timeout`` seconds from its start, for all its requests.
-
-    A call that is already under one (an adapter call inside another) keeps the outer one.
-    """
-
-    @functools.wraps(method)
-    async def under_one_deadline(self: Adapter, *args: Any, **kwargs: Any) -> Any:
-        if _CALL_DEADLINE.get() is not None:
-            return await method(self, *args, **kwargs)
-        token = _CALL_DEADLINE.set(asyncio.get_running_loop().time() + self.timeout)
-        try:
-            return await method(self, *args, **kwargs)
-        finally:
-            _CALL_DEADLINE.reset(token)
-
-    under_one_deadline.__tuiapp_one_deadline__ = True  # type: ignore[attr-defined]
-    return under_one_deadline
-
-
-class Adapter:
+class Adapter(Classifier):
     """Base class of the six provider adapters.
 
-    Subclasses set ``info`` and implement ``fetch``; where the provider has them,
-    ``list_instances``, ``restart`` and ``reconnect``; and ``refusal`` for the
-    provider-specific "this action cannot help" rules of PROVIDERS.md. A provider whose
-    bodies carry other credentials (list answers with per-instance tokens) names those
-    fields in ``token_fields``: a pattern whose group 1 is the value.
+    Subclasses set ``info``, implement ``auth_headers`` and ``fetch``; where the provider
+    has them, ``list_instances``, ``restart`` and ``reconnect``; and ``refusal`` for the
+    provider-specific "this action cannot help" rules (docs/providers.md). A provider
+    whose bodies carry other credentials (list answers with per-instance tokens) names
+    those fields in ``token_fields``: a pattern whose group 1 is the value.
 
     Each of those four calls ends within ``timeout`` however many requests it sends
     (Evolution asks twice for a closed instance, and retries a v1 restart with PUT):
@@ -389,13 +150,16 @@ class Adapter:
     # True: list_instances sends reads of its own (through ``read_gate``), so whoever calls
     # it must not hold an in-flight slot for the whole call.
     reads_inside_list: ClassVar[bool] = False
+    # True: a call handed no secret uses the account's (``credential``). False: the
+    # caller's choice is final, and a call without a secret sends nothing.
+    account_fallback: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         for name in _DEADLINE_CALLS:
             method = cls.__dict__.get(name)
             if method is not None and not getattr(method, "__tuiapp_one_deadline__", False):
-                setattr(cls, name, _under_one_deadline(method))
+                setattr(cls, name, under_one_deadline(method))
 
     def __init__(
         self,
@@ -404,7 +168,7 @@ class Adapter:
         *,
         timeout: float = 10.0,
         max_rpm: int | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = time.time,
         redactor: Redactor = GLOBAL_REDACTOR,
     ) -> None:
         self.account = account
@@ -421,20 +185,40 @@ class Adapter:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} account={self.account.name!r}>"
 
-    # ---- what subclasses implement -------------------------------------------------
+    # ---- what subclasses implement -------------------------------------------------------
 
     async def fetch(self, instance: InstanceConfig, secret: Secret | None) -> Observation:
-        """Read one instance's status on its own endpoint."""
+        """Read one instance's status on its own endpoint.
+
+        Returns: an Observation, whatever happened (a timeout is UNREACHABLE, a 429
+        ``keep_last``, a body of an unforeseen shape ``bad_body``).
+        Never: raises for the provider's or the network's trouble, sends a request
+        without a secret, or puts a secret or a URL into a message.
+        """
         raise NotImplementedError
 
     async def list_instances(self) -> ListResult:
-        """Read every instance of the account in one call (providers with a list endpoint)."""
+        """Read every instance of the account in one call (providers with a list endpoint).
+
+        Returns: a ListResult; when the call itself failed, its ``failure`` says how
+        (it then applies to every row of the account). An item tuiapp cannot match or
+        show is left out, never guessed.
+        Never: raises for the provider's or the network's trouble.
+        """
         raise NotImplementedError(f"{self.info.name} has no list endpoint")
 
     async def restart(self, instance: InstanceConfig, secret: Secret | None) -> ActionResponse:
+        """Ask the provider to restart one instance.
+
+        Returns: an ActionResponse: ACCEPTED, REFUSED or FAILED when the answer says so,
+        UNKNOWN when the request may have been carried out without an answer saying so.
+        Never: raises, sends the action twice (a retry only follows an answer that
+        proves nothing was carried out), or sends it without a secret.
+        """
         raise NotImplementedError(f"{self.info.name} has no restart")
 
     async def reconnect(self, instance: InstanceConfig, secret: Secret | None) -> ActionResponse:
+        """Ask the provider to reconnect (start) one instance; the same promises as ``restart``."""
         raise NotImplementedError(f"{self.info.name} has no reconnect")
 
     def refusal(self, action: str, last: Observation | None) -> str | None:
@@ -442,47 +226,97 @@ class Adapter:
 
         Only the provider-specific rules live here; the general ones (QR, banned,
         auth, not found, unknown status, cooldown, ...) are the action engine's.
+        Never: sends a request (it judges the last observation only).
         """
         if action not in self.info.actions:
             return f"{self.info.name} has no {action}"
         return None
 
     def budget_scopes(self, kind: str, instance: InstanceConfig | None) -> list[BudgetScope]:
-        """The rate-limit scopes one request spends; ``kind``: fetch, list, restart, reconnect."""
+        """The rate-limit scopes one request spends; ``kind``: fetch, list, restart, reconnect.
+
+        Raises ValueError for an unknown kind (a programming error, not the provider's).
+        """
         raise NotImplementedError
 
-    # ---- budgets ---------------------------------------------------------------------------
+    def auth_headers(self, secret: Secret) -> dict[str, str]:
+        """The headers that carry ``secret`` to this provider (the templates send them).
 
-    def operator_cap(self) -> int | None:
-        """The account-wide requests-per-minute cap the operator asked for, or None.
-
-        ``max_rpm`` in the account's config, or a ``max_rpm`` handed to the adapter that
-        differs from the catalog default (the registry passes the default when the config
-        names none: that default is a per-scope figure, not a cap on the account).
+        Wawp, whose credentials travel in the query string, builds its requests itself.
         """
-        if self.account.max_rpm is not None:
-            return self.account.max_rpm
-        if self.max_rpm and self.max_rpm != self.info.default_max_rpm:
-            return self.max_rpm
-        return None
+        raise NotImplementedError
 
-    def account_scopes(self, kind: str) -> list[BudgetScope]:
-        """One scope for every request of the account at the catalog's limit, plus
-        ``{provider}:{account}:all`` for an operator cap that is not that limit already."""
-        if kind not in REQUEST_KINDS:
-            raise ValueError(f"unknown request kind {kind!r}")
-        key = f"{self.info.name}:{self.account.name}"
-        limit = self.info.default_max_rpm
-        scopes = [BudgetScope(key, limit)]
-        cap = self.operator_cap()
-        if cap is not None and cap != limit:
-            scopes.append(BudgetScope(f"{key}:all", cap))
-        return scopes
+    # ---- the templates: a read, an action -------------------------------------------------
 
-    # ---- shared machinery --------------------------------------------------------------
+    def credential(self, secret: Secret | None) -> Secret | None:
+        """The secret a call sends: the one handed in, else (``account_fallback``) the
+        account's; registered with the redactor before any request can carry it."""
+        token = secret if secret is not None or not self.account_fallback else self.account.token
+        if token is not None:
+            self.redactor.add_secret(token)
+        return token
 
-    def redact(self, text: str) -> str:
-        return self.redactor.redact(text)
+    async def read_json(
+        self,
+        path: str,
+        secret: Secret | None,
+        *,
+        params: Mapping[str, str] | None = None,
+        expect: type | None = None,
+        missing: str = "no status in the answer",
+    ) -> tuple[HttpAnswer, Any] | Observation:
+        """GET ``path`` with ``secret``'s ``auth_headers``: the 2xx answer and its parsed body.
+
+        Or the Observation that ends the read: ``no_token`` (nothing sent), any failure
+        ``get`` classified, or ``unparseable`` (``missing``) when the body is not an
+        ``expect`` (dict, list). A body that is not JSON parses to INVALID.
+        """
+        token = self.credential(secret)
+        if token is None:
+            return self.no_token()
+        answer = await self.get(path, headers=self.auth_headers(token), params=params)
+        if isinstance(answer, Observation):
+            return answer
+        data = answer.json()
+        if expect is not None and not isinstance(data, expect):
+            return self.unparseable(answer, missing)
+        return answer, data
+
+    async def post_action(
+        self,
+        path: str,
+        secret: Secret | None,
+        *,
+        method: str = "POST",
+        special: Callable[[HttpAnswer], ActionResponse | None] | None = None,
+    ) -> HttpAnswer | ActionResponse:
+        """Send one action: the 2xx answer for the adapter to read, or its ActionResponse.
+
+        ``no_token_action`` without a secret (nothing sent); ``special`` answers first for
+        the provider's own statuses (a 409, a 422, a login page); then ``action_response``.
+        """
+        token = self.credential(secret)
+        if token is None:
+            return self.no_token_action()
+        result = await self.send(method, path, headers=self.auth_headers(token))
+        return self.action_answer(result, special)
+
+    def action_answer(
+        self,
+        result: HttpAnswer | TransportFailure,
+        special: Callable[[HttpAnswer], ActionResponse | None] | None = None,
+    ) -> HttpAnswer | ActionResponse:
+        """``special``'s word on an answer, else the generic one, else the 2xx answer itself."""
+        if special is not None and isinstance(result, HttpAnswer):
+            response = special(result)
+            if response is not None:
+                return response
+        generic = self.action_response(result)
+        if generic is not None:
+            return generic
+        return cast(HttpAnswer, result)  # action_response is None only for a 2xx answer
+
+    # ---- requests ------------------------------------------------------------------------
 
     def url(self, path: str) -> str:
         return f"{self.base_url}{path}"
@@ -504,36 +338,19 @@ class Adapter:
         failure is a TransportFailure whose message is redacted and carries no URL.
         Cancellation (BaseException) still goes through.
         """
-        started = time.perf_counter()
-
-        def elapsed() -> float:
-            return (time.perf_counter() - started) * 1000.0
-
-        deadline = asyncio.get_running_loop().time() + self.timeout
-        call_deadline = _CALL_DEADLINE.get()  # the call's own, when this is not its first request
-        if call_deadline is not None:
-            deadline = min(deadline, call_deadline)
-        try:
-            async with asyncio.timeout_at(deadline):
-                request = self.client.build_request(
-                    method, self.url(path), headers=headers, params=params
-                )
-                response = await self.client.send(request, stream=True)
-                try:
-                    body, truncated = await _read_capped(response)
-                finally:
-                    await response.aclose()
-        except Exception as exc:  # whatever a transport raises is a failure, never an escape
-            kind, culprit = _failure_kind(exc)
-            if kind == "timeout":
-                message = f"no complete answer within {self.timeout:g}s"
-            else:
-                message = self._exc_text(_FAILURE_PREFIX[kind], culprit)
-            return TransportFailure(kind, message, elapsed())
-        answer = HttpAnswer(response.status_code, response.headers, body, truncated, elapsed())
-        # Before any caller can build a message from it: reads and actions alike.
-        self.register_body_secrets(answer)
-        return answer
+        result = await exchange(
+            self.client,
+            method,
+            self.url(path),
+            timeout=self.timeout,
+            redact=self.redact,
+            headers=headers,
+            params=params,
+        )
+        if isinstance(result, HttpAnswer):
+            # Before any caller can build a message from it: reads and actions alike.
+            register_body_secrets(result, self.token_fields, self.redactor)
+        return result
 
     async def get(
         self,
@@ -574,267 +391,30 @@ class Adapter:
             return None
         return value if self.redact(value) == value else None
 
-    def _exc_text(self, prefix: str, exc: BaseException) -> str:
-        text = str(exc)
-        if aiohttp is not None and isinstance(exc, aiohttp.ClientResponseError):
-            text = str(exc.message)  # its str() is a repr: escaped newlines, then the URL
-        detail = one_line(_URL.sub("<url>", self.redact(text)), 120)
-        name = type(exc).__name__
-        return f"{prefix} ({name}: {detail})" if detail else f"{prefix} ({name})"
+    # ---- budgets ---------------------------------------------------------------------------
 
-    def register_body_secrets(self, answer: HttpAnswer) -> None:
-        """Register the value of every ``token_fields`` match in a body with the redactor.
+    def operator_cap(self) -> int | None:
+        """The account-wide requests-per-minute cap the operator asked for, or None.
 
-        Read from the raw text, not the parsed JSON, so that a cut or malformed body
-        cannot carry a token past the redactor either; a value with JSON escapes is
-        registered in its decoded form too (the form parsed strings carry).
+        ``max_rpm`` in the account's config, or a ``max_rpm`` handed to the adapter that
+        differs from the catalog default (the registry passes the default when the config
+        names none: that default is a per-scope figure, not a cap on the account).
         """
-        if self.token_fields is None or not answer.body:
-            return
-        for match in self.token_fields.finditer(answer.text()):
-            value = match.group(1)
-            self.redactor.add(value)
-            if "\\" in value:
-                with contextlib.suppress(ValueError):
-                    self.redactor.add(json.loads(f'"{value}"'))
+        if self.account.max_rpm is not None:
+            return self.account.max_rpm
+        if self.max_rpm and self.max_rpm != self.info.default_max_rpm:
+            return self.max_rpm
+        return None
 
-    def body_excerpt(self, answer: HttpAnswer) -> str:
-        """A short one-line excerpt of a body for error messages: secret fields masked, redacted.
-
-        Only the start of the body is scanned. The window grows until, flattened, it
-        reaches well past the excerpt (so that a secret cut at the window's edge, which
-        the redactor would not recognise, can never be part of it) or holds the body.
-        """
-        if not answer.body:
-            return "empty body"
-        window = EXCERPT_WINDOW
-        while True:
-            raw = answer.body[:window].decode("utf-8", errors="replace")
-            flat = _flatten(self.redact(mask_secret_fields(raw)))
-            if window >= len(answer.body) or len(flat) >= ERROR_TEXT_LIMIT + SECRET_MARGIN:
-                break
-            window *= 4
-        text = one_line(flat)
-        return f"{text} (cut at 1 MiB)" if answer.truncated else text
-
-    def error_message(self, answer: HttpAnswer, data: Any) -> str:
-        """The provider's own error text where its shape has one, else a body excerpt.
-
-        Handles ``{message}``, ``{error: {message}}``, ``{error: "..."}``,
-        ``{response: {message: [..]}}`` (Evolution) and NestJS ``{message, error}``.
-        """
-        text: Any = None
-        if isinstance(data, dict):
-            response = data.get("response")
-            error = data.get("error")
-            if isinstance(response, dict) and response.get("message"):
-                text = response.get("message")
-            elif isinstance(error, dict) and error.get("message"):
-                text = error.get("message")
-            elif data.get("message"):
-                text = data.get("message")
-            elif isinstance(error, str) and error:
-                text = error
-        if isinstance(text, list):
-            text = "; ".join(str(part) for part in text)
-        if text is None or isinstance(text, dict | bool):
-            return self.body_excerpt(answer)
-        return one_line(self.redact(str(text)))
-
-    def retry_at(self, answer: HttpAnswer) -> float:
-        """When a 429'd scope may be called again: Retry-After, else X-RateLimit-Reset, else 60s."""
-        now = self.clock()
-        at = _parse_retry_after(answer.headers.get("retry-after"), now)
-        if at is None:
-            reset = _parse_int(answer.headers.get("x-ratelimit-reset"))
-            if reset is not None and now < reset <= now + MAX_RETRY_SECONDS:
-                at = float(reset)
-        return at if at is not None else now + DEFAULT_RETRY_SECONDS
-
-    def rate_headers(self, answer: HttpAnswer) -> tuple[int | None, float | None]:
-        """(X-RateLimit-Remaining, X-RateLimit-Reset as epoch seconds), each None when unusable."""
-        remaining = _parse_int(answer.headers.get("x-ratelimit-remaining"))
-        if remaining is not None and remaining < 0:
-            remaining = None
-        reset = _parse_int(answer.headers.get("x-ratelimit-reset"))
-        now = self.clock()
-        reset_at = (
-            float(reset) if reset is not None and now < reset <= now + MAX_RETRY_SECONDS else None
-        )
-        return remaining, reset_at
-
-    # ---- classification helpers ---------------------------------------------------------
-
-    def observed(
-        self, status: Status, answer: HttpAnswer | None = None, **fields: Any
-    ) -> Observation:
-        """An Observation stamped with the clock, latency and (for RyzeAPI) rate headers."""
-        if answer is not None:
-            fields.setdefault("latency_ms", answer.latency_ms)
-            fields.setdefault("http_status", answer.status_code)
-            remaining, reset_at = self.rate_headers(answer)
-            fields.setdefault("rate_remaining", remaining)
-            fields.setdefault("rate_reset_at", reset_at)
-        return Observation(status=status, observed_at=self.clock(), **fields)
-
-    def no_token(self, message: str = NO_TOKEN) -> Observation:
-        """No secret to send: AUTH_ERROR (reason ``no_token``) without a request."""
-        return Observation(
-            status=Status.AUTH_ERROR, reason="no_token", error=message, observed_at=self.clock()
-        )
-
-    def failure_observation(self, failure: TransportFailure) -> Observation:
-        """A transport failure is UNREACHABLE: reason timeout, connect_error, reset or
-        protocol_error (the server answered something that is not HTTP)."""
-        reason = {
-            "timeout": "timeout",
-            "connect": "connect_error",
-            "reset": "reset",
-            "protocol": "protocol_error",
-        }.get(failure.kind, "transport_error")
-        return Observation(
-            status=Status.UNREACHABLE,
-            reason=reason,
-            error=failure.message,
-            latency_ms=failure.latency_ms,
-            observed_at=self.clock(),
-            error_kind=failure.kind,
-        )
-
-    def map_403(self, answer: HttpAnswer, data: Any) -> Observation:
-        """403 is per provider (PROVIDERS.md); the default is AUTH_ERROR."""
-        return self.observed(
-            Status.AUTH_ERROR, answer, reason="forbidden", error=self.error_message(answer, data)
-        )
-
-    def http_error_observation(self, answer: HttpAnswer) -> Observation | None:
-        """The observation for a non-2xx answer to a status read, or None for 2xx.
-
-        401 AUTH_ERROR; 403 per provider; 404 NOT_FOUND; 429 keeps the last status
-        and carries ``retry_at``; 5xx and anything else UNREACHABLE with ``http_NNN``.
-        """
-        code = answer.status_code
-        if 200 <= code < 300:
-            return None
-        data = answer.json()
-        message = self.error_message(answer, data)
-        if code == 401:
-            return self.observed(Status.AUTH_ERROR, answer, reason="unauthorized", error=message)
-        if code == 403:
-            return self.map_403(answer, data)
-        if code == 404:
-            return self.observed(Status.NOT_FOUND, answer, reason="not_found", error=message)
-        if code == 429:
-            return self.observed(
-                Status.UNKNOWN,
-                answer,
-                reason="rate_limited",
-                keep_last=True,
-                retry_at=self.retry_at(answer),
-                error=f"rate limited (HTTP 429): {message}",
-            )
-        kind = "http_5xx" if code >= 500 else "http_4xx"
-        return self.observed(
-            Status.UNREACHABLE,
-            answer,
-            reason=f"http_{code}",
-            error=f"HTTP {code}: {message}",
-            error_kind=kind,
-        )
-
-    def unparseable(self, answer: HttpAnswer, what: str = "no status in the answer") -> Observation:
-        """A 2xx body without a usable status: UNREACHABLE, the body kept (cut and redacted)."""
-        return self.observed(
-            Status.UNREACHABLE,
-            answer,
-            reason="bad_body",
-            error=f"{what}: {self.body_excerpt(answer)}",
-            error_kind="body",
-        )
-
-    def unknown_status(self, answer: HttpAnswer, raw: str, **fields: Any) -> Observation:
-        """A status tuiapp does not know: UNREACHABLE, reason ``unknown_status``, raw kept."""
-        return self.observed(
-            Status.UNREACHABLE,
-            answer,
-            raw_status=one_line(self.redact(raw), 60),
-            reason="unknown_status",
-            error=f"unknown provider status {one_line(self.redact(raw), 60)!r}",
-            **fields,
-        )
-
-    def action_response(self, result: HttpAnswer | TransportFailure) -> ActionResponse | None:
-        """The generic classification of an action answer, or None for a 2xx (the adapter decides).
-
-        Exactly once: any transport failure after the request was handed over is
-        UNKNOWN (the aiohttp transport reports some post-send failures as connect
-        errors, so connect errors are not trusted to mean "never sent"). A 502/503/504
-        may come from a proxy that forwarded the request: UNKNOWN too. Other 5xx are
-        the provider saying the action failed.
-        """
-        if isinstance(result, TransportFailure):
-            return ActionResponse(
-                ActionOutcome.UNKNOWN,
-                latency_ms=result.latency_ms,
-                message=f"{result.message}; the request may have been carried out",
-                reason=result.kind,
-            )
-        code = result.status_code
-        if 200 <= code < 300:
-            return None
-        data = result.json()
-        message = self.error_message(result, data)
-        base = {"http_status": code, "latency_ms": result.latency_ms}
-        if code == 429:
-            return ActionResponse(
-                ActionOutcome.RATE_LIMITED,
-                message=f"rate limited: {message}",
-                reason="rate_limited",
-                retry_at=self.retry_at(result),
-                **base,
-            )
-        if code == 401:
-            return ActionResponse(
-                ActionOutcome.FAILED,
-                message=f"credentials refused: {message}",
-                reason="auth_error",
-                status=Status.AUTH_ERROR,
-                **base,
-            )
-        if code == 404:
-            return ActionResponse(
-                ActionOutcome.FAILED,
-                message=f"instance not found: {message}",
-                reason="not_found",
-                status=Status.NOT_FOUND,
-                **base,
-            )
-        if code in (502, 503, 504):
-            return ActionResponse(
-                ActionOutcome.UNKNOWN,
-                message=(
-                    f"HTTP {code} from a gateway; the request may have been carried out: {message}"
-                ),
-                reason=f"http_{code}",
-                **base,
-            )
-        return ActionResponse(
-            ActionOutcome.FAILED, message=f"HTTP {code}: {message}", reason=f"http_{code}", **base
-        )
-
-    def no_token_action(self, message: str = NO_TOKEN) -> ActionResponse:
-        """No secret to send: the action FAILED (AUTH_ERROR, reason ``no_token``), nothing sent."""
-        return ActionResponse(
-            ActionOutcome.FAILED, message=message, reason="no_token", status=Status.AUTH_ERROR
-        )
-
-    def accepted(
-        self, answer: HttpAnswer, status: Status | None = None, message: str = ""
-    ) -> ActionResponse:
-        return ActionResponse(
-            ActionOutcome.ACCEPTED,
-            http_status=answer.status_code,
-            latency_ms=answer.latency_ms,
-            message=message or "accepted",
-            status=status,
-        )
+    def account_scopes(self, kind: str) -> list[BudgetScope]:
+        """One scope for every request of the account at the catalog's limit, plus
+        ``{provider}:{account}:all`` for an operator cap that is not that limit already."""
+        if kind not in REQUEST_KINDS:
+            raise ValueError(f"unknown request kind {kind!r}")
+        key = f"{self.info.name}:{self.account.name}"
+        limit = self.info.default_max_rpm
+        scopes = [BudgetScope(key, limit)]
+        cap = self.operator_cap()
+        if cap is not None and cap != limit:
+            scopes.append(BudgetScope(f"{key}:all", cap))
+        return scopes

@@ -1,6 +1,7 @@
 """Static facts about each provider that config, CLI and UI need without an HTTP client.
 
-The numbers come from ../shared/PROVIDERS.md; see each adapter for the details.
+The limits are the providers' documented ones, or tuiapp's own where none is documented
+(docs/providers.md); see each adapter for the details.
 """
 
 from __future__ import annotations

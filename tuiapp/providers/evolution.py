@@ -26,17 +26,7 @@ of the fleet's concurrency when the poller hands the adapter a ``read_gate``; a 
 the budget does not allow now is reported ``keep_last`` (rate-limited), never guessed
 from the stored value.
 
-Mapping (live state, stored record):
-    open                                    -> WORKING
-    connecting, stored connecting           -> SCAN_QR_CODE (``qr_pending``: a QR was emitted)
-    connecting                              -> STARTING
-    close, stored connecting                -> SCAN_QR_CODE (``qr_pending``: never scanned)
-    close, stored close, code 401           -> SCAN_QR_CODE (``logged_out``)
-    close, stored close, code 402/403/406   -> FAILED (``banned``: a restart only loops)
-    close otherwise                         -> STOPPED (an old code of an earlier close is ignored)
-
-``disconnectionReasonCode`` is never cleared upstream: it belongs to the current close
-only while the stored status is ``close`` (a later QR or open rewrites the status).
+The mapping from a live state and the stored record: ``evolution_states``.
 
 ``fetch`` asks ``fetchInstances?instanceName=`` for that record when the live state is
 ``close`` or ``connecting`` (a list call hands its records to its own live reads).
@@ -60,8 +50,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from tuiapp.config import InstanceConfig
 from tuiapp.model import ActionOutcome, ActionResponse, Observation, Status
@@ -76,7 +65,21 @@ from tuiapp.providers.base import (
     segment,
 )
 from tuiapp.providers.catalog import PROVIDERS
+from tuiapp.providers.classify import SHAPE_ERRORS
+from tuiapp.providers.evolution_states import (
+    BANNED_CODES,
+    LOGGED_OUT_CODE,
+    StoredRecord,
+    carries_qr,
+    connection_state,
+    is_error,
+    item_fields,
+    judge,
+    logged_out_or_banned,
+    map_state,
+)
 from tuiapp.secrets import Secret
+from tuiapp.vocabulary import Reason
 
 __all__ = [
     "ADAPTER",
@@ -88,8 +91,6 @@ __all__ = [
     "map_state",
 ]
 
-LOGGED_OUT_CODE = 401
-BANNED_CODES = frozenset({402, 403, 406})
 QR_NEEDED = "QR scan needed"
 UNGATED_READS = 16  # live reads in flight at once inside one list call when no gate is given
 MIN_TIME_LEFT = 0.5  # share of ``timeout`` a live read needs left of the list call's deadline
@@ -102,50 +103,6 @@ _GENERAL = frozenset({Status.AUTH_ERROR, Status.NOT_FOUND})
 _ROUTE_MISSING = re.compile(r"Cannot POST /")
 
 
-@dataclass(frozen=True, slots=True)
-class StoredRecord:
-    """What ``fetchInstances`` says about one instance: database values, not the live socket.
-
-    ``stored``: the stored ``connectionStatus`` (v2), None for v1 (whose list status is
-    live). ``close_code``: the stored ``disconnectionReasonCode`` only while it belongs
-    to the current close (the stored status is ``close``), else None. ``paired``: from
-    ``ownerJid`` (v1 ``owner``, present only while open: None when absent).
-    """
-
-    name: str
-    state: Any  # the list's status field as it came (stored in v2, live in v1)
-    stored: str | None
-    paired: bool | None
-    close_code: int | None
-    v1: bool
-    read_at: float
-
-
-def map_state(state: str, close_code: int | None) -> tuple[Status, str | None] | None:
-    """(status, reason) for a Baileys connection state and a current close code; None if unknown."""
-    value = state.strip().lower()
-    if value == "open":
-        return Status.WORKING, None
-    if value == "connecting":
-        return Status.STARTING, None
-    if value == "close":
-        if close_code == LOGGED_OUT_CODE:
-            return Status.SCAN_QR_CODE, "logged_out"
-        if close_code in BANNED_CODES:
-            return Status.FAILED, "banned"
-        return Status.STOPPED, None
-    return None
-
-
-def judge(live: str, record: StoredRecord | None) -> tuple[Status, str | None] | None:
-    """(status, reason) for a live state and the stored record (see the module docstring)."""
-    value = live.strip().lower()
-    stored = record.stored if record is not None else None
-    if value in ("connecting", "close") and stored == "connecting":
-        return Status.SCAN_QR_CODE, "qr_pending"
-    return map_state(value, record.close_code if record is not None else None)
-
-
 class EvolutionAdapter(Adapter):
     """An Evolution API server."""
 
@@ -153,6 +110,9 @@ class EvolutionAdapter(Adapter):
     # Per-instance credentials in list bodies (v2 ``token``, v1 ``apikey``).
     token_fields = re.compile(r'"(?:token|apikey)"\s*:\s*"((?:[^"\\]|\\.)*)"')
     reads_inside_list = True
+
+    def auth_headers(self, secret: Secret) -> dict[str, str]:
+        return {"apikey": secret.reveal()}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -164,34 +124,37 @@ class EvolutionAdapter(Adapter):
 
     async def fetch(self, instance: InstanceConfig, secret: Secret | None) -> Observation:
         """``connectionState``; when ``close``/``connecting``, the stored record as well."""
-        token = secret if secret is not None else self.account.token
+        token = self.credential(secret)
         if token is None:
             return self.no_token()
-        self.redactor.add_secret(token)
         return await self._live_read(instance.id, token, None)
 
     async def _live_read(
         self, name: str, token: Secret, record: StoredRecord | None
     ) -> Observation:
         """One ``connectionState`` read judged with ``record`` (read when needed and missing)."""
-        answer = await self.get(f"/instance/connectionState/{segment(name)}", headers=_auth(token))
+        answer = await self.get(
+            f"/instance/connectionState/{segment(name)}", headers=self.auth_headers(token)
+        )
         self._live_read_at[name] = self.clock()
         if isinstance(answer, Observation):
             return answer
         try:
-            state = _connection_state(answer.json())
+            state = connection_state(answer.json())
             if state is None:
                 return self.unparseable(answer)
             if state.strip().lower() in ("close", "connecting") and record is None:
                 record = await self._stored_record(name, token)
             return self._classify(answer, state, record, whole_body=True)
-        except (TypeError, ValueError, AttributeError, KeyError):  # a shape no check foresaw
+        except SHAPE_ERRORS:  # a shape no check foresaw
             return self.unparseable(answer)
 
     async def _stored_record(self, name: str, token: Secret) -> StoredRecord | None:
         """The stored record of one instance from ``fetchInstances``; None on any failure."""
         answer = await self.get(
-            "/instance/fetchInstances", headers=_auth(token), params={"instanceName": name}
+            "/instance/fetchInstances",
+            headers=self.auth_headers(token),
+            params={"instanceName": name},
         )
         if isinstance(answer, Observation):
             return None
@@ -205,7 +168,7 @@ class EvolutionAdapter(Adapter):
 
     def _record(self, item: Any) -> StoredRecord | None:
         """The StoredRecord of one list item, or None when it names no instance."""
-        fields = _item_fields(item)
+        fields = item_fields(item)
         if fields is None:
             return None
         name, state, paired, code, v1 = fields
@@ -228,7 +191,7 @@ class EvolutionAdapter(Adapter):
             return ListResult(failure=self.no_token())
         gate = self.read_gate
         async with gate.slot() if gate is not None else contextlib.nullcontext():
-            answer = await self.get("/instance/fetchInstances", headers=_auth(token))
+            answer = await self.get("/instance/fetchInstances", headers=self.auth_headers(token))
         if isinstance(answer, Observation):
             return ListResult(failure=answer)
         items = answer.json()
@@ -239,7 +202,7 @@ class EvolutionAdapter(Adapter):
         for item in items:
             try:
                 record = self._record(item)
-            except (TypeError, ValueError, AttributeError, KeyError):
+            except SHAPE_ERRORS:
                 continue
             if record is None or self.listed_id(record.name) != record.name:
                 continue  # a row tuiapp could neither match nor show
@@ -293,9 +256,9 @@ class EvolutionAdapter(Adapter):
         Never the stored value: that is what this adapter must not show as the status.
         """
         if allowed_at is not None:
-            reason, error = "rate_limited", "rate budget: live state not read this time"
+            reason, error = Reason.RATE_LIMITED, "rate budget: live state not read this time"
         else:
-            reason, error = "not_read", "the list call ran out of time before this live read"
+            reason, error = Reason.NOT_READ, "the list call ran out of time before this live read"
         return Observation(
             status=Status.UNKNOWN,
             reason=reason,
@@ -321,13 +284,8 @@ class EvolutionAdapter(Adapter):
         if not isinstance(state, str) or not state.strip():
             if whole_body:
                 return self.unparseable(answer)
-            return self.observed(
-                Status.UNREACHABLE,
-                answer,
-                reason="bad_body",
-                error="no state for this instance in the answer",
-                error_kind="body",
-                **extra,
+            return self.item_unparseable(
+                answer, "no state for this instance in the answer", **extra
             )
         mapped = judge(state, record)
         if mapped is None:
@@ -341,27 +299,25 @@ class EvolutionAdapter(Adapter):
 
     async def restart(self, instance: InstanceConfig, secret: Secret | None) -> ActionResponse:
         """``POST /instance/restart/{name}``; PUT (v1) only when the POST route does not exist."""
-        token = secret if secret is not None else self.account.token
+        token = self.credential(secret)
         if token is None:
             return self.no_token_action()
-        self.redactor.add_secret(token)
         path = f"/instance/restart/{segment(instance.id)}"
-        result = await self.send("POST", path, headers=_auth(token))
+        result = await self.send("POST", path, headers=self.auth_headers(token))
         v1 = False
         if isinstance(result, HttpAnswer) and self._route_missing(result):
-            result = await self.send("PUT", path, headers=_auth(token))
+            result = await self.send("PUT", path, headers=self.auth_headers(token))
             v1 = isinstance(result, HttpAnswer) and 200 <= result.status_code < 300
             self.speaks_v1 = self.speaks_v1 or v1
         return await self._action_answer(result, "restart", instance.id, token, v1=v1)
 
     async def reconnect(self, instance: InstanceConfig, secret: Secret | None) -> ActionResponse:
         """``GET /instance/connect/{name}``: a fresh QR in the answer means a person must scan."""
-        token = secret if secret is not None else self.account.token
+        token = self.credential(secret)
         if token is None:
             return self.no_token_action()
-        self.redactor.add_secret(token)
         result = await self.send(
-            "GET", f"/instance/connect/{segment(instance.id)}", headers=_auth(token)
+            "GET", f"/instance/connect/{segment(instance.id)}", headers=self.auth_headers(token)
         )
         return await self._action_answer(result, "reconnect", instance.id, token)
 
@@ -386,10 +342,9 @@ class EvolutionAdapter(Adapter):
         *,
         v1: bool = False,
     ) -> ActionResponse:
-        generic = self.action_response(result)
-        if generic is not None:
-            return generic
-        answer = cast(HttpAnswer, result)  # action_response is None only for a 2xx answer
+        answer = self.action_answer(result)
+        if isinstance(answer, ActionResponse):
+            return answer
         base: dict[str, Any] = {"http_status": answer.status_code, "latency_ms": answer.latency_ms}
         data = answer.json()
         if not isinstance(data, dict):
@@ -400,10 +355,10 @@ class EvolutionAdapter(Adapter):
                     f"the {verb} answer could not be read ({self.body_excerpt(answer)}); "
                     "verification decides"
                 ),
-                reason="bad_body",
+                reason=Reason.BAD_BODY,
                 **base,
             )
-        if _is_error(data):
+        if is_error(data):
             detail = self.error_message(answer, data)
             missing = "does not exist" in detail or "not found" in detail.lower()
             if detail == "[object Object]":  # 2.x: the BadRequestException of a closed instance
@@ -411,11 +366,11 @@ class EvolutionAdapter(Adapter):
             return ActionResponse(
                 ActionOutcome.FAILED,
                 message=f"Evolution refused the {verb}: {detail}",
-                reason="not_found" if missing else "provider_error",
+                reason=Reason.NOT_FOUND if missing else Reason.PROVIDER_ERROR,
                 status=Status.NOT_FOUND if missing else None,
                 **base,
             )
-        if _carries_qr(data):
+        if carries_qr(data):
             if await self._qr_is_stale(name, token):
                 return self.accepted(
                     answer,
@@ -426,11 +381,11 @@ class EvolutionAdapter(Adapter):
             return ActionResponse(
                 ActionOutcome.REFUSED,
                 message=QR_NEEDED,
-                reason="qr_needed",
+                reason=Reason.QR_NEEDED,
                 status=Status.SCAN_QR_CODE,
                 **base,
             )
-        state = _connection_state(data)
+        state = connection_state(data)
         mapped = map_state(state, None) if state is not None else None
         if v1 and verb == "restart" and state is not None and state.strip().lower() != "open":
             return ActionResponse(
@@ -439,7 +394,7 @@ class EvolutionAdapter(Adapter):
                     f"Evolution v1 restarts only an open instance; this one is "
                     f"{one_line(self.redact(state), 40)} and nothing was done"
                 ),
-                reason="v1_not_open",
+                reason=Reason.V1_NOT_OPEN,
                 status=mapped[0] if mapped else None,
                 **base,
             )
@@ -477,7 +432,7 @@ class EvolutionAdapter(Adapter):
             return None
         if status is Status.STOPPED:
             return "Evolution cannot restart a closed instance (state close); use reconnect"
-        out_or_banned = _logged_out_or_banned(status, last)
+        out_or_banned = logged_out_or_banned(status, last)
         if out_or_banned is not None:
             return out_or_banned
         return "Evolution restarts only an open or connecting instance"
@@ -488,7 +443,7 @@ class EvolutionAdapter(Adapter):
                 "Evolution reconnect needs a known closed state (each connect call counts "
                 "toward the QR limit); wait for a successful poll"
             )
-        out_or_banned = _logged_out_or_banned(status, last)
+        out_or_banned = logged_out_or_banned(status, last)
         if out_or_banned is not None:
             return out_or_banned
         if status is not Status.STOPPED:
@@ -516,96 +471,6 @@ class EvolutionAdapter(Adapter):
         A list call spends one request here; each live read inside it spends another.
         """
         return self.account_scopes(kind)
-
-
-def _logged_out_or_banned(status: Status, last: Observation | None) -> str | None:
-    code = last.close_code if last is not None else None
-    if status is Status.SCAN_QR_CODE and last is not None and last.reason == "qr_pending":
-        return (
-            "the Evolution instance is waiting for a QR scan (it emitted a QR): scan it "
-            "in the Evolution manager (restart and reconnect cannot help)"
-        )
-    if status is Status.SCAN_QR_CODE or code == LOGGED_OUT_CODE:
-        return (
-            "the Evolution instance is logged out: scan a QR in the Evolution manager "
-            "(restart and reconnect cannot help)"
-        )
-    if (status is Status.FAILED and last is not None and last.reason == "banned") or (
-        code in BANNED_CODES
-    ):
-        return (
-            f"the Evolution instance looks banned (close code {code}): restarting only loops; "
-            "check the number in WhatsApp"
-        )
-    return None
-
-
-def _connection_state(data: Any) -> str | None:
-    """The state of ``{instance: {instanceName, state}}`` (or a bare ``{state}``), else None."""
-    if not isinstance(data, dict):
-        return None
-    inner = data.get("instance")
-    # v2 and v1 say ``state``; connect's fallback shape says ``instance.status``.
-    candidates = (inner.get("state"), inner.get("status")) if isinstance(inner, dict) else ()
-    for value in (*candidates, data.get("state")):
-        if isinstance(value, str) and value.strip():
-            return value
-    return None
-
-
-def _item_fields(item: Any) -> tuple[str, Any, bool | None, int | None, bool] | None:
-    """(name, state, paired, close_code, v1) of one fetchInstances item; None if unnamed.
-
-    Secret fields (``token``, ``apikey``, integration settings) are never read.
-    """
-    if not isinstance(item, dict):
-        return None
-    v1 = isinstance(item.get("instance"), dict)
-    if v1:  # v1: {instance: {instanceName, status, owner}}
-        inner = item["instance"]
-        name, state = inner.get("instanceName"), inner.get("status")
-        owner_key, source, code = "owner", inner, None
-    else:
-        name, state = item.get("name"), item.get("connectionStatus")
-        owner_key, source, code = "ownerJid", item, _close_code(item.get("disconnectionReasonCode"))
-    if not isinstance(name, str) or not name.strip():
-        return None
-    paired: bool | None = None
-    if owner_key in source:
-        owner = source[owner_key]
-        paired = isinstance(owner, str) and bool(owner.strip())
-    return name, state, paired, code, v1
-
-
-def _close_code(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    return None
-
-
-def _is_error(data: dict[str, Any]) -> bool:
-    """Evolution's 200 ``{error: true, message}`` (or an error string) in an action answer."""
-    error = data.get("error")
-    return error is True or (isinstance(error, str) and bool(error.strip()))
-
-
-def _carries_qr(data: dict[str, Any]) -> bool:
-    """A QR or pairing code at the top (connect) or under ``qrcode`` (the fallback shape)."""
-    for source in (data, data.get("qrcode")):
-        if isinstance(source, dict):
-            for key in ("base64", "code", "pairingCode"):
-                value = source.get(key)
-                if isinstance(value, str) and value.strip():
-                    return True
-    return False
-
-
-def _auth(secret: Secret) -> dict[str, str]:
-    return {"apikey": secret.reveal()}
 
 
 ADAPTER = EvolutionAdapter

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from typing import Any, cast
+from typing import Any
 
 from tuiapp.config import InstanceConfig
 from tuiapp.model import ActionOutcome, ActionResponse, Observation, Status
@@ -32,6 +32,7 @@ from tuiapp.providers.base import (
 )
 from tuiapp.providers.catalog import PROVIDERS
 from tuiapp.secrets import Secret
+from tuiapp.vocabulary import Reason
 
 __all__ = ["ADAPTER", "HypersenderAdapter"]
 
@@ -56,6 +57,10 @@ class HypersenderAdapter(Adapter):
     info = PROVIDERS["hypersender"]
     # Every list item carries that instance's access_token: registered, never kept.
     token_fields = re.compile(r'"access_token"\s*:\s*"((?:[^"\\]|\\.)*)"')
+    account_fallback = False  # the caller chose the secret (instance first, then account)
+
+    def auth_headers(self, secret: Secret) -> dict[str, str]:
+        return {"Authorization": f"Bearer {secret.reveal()}", "Accept": "application/json"}
 
     # ---- reads -----------------------------------------------------------------------------
 
@@ -65,38 +70,35 @@ class HypersenderAdapter(Adapter):
             return self.observed(
                 Status.AUTH_ERROR,
                 answer,
-                reason="unauthorized",
+                reason=Reason.UNAUTHORIZED,
                 error=_LOGIN_TEXT.format(code=answer.status_code),
             )
         return super().http_error_observation(answer)
 
     async def fetch(self, instance: InstanceConfig, secret: Secret | None) -> Observation:
         """``GET /{id}/health`` with the secret the caller chose (instance first, then account)."""
-        if secret is None:
-            return self.no_token()
-        self.redactor.add_secret(secret)
-        answer = await self.get(f"/{segment(instance.id)}/health", headers=_auth(secret))
-        if isinstance(answer, Observation):
-            return answer
-        data = answer.json()
-        if not isinstance(data, dict):
-            return self.unparseable(answer, "no JSON object in the answer")
-        try:
-            return self._classify(
+        read = await self.read_json(
+            f"/{segment(instance.id)}/health",
+            secret,
+            expect=dict,
+            missing="no JSON object in the answer",
+        )
+        if isinstance(read, Observation):
+            return read
+        answer, data = read
+        return self.judged(
+            answer,
+            lambda: self._classify(
                 answer, data, connected_at=parse_timestamp(data.get("connected_at"))
-            )
-        except (TypeError, ValueError, AttributeError):  # a shape no check above foresaw
-            return self.unparseable(answer)
+            ),
+        )
 
     async def list_instances(self) -> ListResult:
         """``GET /instances`` with the account's token: the whole account in one call."""
-        token = self.account.token
-        if token is None:
-            return ListResult(failure=self.no_token())
-        answer = await self.get("/instances", headers=_auth(token))
-        if isinstance(answer, Observation):
-            return ListResult(failure=answer)
-        data = answer.json()
+        read = await self.read_json("/instances", self.account.token)
+        if isinstance(read, Observation):
+            return ListResult(failure=read)
+        answer, data = read
         items = data.get("data") if isinstance(data, dict) else data
         if not isinstance(items, list):
             return ListResult(failure=self.unparseable(answer, "no instance array in the answer"))
@@ -107,10 +109,9 @@ class HypersenderAdapter(Adapter):
             instance_id = self.listed_id(item.get("id"), strip=True)
             if instance_id is None:
                 continue  # a row tuiapp cannot match is no row at all
-            try:
-                listed.observations[instance_id] = self._classify(answer, item)
-            except (TypeError, ValueError, AttributeError):
-                listed.observations[instance_id] = self.unparseable(answer)
+            listed.observations[instance_id] = self.judged(
+                answer, lambda item=item: self._classify(answer, item)
+            )
             name = item.get("name")
             if isinstance(name, str) and name.strip():
                 listed.names[instance_id] = one_line(self.redact(name), 80)
@@ -135,36 +136,37 @@ class HypersenderAdapter(Adapter):
 
     async def restart(self, instance: InstanceConfig, secret: Secret | None) -> ActionResponse:
         """``POST /{id}/restart``; a 500 is a failed restart that only the dashboard can fix."""
-        if secret is None:
-            return self.no_token_action()
-        self.redactor.add_secret(secret)
-        result = await self.send("POST", f"/{segment(instance.id)}/restart", headers=_auth(secret))
-        if isinstance(result, HttpAnswer) and _login_answer(result):
-            return ActionResponse(
-                ActionOutcome.FAILED,
-                http_status=result.status_code,
-                latency_ms=result.latency_ms,
-                message=_LOGIN_TEXT.format(code=result.status_code),
-                reason="auth_error",
-                status=Status.AUTH_ERROR,
-            )
-        generic = self.action_response(result)
-        if generic is not None:
-            if generic.outcome is ActionOutcome.FAILED and generic.http_status == 500:
+        answer = await self.post_action(
+            f"/{segment(instance.id)}/restart", secret, special=self._login_action
+        )
+        if isinstance(answer, ActionResponse):
+            if answer.outcome is ActionOutcome.FAILED and answer.http_status == 500:
                 return replace(
-                    generic,
+                    answer,
                     message=(
-                        f"Hypersender could not restart it ({generic.message}); "
+                        f"Hypersender could not restart it ({answer.message}); "
                         "restart it manually in the Hypersender dashboard"
                     ),
-                    reason="restart_failed",
+                    reason=Reason.RESTART_FAILED,
                 )
-            return generic
-        answer = cast(HttpAnswer, result)  # action_response is None only for a 2xx answer
+            return answer
         data = answer.json()
         text = data.get("message") if isinstance(data, dict) else None
         message = one_line(self.redact(text)) if isinstance(text, str) and text.strip() else ""
         return self.accepted(answer, message=message or "restart requested")
+
+    def _login_action(self, answer: HttpAnswer) -> ActionResponse | None:
+        """Laravel's login answer to an action: the credentials were refused, nothing done."""
+        if not _login_answer(answer):
+            return None
+        return ActionResponse(
+            ActionOutcome.FAILED,
+            http_status=answer.status_code,
+            latency_ms=answer.latency_ms,
+            message=_LOGIN_TEXT.format(code=answer.status_code),
+            reason=Reason.AUTH_ERROR,
+            status=Status.AUTH_ERROR,
+        )
 
     def refusal(self, action: str, last: Observation | None) -> str | None:
         if action == "reconnect":
@@ -212,10 +214,6 @@ def _login_answer(answer: HttpAnswer) -> bool:
     kind = answer.headers.get("content-type", "").lower()
     start = answer.body[:64].lstrip().lower()
     return "text/html" in kind or start.startswith((b"<!doctype html", b"<html"))
-
-
-def _auth(secret: Secret) -> dict[str, str]:
-    return {"Authorization": f"Bearer {secret.reveal()}", "Accept": "application/json"}
 
 
 ADAPTER = HypersenderAdapter

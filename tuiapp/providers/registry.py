@@ -5,10 +5,10 @@ from __future__ import annotations
 import importlib
 import ssl
 import time
-from collections.abc import Callable
 
 import httpx
 
+from tuiapp.clock import Clock
 from tuiapp.config import AccountConfig, FleetConfig, MonitorConfig
 from tuiapp.providers.base import Adapter
 from tuiapp.providers.catalog import PROVIDER_NAMES
@@ -32,7 +32,7 @@ def make_adapter(
     *,
     timeout: float,
     max_rpm: int | None = None,
-    clock: Callable[[], float] = time.time,
+    clock: Clock = time.time,
 ) -> Adapter:
     return adapter_class(account.provider)(
         account, client, timeout=timeout, max_rpm=max_rpm, clock=clock
@@ -40,7 +40,7 @@ def make_adapter(
 
 
 def make_adapters(
-    fleet: FleetConfig, client: httpx.AsyncClient, *, clock: Callable[[], float] = time.time
+    fleet: FleetConfig, client: httpx.AsyncClient, *, clock: Clock = time.time
 ) -> dict[str, Adapter]:
     """One adapter per configured account, keyed by account name."""
     return {

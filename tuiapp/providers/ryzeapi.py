@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from typing import Any, cast
+from typing import Any
 
 from tuiapp.config import InstanceConfig
 from tuiapp.model import ActionOutcome, ActionResponse, Observation, Status
@@ -41,6 +41,7 @@ from tuiapp.providers.base import (
 )
 from tuiapp.providers.catalog import PROVIDERS
 from tuiapp.secrets import Secret
+from tuiapp.vocabulary import ErrorKind, Reason
 
 __all__ = ["ADAPTER", "RyzeapiAdapter"]
 
@@ -62,20 +63,20 @@ class RyzeapiAdapter(Adapter):
         r'\s*:\s*"((?:[^"\\]|\\.)*)"',
         re.IGNORECASE,
     )
+    account_fallback = False  # the caller chose the secret (TokenInstance, else TokenAccount)
+
+    def auth_headers(self, secret: Secret) -> dict[str, str]:
+        return {"token": secret.reveal()}
 
     # ---- reads -----------------------------------------------------------------------------
 
     async def fetch(self, instance: InstanceConfig, secret: Secret | None) -> Observation:
         """``GET /api/instance/list?instanceName=<name>``; absent from the answer -> NOT_FOUND."""
-        if secret is None:
-            return self.no_token()
-        self.redactor.add_secret(secret)
-        answer = await self.get(
-            LIST_PATH, headers=_auth(secret), params={"instanceName": instance.id}
-        )
-        if isinstance(answer, Observation):
-            return answer
-        listed = self._parse_list(answer)
+        read = await self.read_json(LIST_PATH, secret, params={"instanceName": instance.id})
+        if isinstance(read, Observation):
+            return read
+        answer, data = read
+        listed = self._parse_list(answer, data)
         if listed.failure is not None:
             return listed.failure
         found = listed.observations.get(instance.id)
@@ -84,23 +85,19 @@ class RyzeapiAdapter(Adapter):
         return self.observed(
             Status.NOT_FOUND,
             answer,
-            reason="not_found",
+            reason=Reason.NOT_FOUND,
             error="RyzeAPI does not list this instance name for this token",
         )
 
     async def list_instances(self) -> ListResult:
         """``GET /api/instance/list`` with the account's TokenAccount: the whole account."""
-        token = self.account.token
-        if token is None:
-            return ListResult(failure=self.no_token())
-        answer = await self.get(LIST_PATH, headers=_auth(token))
-        if isinstance(answer, Observation):
-            return ListResult(failure=answer)
-        return self._parse_list(answer)
+        read = await self.read_json(LIST_PATH, self.account.token)
+        if isinstance(read, Observation):
+            return ListResult(failure=read)
+        return self._parse_list(*read)
 
-    def _parse_list(self, result: HttpAnswer) -> ListResult:
+    def _parse_list(self, result: HttpAnswer, data: Any) -> ListResult:
         """The instances of a 2xx list answer, or its failure when it holds no instance array."""
-        data = result.json()
         items = _items(data)
         if items is None:
             if isinstance(data, dict) and data.get("success") is False:
@@ -108,9 +105,9 @@ class RyzeapiAdapter(Adapter):
                     failure=self.observed(
                         Status.UNREACHABLE,
                         result,
-                        reason="provider_error",
+                        reason=Reason.PROVIDER_ERROR,
                         error=f"RyzeAPI answered an error: {self.error_message(result, data)}",
-                        error_kind="body",
+                        error_kind=ErrorKind.BODY,
                     )
                 )
             return ListResult(failure=self.unparseable(result, "no instance array in the answer"))
@@ -121,10 +118,9 @@ class RyzeapiAdapter(Adapter):
             name = item.get("name")
             if not isinstance(name, str) or self.listed_id(name) is None:
                 continue  # a row tuiapp cannot match (or show) is no row at all
-            try:
-                listed.observations[name] = self._classify(result, item)
-            except (TypeError, ValueError, AttributeError):  # a shape no check foresaw
-                listed.observations[name] = self.unparseable(result)
+            listed.observations[name] = self.judged(
+                result, lambda item=item: self._classify(result, item)
+            )
             listed.names[name] = one_line(self.redact(name), 80)
         return listed
 
@@ -149,18 +145,18 @@ class RyzeapiAdapter(Adapter):
             return self.observed(Status.STOPPED, answer, raw_status=raw_status, paired=True)
         if state == "qr":  # a QR is on screen (seen by live-validated third-party clients)
             return self.observed(
-                Status.SCAN_QR_CODE, answer, raw_status=raw_status, reason="qr_pending"
+                Status.SCAN_QR_CODE, answer, raw_status=raw_status, reason=Reason.QR_PENDING
             )
         if state == "banned":
             return self.observed(
-                Status.FAILED, answer, raw_status=raw_status, reason="banned", paired=None
+                Status.FAILED, answer, raw_status=raw_status, reason=Reason.BANNED, paired=None
             )
         if state in ("disconnected", "loggedout"):
             return self.observed(
                 Status.SCAN_QR_CODE,
                 answer,
                 raw_status=raw_status,
-                reason="logged_out",
+                reason=Reason.LOGGED_OUT,
                 paired=False,
             )
         return self.unknown_status(answer, raw, paired=True if has_jid else None)
@@ -170,7 +166,7 @@ class RyzeapiAdapter(Adapter):
         return self.observed(
             Status.AUTH_ERROR,
             answer,
-            reason="forbidden",
+            reason=Reason.FORBIDDEN,
             error=f"the token does not own this instance: {self.error_message(answer, data)}",
         )
 
@@ -178,11 +174,13 @@ class RyzeapiAdapter(Adapter):
 
     async def reconnect(self, instance: InstanceConfig, secret: Secret | None) -> ActionResponse:
         """``POST /api/instance/reconnect/{name}``: reuses the saved session, no QR."""
-        if secret is None:
+        token = self.credential(secret)
+        if token is None:
             return self.no_token_action()
-        self.redactor.add_secret(secret)
         result = await self.send(
-            "POST", f"/api/instance/reconnect/{segment(instance.id)}", headers=_auth(secret)
+            "POST",
+            f"/api/instance/reconnect/{segment(instance.id)}",
+            headers=self.auth_headers(token),
         )
         response = self._reconnect_response(result)
         if isinstance(result, HttpAnswer):
@@ -192,43 +190,9 @@ class RyzeapiAdapter(Adapter):
         return response
 
     def _reconnect_response(self, result: HttpAnswer | TransportFailure) -> ActionResponse:
-        if isinstance(result, HttpAnswer) and result.status_code in (400, 403):
-            data = result.json()
-            message = self.error_message(result, data)
-            base = {"http_status": result.status_code, "latency_ms": result.latency_ms}
-            if result.status_code == 403:
-                return ActionResponse(
-                    ActionOutcome.FAILED,
-                    message=f"the token does not own this instance: {message}",
-                    reason="auth_error",
-                    status=Status.AUTH_ERROR,
-                    **base,
-                )
-            if "saved session" in message.lower() or "/connect" in message.lower():
-                return ActionResponse(
-                    ActionOutcome.REFUSED,
-                    message=NO_SESSION_ADVICE,
-                    reason="no_saved_session",
-                    status=Status.SCAN_QR_CODE,
-                    **base,
-                )
-        if isinstance(result, HttpAnswer) and result.status_code == 503 and _own_error(result):
-            # RyzeAPI's own 503 (its error shape): the bridge is missing, the instance not
-            # connected. A bare 503 may still come from a proxy that forwarded the request.
-            return ActionResponse(
-                ActionOutcome.FAILED,
-                http_status=503,
-                latency_ms=result.latency_ms,
-                message=(
-                    "RyzeAPI: instance not connected (HTTP 503, bridge unavailable): "
-                    f"{self.error_message(result, result.json())}"
-                ),
-                reason="not_connected",
-            )
-        generic = self.action_response(result)
-        if generic is not None:
-            return generic
-        answer = cast(HttpAnswer, result)  # action_response is None only for a 2xx answer
+        answer = self.action_answer(result, self._own_refusal)
+        if isinstance(answer, ActionResponse):
+            return answer
         data = answer.json()
         if isinstance(data, dict) and data.get("success") is False:
             return ActionResponse(
@@ -236,7 +200,7 @@ class RyzeapiAdapter(Adapter):
                 http_status=answer.status_code,
                 latency_ms=answer.latency_ms,
                 message=f"RyzeAPI refused the reconnect: {self.error_message(answer, data)}",
-                reason="provider_error",
+                reason=Reason.PROVIDER_ERROR,
             )
         raw = data.get("status") if isinstance(data, dict) else None
         status: Status | None = None
@@ -247,6 +211,43 @@ class RyzeapiAdapter(Adapter):
         text = data.get("message") if isinstance(data, dict) else None
         message = one_line(self.redact(text)) if isinstance(text, str) and text.strip() else ""
         return self.accepted(answer, status=status, message=message or "reconnect requested")
+
+    def _own_refusal(self, result: HttpAnswer) -> ActionResponse | None:
+        """RyzeAPI's own words: 403 not this token's, 400 no saved session, 503 no bridge."""
+        if result.status_code in (400, 403):
+            data = result.json()
+            message = self.error_message(result, data)
+            base = {"http_status": result.status_code, "latency_ms": result.latency_ms}
+            if result.status_code == 403:
+                return ActionResponse(
+                    ActionOutcome.FAILED,
+                    message=f"the token does not own this instance: {message}",
+                    reason=Reason.AUTH_ERROR,
+                    status=Status.AUTH_ERROR,
+                    **base,
+                )
+            if "saved session" in message.lower() or "/connect" in message.lower():
+                return ActionResponse(
+                    ActionOutcome.REFUSED,
+                    message=NO_SESSION_ADVICE,
+                    reason=Reason.NO_SAVED_SESSION,
+                    status=Status.SCAN_QR_CODE,
+                    **base,
+                )
+        if result.status_code == 503 and _own_error(result):
+            # RyzeAPI's own 503 (its error shape): the bridge is missing, the instance not
+            # connected. A bare 503 may still come from a proxy that forwarded the request.
+            return ActionResponse(
+                ActionOutcome.FAILED,
+                http_status=503,
+                latency_ms=result.latency_ms,
+                message=(
+                    "RyzeAPI: instance not connected (HTTP 503, bridge unavailable): "
+                    f"{self.error_message(result, result.json())}"
+                ),
+                reason=Reason.NOT_CONNECTED,
+            )
+        return None
 
     def refusal(self, action: str, last: Observation | None) -> str | None:
         refused = super().refusal(action, last)
@@ -284,10 +285,6 @@ class RyzeapiAdapter(Adapter):
         if reset_at is not None:
             extra["rate_reset_at"] = str(int(reset_at))
         return extra
-
-
-def _auth(secret: Secret) -> dict[str, str]:
-    return {"token": secret.reveal()}
 
 
 def _items(data: Any) -> list[Any] | None:

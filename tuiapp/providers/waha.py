@@ -18,7 +18,7 @@ confirmed transitions deal with that, not this adapter.
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from tuiapp.config import InstanceConfig
 from tuiapp.model import ActionOutcome, ActionResponse, Observation, Status
@@ -31,7 +31,9 @@ from tuiapp.providers.base import (
     segment,
 )
 from tuiapp.providers.catalog import PROVIDERS
+from tuiapp.providers.classify import SHAPE_ERRORS
 from tuiapp.secrets import Secret
+from tuiapp.vocabulary import Reason
 
 __all__ = ["ADAPTER", "STATUS_MAP", "WahaAdapter"]
 
@@ -54,34 +56,30 @@ class WahaAdapter(Adapter):
 
     info = PROVIDERS["waha"]
 
+    def auth_headers(self, secret: Secret) -> dict[str, str]:
+        return {"X-Api-Key": secret.reveal()}
+
     # ---- reads -----------------------------------------------------------------------------
 
     async def fetch(self, instance: InstanceConfig, secret: Secret | None) -> Observation:
         """``GET /api/sessions/{name}`` with the caller's secret (else the account's)."""
-        token = secret if secret is not None else self.account.token
-        if token is None:
-            return self.no_token()
-        self.redactor.add_secret(token)
-        answer = await self.get(f"/api/sessions/{segment(instance.id)}", headers=_auth(token))
-        if isinstance(answer, Observation):
-            return answer
-        data = answer.json()
-        if not isinstance(data, dict):
-            return self.unparseable(answer, "no session object in the answer")
-        try:
-            return self._classify(answer, data, whole_body=True)
-        except (TypeError, ValueError, AttributeError, KeyError):  # a shape no check foresaw
-            return self.unparseable(answer)
+        read = await self.read_json(
+            f"/api/sessions/{segment(instance.id)}",
+            secret,
+            expect=dict,
+            missing="no session object in the answer",
+        )
+        if isinstance(read, Observation):
+            return read
+        answer, data = read
+        return self.judged(answer, lambda: self._classify(answer, data, whole_body=True))
 
     async def list_instances(self) -> ListResult:
         """``GET /api/sessions?all=true`` with the account's key, keyed by session ``name``."""
-        token = self.account.token
-        if token is None:
-            return ListResult(failure=self.no_token())
-        answer = await self.get("/api/sessions", headers=_auth(token), params={"all": "true"})
-        if isinstance(answer, Observation):
-            return ListResult(failure=answer)
-        data = answer.json()
+        read = await self.read_json("/api/sessions", self.account.token, params={"all": "true"})
+        if isinstance(read, Observation):
+            return ListResult(failure=read)
+        answer, data = read
         items = data.get("sessions") if isinstance(data, dict) else data
         if not isinstance(items, list):
             return ListResult(failure=self.unparseable(answer, "no session array in the answer"))
@@ -94,7 +92,7 @@ class WahaAdapter(Adapter):
                 continue  # a row tuiapp cannot match (or show) is no row at all
             try:
                 listed.observations[name] = self._classify(answer, item, whole_body=False)
-            except (TypeError, ValueError, AttributeError, KeyError):
+            except SHAPE_ERRORS:
                 continue
             listed.names[name] = one_line(self.redact(name), 80)
         return listed
@@ -106,13 +104,7 @@ class WahaAdapter(Adapter):
         if not isinstance(raw, str) or not raw.strip():
             if whole_body:
                 return self.unparseable(answer)
-            return self.observed(
-                Status.UNREACHABLE,
-                answer,
-                reason="bad_body",
-                error="no status for this session in the answer",
-                error_kind="body",
-            )
+            return self.item_unparseable(answer, "no status for this session in the answer")
         paired = _paired(data.get("me"))
         status = STATUS_MAP.get(raw.strip().upper())
         if status is None:
@@ -134,18 +126,13 @@ class WahaAdapter(Adapter):
     async def _session_action(
         self, instance: InstanceConfig, secret: Secret | None, verb: str, done: str
     ) -> ActionResponse:
-        token = secret if secret is not None else self.account.token
-        if token is None:
-            return self.no_token_action()
-        self.redactor.add_secret(token)
-        path = f"/api/sessions/{segment(instance.id)}/{verb}"
-        result = await self.send("POST", path, headers=_auth(token))
-        if isinstance(result, HttpAnswer) and result.status_code == 422:
-            return self._unprocessable_action(result, verb, instance.id)
-        generic = self.action_response(result)
-        if generic is not None:
-            return generic
-        answer = cast(HttpAnswer, result)  # action_response is None only for a 2xx answer
+        answer = await self.post_action(
+            f"/api/sessions/{segment(instance.id)}/{verb}",
+            secret,
+            special=lambda answer: self._unprocessable_action(answer, verb),
+        )
+        if isinstance(answer, ActionResponse):
+            return answer
         data = answer.json()
         raw = data.get("status") if isinstance(data, dict) else None
         status = STATUS_MAP.get(raw.strip().upper()) if isinstance(raw, str) else None
@@ -158,20 +145,22 @@ class WahaAdapter(Adapter):
             return self.observed(
                 Status.NOT_FOUND,
                 answer,
-                reason="core_default_only",
+                reason=Reason.CORE_DEFAULT_ONLY,
                 error=CORE_DEFAULT_ONLY,
             )
         return super().http_error_observation(answer)
 
-    def _unprocessable_action(self, answer: HttpAnswer, verb: str, name: str) -> ActionResponse:
+    def _unprocessable_action(self, answer: HttpAnswer, verb: str) -> ActionResponse | None:
         """WAHA Core's 422: a start of a running session (a no-op), or a non-default name."""
+        if answer.status_code != 422:
+            return None
         text = self.error_message(answer, answer.json())
         base: dict[str, Any] = {"http_status": 422, "latency_ms": answer.latency_ms}
         if _core_default_only(text):
             return ActionResponse(
                 ActionOutcome.FAILED,
                 message=CORE_DEFAULT_ONLY,
-                reason="core_default_only",
+                reason=Reason.CORE_DEFAULT_ONLY,
                 status=Status.NOT_FOUND,
                 **base,
             )
@@ -180,11 +169,11 @@ class WahaAdapter(Adapter):
                 ActionOutcome.ACCEPTED,
                 message="the session is already started (WAHA Core 422): nothing to do; "
                 "verification decides",
-                reason="already_started",
+                reason=Reason.ALREADY_STARTED,
                 **base,
             )
         return ActionResponse(
-            ActionOutcome.FAILED, message=f"HTTP 422: {text}", reason="http_422", **base
+            ActionOutcome.FAILED, message=f"HTTP 422: {text}", reason=Reason.HTTP_422, **base
         )
 
     def refusal(self, action: str, last: Observation | None) -> str | None:
@@ -211,10 +200,6 @@ def _paired(me: Any) -> bool | None:
     if isinstance(me, dict) and isinstance(me.get("id"), str) and me["id"].strip():
         return True
     return None
-
-
-def _auth(secret: Secret) -> dict[str, str]:
-    return {"X-Api-Key": secret.reveal()}
 
 
 ADAPTER = WahaAdapter

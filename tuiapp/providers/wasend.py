@@ -20,7 +20,7 @@ when they disagree, e.g. ``"SCAN_QR_CODE (session CONNECTED)"``.
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from tuiapp.config import InstanceConfig
 from tuiapp.model import ActionOutcome, ActionResponse, Observation, Status
@@ -33,7 +33,9 @@ from tuiapp.providers.base import (
     segment,
 )
 from tuiapp.providers.catalog import PROVIDERS
+from tuiapp.providers.classify import SHAPE_ERRORS
 from tuiapp.secrets import Secret
+from tuiapp.vocabulary import Reason
 
 __all__ = ["ADAPTER", "STATUS_MAP", "WasendAdapter"]
 
@@ -61,34 +63,31 @@ class WasendAdapter(Adapter):
 
     info = PROVIDERS["wasend"]
 
+    def auth_headers(self, secret: Secret) -> dict[str, str]:
+        return {"Authorization": f"Bearer {secret.reveal()}"}
+
     # ---- reads -----------------------------------------------------------------------------
 
     async def fetch(self, instance: InstanceConfig, secret: Secret | None) -> Observation:
         """``GET /sessions/{id}`` with the caller's secret (else the account's)."""
-        token = secret if secret is not None else self.account.token
-        if token is None:
-            return self.no_token()
-        self.redactor.add_secret(token)
-        answer = await self.get(f"/sessions/{segment(instance.id)}", headers=_auth(token))
-        if isinstance(answer, Observation):
-            return answer
-        try:
-            parts = _session_parts(answer.json())
-            if parts is None:
-                return self.unparseable(answer, "no session object in the answer")
-            return self._classify(answer, *parts, whole_body=True)
-        except (TypeError, ValueError, AttributeError, KeyError):  # a shape no check foresaw
-            return self.unparseable(answer)
+        read = await self.read_json(f"/sessions/{segment(instance.id)}", secret)
+        if isinstance(read, Observation):
+            return read
+        answer, data = read
+        return self.judged(answer, lambda: self._classify_session(answer, data))
+
+    def _classify_session(self, answer: HttpAnswer, data: Any) -> Observation:
+        parts = _session_parts(data)
+        if parts is None:
+            return self.unparseable(answer, "no session object in the answer")
+        return self._classify(answer, *parts, whole_body=True)
 
     async def list_instances(self) -> ListResult:
         """``GET /sessions`` with the account's key, keyed by ``session.uniqueSessionId``."""
-        token = self.account.token
-        if token is None:
-            return ListResult(failure=self.no_token())
-        answer = await self.get("/sessions", headers=_auth(token))
-        if isinstance(answer, Observation):
-            return ListResult(failure=answer)
-        data = answer.json()
+        read = await self.read_json("/sessions", self.account.token)
+        if isinstance(read, Observation):
+            return ListResult(failure=read)
+        answer, data = read
         items = data.get("sessions") if isinstance(data, dict) else data
         if not isinstance(items, list):
             return ListResult(failure=self.unparseable(answer, "no sessions array in the answer"))
@@ -111,7 +110,7 @@ class WasendAdapter(Adapter):
                     if isinstance(name, str) and name.strip()
                     else session_id
                 )
-            except (TypeError, ValueError, AttributeError, KeyError):
+            except SHAPE_ERRORS:
                 continue
         return listed
 
@@ -132,12 +131,12 @@ class WasendAdapter(Adapter):
         if decided is None:
             if whole_body:
                 return self.unparseable(answer)
-            return self._item_unparseable(answer)
+            return self.item_unparseable(answer, "no status for this session in the answer")
         decisive, raw = decided
         status = STATUS_MAP.get(decisive.upper())
         if status is None:
             return self.unknown_status(answer, raw)
-        reason = "never_started" if decisive.upper() == "CREATED" else None
+        reason = Reason.NEVER_STARTED if decisive.upper() == "CREATED" else None
         return self.observed(
             status, answer, raw_status=one_line(self.redact(raw), 60), reason=reason
         )
@@ -146,28 +145,11 @@ class WasendAdapter(Adapter):
 
     async def restart(self, instance: InstanceConfig, secret: Secret | None) -> ActionResponse:
         """``POST /sessions/{id}/restart``; a 409 (already running) is a named refusal."""
-        token = secret if secret is not None else self.account.token
-        if token is None:
-            return self.no_token_action()
-        self.redactor.add_secret(token)
-        path = f"/sessions/{segment(instance.id)}/restart"
-        result = await self.send("POST", path, headers=_auth(token))
-        if isinstance(result, HttpAnswer) and result.status_code == 409:
-            detail = self.error_message(result, result.json())
-            return ActionResponse(
-                ActionOutcome.REFUSED,
-                http_status=409,
-                latency_ms=result.latency_ms,
-                message=(
-                    "Wasend refused: the session is already running (HTTP 409: "
-                    f"{detail}); only a STOPPED or FAILED session can be restarted"
-                ),
-                reason="conflict_running",
-            )
-        generic = self.action_response(result)
-        if generic is not None:
-            return generic
-        answer = cast(HttpAnswer, result)  # action_response is None only for a 2xx answer
+        answer = await self.post_action(
+            f"/sessions/{segment(instance.id)}/restart", secret, special=self._conflict
+        )
+        if isinstance(answer, ActionResponse):
+            return answer
         data = answer.json()
         if isinstance(data, dict) and data.get("success") is False:
             return ActionResponse(
@@ -175,9 +157,25 @@ class WasendAdapter(Adapter):
                 http_status=answer.status_code,
                 latency_ms=answer.latency_ms,
                 message=f"Wasend reported an error: {self.error_message(answer, data)}",
-                reason="provider_error",
+                reason=Reason.PROVIDER_ERROR,
             )
         return self.accepted(answer, self._action_status(data), "restart requested")
+
+    def _conflict(self, answer: HttpAnswer) -> ActionResponse | None:
+        """Wasend's 409: the session is running, so a restart was refused (nothing done)."""
+        if answer.status_code != 409:
+            return None
+        detail = self.error_message(answer, answer.json())
+        return ActionResponse(
+            ActionOutcome.REFUSED,
+            http_status=409,
+            latency_ms=answer.latency_ms,
+            message=(
+                "Wasend refused: the session is already running (HTTP 409: "
+                f"{detail}); only a STOPPED or FAILED session can be restarted"
+            ),
+            reason=Reason.CONFLICT_RUNNING,
+        )
 
     @staticmethod
     def _action_status(data: Any) -> Status | None:
@@ -185,7 +183,7 @@ class WasendAdapter(Adapter):
         try:
             parts = _session_parts(data)
             decided = _decide(*parts) if parts is not None else None
-        except (TypeError, ValueError, AttributeError, KeyError):
+        except SHAPE_ERRORS:
             return None
         return STATUS_MAP.get(decided[0].upper()) if decided is not None else None
 
@@ -196,7 +194,7 @@ class WasendAdapter(Adapter):
             return general
         status = last.status if last is not None else Status.UNKNOWN
         if last is not None and (
-            last.reason == "never_started" or (last.raw_status or "").upper() == "CREATED"
+            last.reason == Reason.NEVER_STARTED or (last.raw_status or "").upper() == "CREATED"
         ):
             return (
                 "the Wasend session was created but never started or paired (CREATED): "
@@ -218,17 +216,6 @@ class WasendAdapter(Adapter):
     def budget_scopes(self, kind: str, instance: InstanceConfig | None) -> list[BudgetScope]:
         """One scope per key (60/min); an operator cap adds ``wasend:{acct}:all``."""
         return self.account_scopes(kind)
-
-    # ---- helpers -----------------------------------------------------------------------------
-
-    def _item_unparseable(self, answer: HttpAnswer) -> Observation:
-        return self.observed(
-            Status.UNREACHABLE,
-            answer,
-            reason="bad_body",
-            error="no status for this session in the answer",
-            error_kind="body",
-        )
 
 
 def _session_parts(data: Any) -> tuple[dict[str, Any], dict[str, Any] | None] | None:
@@ -259,10 +246,6 @@ def _decide(session: dict[str, Any], downstream: dict[str, Any] | None) -> tuple
 
 def _text(value: Any) -> str | None:
     return value.strip() if isinstance(value, str) and value.strip() else None
-
-
-def _auth(secret: Secret) -> dict[str, str]:
-    return {"Authorization": f"Bearer {secret.reveal()}"}
 
 
 ADAPTER = WasendAdapter

@@ -27,13 +27,14 @@ kept (``keep_last``, reason ``quota``). No limit is documented: tuiapp spends at
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from tuiapp.config import InstanceConfig
 from tuiapp.model import ActionOutcome, ActionResponse, Observation, Status
 from tuiapp.providers.base import Adapter, BudgetScope, HttpAnswer, TransportFailure, one_line
 from tuiapp.providers.catalog import PROVIDERS
 from tuiapp.secrets import Secret
+from tuiapp.vocabulary import Reason
 
 __all__ = ["ADAPTER", "WawpAdapter"]
 
@@ -59,6 +60,7 @@ class WawpAdapter(Adapter):
     """Wawp's hosted API."""
 
     info = PROVIDERS["wawp"]
+    account_fallback = False  # no account secret: every instance has its own
 
     # ---- reads -----------------------------------------------------------------------------
 
@@ -82,10 +84,7 @@ class WawpAdapter(Adapter):
         data = answer.json()
         if not isinstance(data, dict):
             return self.unparseable(answer, "no JSON object in the answer")
-        try:
-            return self._classify(answer, data)
-        except (TypeError, ValueError, AttributeError):  # a shape no check foresaw
-            return self.unparseable(answer)
+        return self.judged(answer, lambda: self._classify(answer, data))
 
     def _classify(self, answer: HttpAnswer, data: dict[str, Any]) -> Observation:
         raw = data.get("status")
@@ -103,7 +102,7 @@ class WawpAdapter(Adapter):
         return self.observed(
             Status.UNKNOWN,
             answer,
-            reason="quota",
+            reason=Reason.QUOTA,
             keep_last=True,
             retry_at=self.retry_at(answer),
             error=f"Wawp quota or plan limit reached (HTTP 403): {message}",
@@ -124,22 +123,20 @@ class WawpAdapter(Adapter):
     ) -> ActionResponse:
         if secret is None:
             return self.no_token_action(_NO_SECRET)
-        result = await self._request("POST", path, instance, secret)
-        generic = self.action_response(result)
-        if generic is not None:
-            if generic.http_status == 403:
+        answer = self.action_answer(await self._request("POST", path, instance, secret))
+        if isinstance(answer, ActionResponse):
+            if answer.http_status == 403:
                 return ActionResponse(
                     ActionOutcome.FAILED,
                     http_status=403,
-                    latency_ms=generic.latency_ms,
+                    latency_ms=answer.latency_ms,
                     message=(
                         f"Wawp quota or plan limit reached, the {verb} was not carried out: "
-                        f"{generic.message.removeprefix('HTTP 403: ')}"
+                        f"{answer.message.removeprefix('HTTP 403: ')}"
                     ),
-                    reason="quota",
+                    reason=Reason.QUOTA,
                 )
-            return generic
-        answer = cast(HttpAnswer, result)  # action_response is None only for a 2xx answer
+            return answer
         data = answer.json()
         status: Status | None = None
         raw = data.get("status") if isinstance(data, dict) else None

@@ -8,11 +8,11 @@ is a drop-in ``base_url``; the control API lives under ``/_sim``. The live world
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
+from tuiapp.clock import Clock
 from tuiapp.simulator.apis import API
 from tuiapp.simulator.asgi import ProviderApp
 from tuiapp.simulator.control import control_routes
@@ -24,7 +24,7 @@ __all__ = ["create_app"]
 
 def create_app(
     fleet: SimFleet,
-    clock: Callable[[], float] = time.time,
+    clock: Clock = time.time,
     *,
     boot_seconds: float = 4.0,
     limits: bool = True,

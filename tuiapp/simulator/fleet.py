@@ -3,7 +3,7 @@
 A ``SimFleet`` is plain data, built deterministically from a seed and a scenario
 by ``build_fleet``. The app (``create_app``) copies it into live state, so one
 fleet can back several independent simulators. ``SimFleet.to_config`` writes the
-matching tuiapp config (SPEC.md schema) pointing every account at a running
+matching tuiapp config (the schema ``tuiapp.config`` reads) pointing every account at a running
 simulator.
 """
 

@@ -1,15 +1,17 @@
 """Rate limits the simulator enforces, and the sliding-window counter behind them.
 
-Windows slide over the injected clock ("at most L requests in any 60 s"), as
-PROVIDERS.md describes the real ones, so tests move a fake clock instead of waiting.
+Windows slide over the injected clock ("at most L requests in any 60 s", the way the
+real providers count, see docs/providers.md), so tests move a fake clock instead of waiting.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable, Hashable
+from collections.abc import Hashable
 from dataclasses import dataclass
+
+from tuiapp.clock import Clock
 
 __all__ = ["WINDOW_SECONDS", "RateLimiter", "SimLimits", "Verdict"]
 
@@ -62,7 +64,7 @@ class Verdict:
 class RateLimiter:
     """Sliding 60 s windows keyed by any hashable scope; refused requests are not counted."""
 
-    def __init__(self, clock: Callable[[], float], window: float = WINDOW_SECONDS) -> None:
+    def __init__(self, clock: Clock, window: float = WINDOW_SECONDS) -> None:
         self._clock = clock
         self._window = window
         self._hits: dict[Hashable, deque[float]] = {}

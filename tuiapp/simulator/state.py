@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tuiapp.clock import Clock
 from tuiapp.model import Status, iso_utc
 from tuiapp.simulator.apis import API
 from tuiapp.simulator.faults import (
@@ -104,7 +104,7 @@ class Simulator:
     def __init__(
         self,
         fleet: SimFleet,
-        clock: Callable[[], float],
+        clock: Clock,
         *,
         boot_seconds: float = 4.0,
         limits: bool = True,
@@ -452,8 +452,8 @@ class Simulator:
     def expected(self, inst: InstanceState, now: float | None = None) -> str | None:
         """The normalized status a correct adapter reports for one read of this instance now.
 
-        Follows PROVIDERS.md's mapping tables; transport faults and a provider that is down
-        give UNREACHABLE; a Wawp quota 403 gives None (the last status is kept).
+        Follows the mapping tables of docs/providers.md; transport faults and a provider
+        that is down give UNREACHABLE; a Wawp quota 403 gives None (the last status is kept).
         Rate limits and probabilistic faults (``rate`` < 1) are not taken into account.
         """
         if now is None:

@@ -1,27 +1,87 @@
-"""Command palette (ctrl+p): jump to an instance by name, id, account, provider or tag.
+"""Command palette (ctrl+p): the fixed commands, and jump to an instance.
 
-The fixed commands (restart, reconnect, filter, problems only, sort, pause, poll
-now, abort, event log, quit) come from ``FleetApp.get_system_commands``; this
-provider adds one "Jump to" hit per matching instance, at most ``MAX_HITS``.
+``fleet_commands`` lists the fixed commands (restart, reconnect, filter, problems
+only, sort, pause, poll now, abort, quit) that ``FleetApp.get_system_commands`` adds
+to Textual's own; like keys, they post the operator's intents. ``InstanceJumpProvider``
+adds one "Jump to" hit per instance matching the typed name, id, account, provider or
+tag, at most ``MAX_HITS``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import partial
 from typing import TYPE_CHECKING
 
+from textual.app import SystemCommand
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.content import Content
 from textual.markup import escape
 
+from tuiapp.ui.messages import (
+    ActionRequested,
+    BulkAbortRequested,
+    FilterChanged,
+    PauseToggled,
+    PollRequested,
+    ProblemsToggled,
+    SortCycled,
+)
 from tuiapp.ui.present import status_text
 
 if TYPE_CHECKING:
     from tuiapp.ui.app import FleetApp
 
-__all__ = ["InstanceJumpProvider"]
+__all__ = ["InstanceJumpProvider", "fleet_commands"]
 
 MAX_HITS = 30
+
+
+def fleet_commands(app: FleetApp) -> Iterator[SystemCommand]:
+    """tuiapp's fixed palette commands, in palette order (Quit last)."""
+    post = app.post_message
+    if not app.read_only:
+        yield SystemCommand(
+            "Restart",
+            "Restart the marked rows, or the selected one",
+            lambda: post(ActionRequested(None, "restart")),
+        )
+        yield SystemCommand(
+            "Reconnect",
+            "Reconnect the marked rows, or the selected one (no QR)",
+            lambda: post(ActionRequested(None, "reconnect")),
+        )
+        yield SystemCommand(
+            "Restart with override",
+            "Override cooldown / loop breaker with a reason",
+            lambda: post(ActionRequested(None, "restart", override=True)),
+        )
+        yield SystemCommand(
+            "Reconnect with override",
+            "Override cooldown / loop breaker with a reason",
+            lambda: post(ActionRequested(None, "reconnect", override=True)),
+        )
+
+    def open_filter() -> None:
+        app.jump_home()
+        app.main.action_filter()
+
+    def poll_selected() -> None:
+        if app.model.cursor is not None:
+            post(PollRequested(app.model.cursor))
+
+    yield SystemCommand("Filter", "Filter rows by text", open_filter)
+    yield SystemCommand("Clear filter", "Show every row", lambda: post(FilterChanged("")))
+    yield SystemCommand("Problems only", "Toggle problems only", lambda: post(ProblemsToggled()))
+    yield SystemCommand(
+        "Sort", "Cycle sort: severity, name, provider, since", lambda: post(SortCycled())
+    )
+    yield SystemCommand("Pause / resume polling", "Toggle polling", lambda: post(PauseToggled()))
+    yield SystemCommand("Poll now", "Poll the selected row now", poll_selected)
+    yield SystemCommand(
+        "Abort bulk", "Abort the running bulk action", lambda: post(BulkAbortRequested())
+    )
+    yield SystemCommand("Quit", "Quit (asks only while actions are in flight)", app.action_quit)
 
 
 class InstanceJumpProvider(Provider):

@@ -23,6 +23,7 @@ from textual.widgets import Static
 
 from tuiapp.model import ACTIONS, iso_utc
 from tuiapp.secrets import redact
+from tuiapp.ui.messages import ActionRequested, PollRequested, deliver
 from tuiapp.ui.present import (
     STATUS_COMPONENTS,
     NoteBook,
@@ -211,11 +212,20 @@ class DetailScreen(Screen[None]):
     COMPONENT_CLASSES: ClassVar[set[str]] = set(STATUS_COMPONENTS)
 
     def __init__(
-        self, name: str, build: Callable[[str, Callable[[str], object]], Text | None]
+        self,
+        name: str,
+        build: Callable[[str, Callable[[str], object]], Text | None],
+        *,
+        read_only: bool = False,
+        offered: frozenset[str] | None = None,
     ) -> None:
+        """``build`` makes the text; ``read_only`` and ``offered`` (the actions the
+        provider has; None: all) grey out r and c."""
         super().__init__()
         self.instance_name = name
         self.build = build
+        self.read_only = read_only
+        self.offered = offered
         self._shown: Text | None = None
 
     def compose(self) -> ComposeResult:
@@ -244,19 +254,17 @@ class DetailScreen(Screen[None]):
         """Greyed out: r / c in read-only mode, and an action the provider does not offer."""
         if action != "act":
             return True
-        app = self.app
-        if getattr(app, "read_only", False):
+        if self.read_only:
             return None
-        offered = getattr(app, "offered_actions", None)
-        if offered is not None and parameters and parameters[0] not in offered(self.instance_name):
+        if self.offered is not None and parameters and parameters[0] not in self.offered:
             return None
         return True
 
     def action_close(self) -> None:
         self.dismiss(None)
 
-    def action_act(self, action: str, override: bool = False) -> None:
-        self.app.request_action([self.instance_name], action, override=override)  # type: ignore[attr-defined]
+    async def action_act(self, action: str, override: bool = False) -> None:
+        await deliver(self, ActionRequested((self.instance_name,), action, override=override))
 
-    def action_poll_now(self) -> None:
-        self.app.poll_instance(self.instance_name)  # type: ignore[attr-defined]
+    async def action_poll_now(self) -> None:
+        await deliver(self, PollRequested(self.instance_name))

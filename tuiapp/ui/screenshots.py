@@ -21,7 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tuiapp.ui.app import Backend, FleetApp, build_backend
+from tuiapp.runtime import Backend, build_backend
+from tuiapp.ui.app import FleetApp
 
 __all__ = ["SHOTS", "main", "take_screenshots"]
 

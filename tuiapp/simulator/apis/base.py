@@ -166,7 +166,7 @@ class ProviderAPI:
         return read
 
     def expected(self, sim: Simulator, inst: InstanceState, read: str) -> str:
-        """The normalized status PROVIDERS.md's mapping gives for this read."""
+        """The normalized status docs/providers.md's mapping gives for this read."""
         return read
 
     # --- messages that differ per provider ----------------------------------------

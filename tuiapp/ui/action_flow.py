@@ -1,0 +1,270 @@
+"""The action flow: r / c from any screen to a worker running the engine.
+
+    ActionRequested -> targets (marked rows, else the cursor row)
+        -> [override: ReasonScreen asks why]
+        -> plan: the engine's verdicts (+ the bulk outage hold), refusals audited
+        -> nothing allowed: say why, send nothing
+        -> ConfirmScreen -> a worker in the "actions" group: engine.run / run_bulk
+
+The worker's own progress comes back as engine events (the bridge); this module keeps
+the bookkeeping the app needs when a worker ends (its targets, whether a bulk run is
+still going). Planning lives in ``_plan`` alone, so moving it into the engine's own
+``plan()`` is a change here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import TYPE_CHECKING
+
+from textual.worker import Worker
+
+from tuiapp.events import BulkProgressed
+from tuiapp.secrets import redact
+from tuiapp.ui.dialogs import ConfirmPlan, ConfirmScreen, ReasonScreen, Target
+from tuiapp.ui.widgets import LogEntry
+
+if TYPE_CHECKING:
+    from tuiapp.ui.app import FleetApp
+
+__all__ = ["ActionFlow"]
+
+log = logging.getLogger("tuiapp.ui")
+
+
+class ActionFlow:
+    """Verdicts, reason, confirmation and the run, for one ``FleetApp``."""
+
+    def __init__(self, app: FleetApp) -> None:
+        self.app = app
+        self.bulk: BulkProgressed | None = None  # the latest progress while a bulk action runs
+        self.bulk_running = False
+        self._worker_targets: dict[str, tuple[str, ...]] = {}  # worker name -> its targets
+
+    def targets(self) -> list[str]:
+        """The marked rows (hidden ones included) in grid order, else the selected row."""
+        model = self.app.model
+        marked = model.marked_in_order()
+        if marked:
+            return marked
+        return [model.cursor] if model.cursor is not None else []
+
+    def request(self, names: list[str] | None, action: str, *, override: bool = False) -> None:
+        """r / c (and the palette, and the detail view): verdicts, then the dialog."""
+        app = self.app
+        if app.read_only:
+            app.notify("Read-only mode: actions are off.", severity="warning")
+            return
+        targets = list(names) if names is not None else self.targets()
+        if not targets:
+            app.notify("No instance selected.", severity="warning")
+            return
+        if not override:
+            self._plan(targets, action, None)
+            return
+        verdicts = app.engine.verdicts(targets, action)
+        refusals = [f"{v.name}: {v.refusal}" for v in verdicts if not v.allowed]
+        if len(targets) > 1:
+            refusals += [
+                f"{acct}: account-wide outage (a bulk action needs the override)"
+                for acct in sorted({app.poller.rows[n].account.name for n in targets})
+                if acct in app.poller.outage_accounts()
+            ]
+
+        def with_reason(reason: str | None) -> None:
+            if reason:
+                self._plan(targets, action, reason)
+            else:
+                app.notify("No override: nothing sent.")
+
+        noun = targets[0] if len(targets) == 1 else f"{len(targets)} instances"
+        app.push_screen(
+            ReasonScreen(
+                f"Override for {action} of {noun}", refusals or ["(no refusal to lift)"], app.clock
+            ),
+            with_reason,
+        )
+
+    def _plan(self, targets: list[str], action: str, override_reason: str | None) -> None:
+        app = self.app
+        verdicts = app.engine.verdicts(targets, action, override_reason=override_reason)
+        bulk = len(targets) > 1
+        allow_outage = bulk and bool(override_reason)
+        outage_accounts = app.poller.outage_accounts() if bulk else set()
+        allowed: list[Target] = []
+        skipped: list[Target] = []
+        for verdict in verdicts:
+            row = app.poller.rows[verdict.name]
+            if verdict.allowed and row.account.name in outage_accounts and not allow_outage:
+                verdict = dataclasses.replace(
+                    verdict,
+                    allowed=False,
+                    refusal=f"account {row.account.name} is in an outage: a bulk {action} "
+                    "there needs the override (shift+r / shift+c, with a reason)",
+                    overridable=True,
+                )
+            target = Target(
+                name=verdict.name,
+                account=row.account.name,
+                provider=row.account.provider,
+                status=verdict.status,
+                verdict=verdict,
+                hidden=not app.model.is_shown(verdict.name),
+            )
+            (allowed if verdict.allowed else skipped).append(target)
+        if skipped:
+            self._audit_refusals(skipped, action, override_reason)
+        if not allowed:
+            self._refused(skipped, action)
+            return
+        plan = ConfirmPlan(
+            action=action,
+            targets=tuple(allowed),
+            skipped=tuple(skipped),
+            override_reason=override_reason,
+            allow_outage=allow_outage,
+        )
+        app.push_screen(ConfirmScreen(plan, app.clock), lambda ok: self._confirmed(plan, ok))
+
+    def _audit_refusals(
+        self, skipped: list[Target], action: str, override_reason: str | None
+    ) -> None:
+        """Every decided attempt gets its audit line: the engine writes each refusal (no send)."""
+        engine = self.app.engine
+
+        async def audit() -> None:
+            for target in skipped:
+                await engine.run(
+                    target.name,
+                    action,
+                    override_reason=override_reason,
+                    expected=target.verdict,
+                )
+
+        self.app.run_worker(
+            audit(), name=f"audit refusals of {action}", group="actions", exit_on_error=False
+        )
+
+    def _refused(self, skipped: list[Target], action: str) -> None:
+        """Nothing to send: say why (the first reason, and how to override if one can)."""
+        app = self.app
+        first = skipped[0].verdict
+        hint = f" (shift+{action[0]} overrides it with a reason)" if first.overridable else ""
+        if len(skipped) == 1:
+            message = f"{action} {first.name} refused: {first.refusal}{hint}"
+            other = "reconnect" if action == "restart" else "restart"
+            offered = app.offered_actions(first.name)
+            if action not in offered and other in offered:
+                # "no restart here" alone would hide the real trouble (a QR scan...)
+                alternative = app.engine.verdict(first.name, other)
+                if alternative.allowed:
+                    key = {"restart": "r", "reconnect": "c"}[other]
+                    message += f"; {other} is possible: press {key}"
+                else:
+                    message += f"; {other} is refused too: {alternative.refusal}"
+        else:
+            message = (
+                f"{action} refused for all {len(skipped)} targets; nothing sent. "
+                f"First: {first.name}: {first.refusal}{hint}"
+            )
+        app.notify(message, title="Nothing sent", severity="warning", markup=False, timeout=10)
+
+    def _confirmed(self, plan: ConfirmPlan, ok: bool | None) -> None:
+        app = self.app
+        if not ok:
+            app.notify(f"{plan.action.capitalize()} cancelled: nothing sent.")
+            return
+        app.model.marks.clear()
+        reason = plan.override_reason
+        if len(plan.targets) == 1:
+            target = plan.targets[0]
+            app.notes.progressed(target.name, plan.action, "sending", "", app.clock())
+            app.run_worker(
+                app.engine.run(
+                    target.name,
+                    plan.action,
+                    reason=reason,
+                    override_reason=reason,
+                    expected=target.verdict,
+                ),
+                name=self._worker_name(f"{plan.action} {target.name}", plan),
+                group="actions",
+                exit_on_error=False,
+            )
+        else:
+            self.bulk_running = True
+            self.bulk = None
+            app.run_worker(
+                app.engine.run_bulk(
+                    [t.name for t in plan.targets],
+                    plan.action,
+                    reason=reason,
+                    override_reason=reason,
+                    allow_outage=plan.allow_outage,
+                    expected={t.name: t.verdict for t in plan.targets},
+                ),
+                name=self._worker_name(f"bulk {plan.action} of {len(plan.targets)}", plan),
+                group="actions",
+                exit_on_error=False,
+            )
+        app.refresh_view()
+
+    def _worker_name(self, base: str, plan: ConfirmPlan) -> str:
+        """A unique worker name, remembered with its targets (for failures, see ``failed``)."""
+        name = base
+        suffix = 1
+        while name in self._worker_targets:
+            suffix += 1
+            name = f"{base} #{suffix}"
+        self._worker_targets[name] = tuple(t.name for t in plan.targets)
+        return name
+
+    async def recover_interrupted(self) -> None:
+        """Actions a killed tuiapp sent without hearing back: reported as unknown."""
+        app = self.app
+        try:
+            for report in await app.engine.arecover_interrupted():
+                text = redact(
+                    f"{report.action} {report.name}: {report.outcome} ({report.message}); "
+                    "the instance stays in cooldown"
+                )
+                app.log_entries([LogEntry(app.clock(), text, "note--bad")])
+                app.notify(text, title="Interrupted action", severity="warning", markup=False)
+        except Exception as exc:  # a broken audit log or state must not keep the grid away
+            log.debug("recover_interrupted failed", exc_info=True)
+            app.notify(
+                f"Could not check for interrupted actions: {redact(str(exc))}",
+                severity="warning",
+                markup=False,
+            )
+
+    # ---- when an action worker ends --------------------------------------------------
+
+    def succeeded(self, worker: Worker[object]) -> None:
+        """An action worker returned: forget its targets; is a bulk run still going?"""
+        self._worker_targets.pop(worker.name, None)
+        self.bulk_running = any(
+            w.group == "actions" and w.name.startswith("bulk") and not w.is_finished
+            for w in self.app.workers
+        )
+        if not self.bulk_running:
+            self.bulk = None
+
+    def failed(self, worker_name: str, error: str) -> None:
+        """An action worker raised: its targets still in flight end as unknown."""
+        app = self.app
+        self.bulk_running = False
+        now = app.clock()
+        for name in self._worker_targets.pop(worker_name, ()):
+            if app.notes.in_flight(name):  # no report will come: say what we know
+                note = app.notes.notes[name]
+                app.notes.finished(name, note.action, "unknown", error, now)
+
+    def abort_bulk(self) -> None:
+        app = self.app
+        if not self.bulk_running:
+            app.notify("No bulk action is running.")
+            return
+        app.engine.abort()
+        app.notify("Aborting: targets that have not started will not be sent.", severity="warning")

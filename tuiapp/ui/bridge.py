@@ -1,0 +1,261 @@
+"""The engine bridge: engine events in, Textual messages out, and what each one means here.
+
+The poller and the action engine call ``EngineBridge.receive`` synchronously on the
+app's loop. It only posts: observations go into a dirty set with at most one
+``RowsObserved`` queued (a burst of reads is one repaint), everything else is an
+``EngineEventReceived``. When the app handles that message, ``apply`` dispatches on
+the event's type with ``match`` (a renamed event class is a type error, never a
+silently dropped handler) and updates what the engine told us (``outages``,
+``network_down``, ``last_sweep``), the action notes and the event log. The app
+refreshes the view once per message afterwards.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import TYPE_CHECKING
+
+from tuiapp.events import (
+    ActionFinished,
+    ActionProgressed,
+    BulkProgressed,
+    EngineEvent,
+    InstanceObserved,
+    NetworkDown,
+    OutageChanged,
+    SweepFinished,
+    TransitionConfirmed,
+    WorkStuck,
+)
+from tuiapp.model import Status
+from tuiapp.secrets import redact
+from tuiapp.ui.detail import DetailFacts
+from tuiapp.ui.messages import EngineEventReceived, RowsObserved
+from tuiapp.ui.present import RowLike, status_class, status_text
+from tuiapp.ui.widgets import LogEntry
+
+if TYPE_CHECKING:
+    from tuiapp.ui.app import FleetApp
+
+__all__ = ["OUTCOME_SEVERITY", "EngineBridge"]
+
+log = logging.getLogger("tuiapp.ui")
+
+STATE_REFRESH_SECONDS = 2.0  # how often the tick re-reads the shared state
+OUTCOME_SEVERITY = {
+    "recovered": "information",
+    "cancelled": "warning",
+    "refused": "warning",
+    "aborted": "warning",
+    "not_recovered": "error",
+    "failed": "error",
+    "unknown": "error",
+}
+
+
+class EngineBridge:
+    """Subscribes to the engine for one ``FleetApp`` and applies its events to the view."""
+
+    def __init__(self, app: FleetApp) -> None:
+        self.app = app
+        self.outages: dict[str, str] = {}  # account -> the outage message, while it holds
+        self.network_down = False
+        self.last_sweep: SweepFinished | None = None
+        self._dirty: set[str] = set()
+        self._rows_posted = False
+        self._state_read_at = float("-inf")
+        self._state_error: str | None = None
+        self._pid = os.getpid()
+
+    # ---- engine -> messages (on the engine's call) ---------------------------------
+
+    def receive(self, event: EngineEvent) -> None:
+        """Subscriber, called synchronously on the engine's loop (the app's loop)."""
+        match event:
+            case InstanceObserved(name=name):
+                self._dirty.add(name)
+                if not self._rows_posted:
+                    self._rows_posted = True
+                    self.app.post_message(RowsObserved())
+            case _:
+                self.app.post_message(EngineEventReceived(event))
+
+    def take_dirty(self) -> set[str]:
+        """The names observed since the last ``RowsObserved`` was handled."""
+        self._rows_posted = False
+        names, self._dirty = self._dirty, set()
+        return names
+
+    # ---- what the engine wrote down: shared state, detail facts --------------------
+
+    def read_shared_state(self, *, force: bool = False) -> None:
+        """Cooldowns and other operators' actions from ``state_dir`` (cached by file stat)."""
+        app = self.app
+        now = app.clock()
+        if not force and now - self._state_read_at < STATE_REFRESH_SECONDS:
+            return
+        self._state_read_at = now
+        try:
+            data = app.state.snapshot()
+        except Exception as exc:  # StateError: say so once, keep running
+            text = redact(str(exc))
+            if text != self._state_error:
+                self._state_error = text
+                app.notify(f"Shared state unreadable: {text}", severity="warning", markup=False)
+            return
+        self._state_error = None
+        from tuiapp.state import HOSTNAME
+
+        rows = app.poller.rows
+        for name in data.names():
+            if name not in rows:
+                continue
+            until = data.cooldown_until(name)
+            app.notes.set_cooldown(name, until if until is not None and until > now else None)
+            records = data.records(name)
+            if not records:
+                continue
+            last = max(records, key=lambda r: r.at)
+            if last.pid != self._pid or last.host != HOSTNAME:
+                app.notes.record_other(name, last.action, last.at, last.operator, last.outcome)
+
+    def detail_facts(self, name: str, row: RowLike, interval: float) -> DetailFacts:
+        """What the detail view shows beyond the row: verdicts now, past actions, outage."""
+        offered = frozenset(row.account.info.actions)
+        verdicts = []
+        for action in ("restart", "reconnect"):
+            if action in offered:
+                try:
+                    verdicts.append(self.app.engine.verdict(name, action))
+                except Exception as exc:
+                    log.debug("verdict failed for %s: %s", name, exc)
+        try:
+            records = self.app.state.snapshot().records(name)
+        except Exception:
+            records = []
+        return DetailFacts(
+            interval=interval,
+            verdicts=verdicts,
+            offered=offered,
+            records=records,
+            outage=self.outages.get(row.account.name),
+        )
+
+    # ---- messages -> the view (in the app's handler) --------------------------------
+
+    def apply(self, event: EngineEvent) -> None:
+        match event:
+            case TransitionConfirmed():
+                self._transition_confirmed(event)
+            case OutageChanged():
+                self._outage_changed(event)
+            case NetworkDown(active=active):
+                self.network_down = bool(active)
+            case SweepFinished():
+                self.last_sweep = event
+            case ActionProgressed():
+                self._action_progressed(event)
+            case ActionFinished():
+                self._action_finished(event)
+            case WorkStuck():
+                self._work_stuck(event)
+            case BulkProgressed():
+                self.app.actions.bulk = event
+            case InstanceObserved():  # coalesced in ``receive``; never posted
+                pass
+
+    def _transition_confirmed(self, event: TransitionConfirmed) -> None:
+        app = self.app
+        tr = event.transition
+        row = app.poller.rows.get(tr.instance)
+        app.log_entries(
+            [
+                LogEntry(
+                    tr.at,
+                    f"{tr.instance}: {status_text(tr.old)} → {status_text(tr.new)}"
+                    + (f" ({tr.reason})" if tr.reason else ""),
+                    f"status--{status_class(tr.new)}",
+                )
+            ]
+        )
+        if row is None or row.instance.muted or row.instance.expect == tr.new:
+            return
+        if row.flapping and tr.old == Status.WORKING:
+            return  # the FLAPPING badge says it; a toast per flap would bury real news
+        if tr.old == Status.WORKING and tr.new.is_bad:
+            app.notify(
+                f"{tr.instance}: WORKING → {status_text(tr.new)}"
+                + (f" ({tr.reason})" if tr.reason else ""),
+                title="Instance down",
+                severity="error",
+                markup=False,
+            )
+            if app.fleet.monitor.bell:
+                app.bell()
+
+    def _outage_changed(self, event: OutageChanged) -> None:
+        if event.active:
+            self.outages[event.account] = event.message
+        else:
+            self.outages.pop(event.account, None)
+        self.app.log_entries(
+            [LogEntry(self.app.clock(), f"outage {event.account}: {event.message}")]
+        )
+
+    def _action_progressed(self, event: ActionProgressed) -> None:
+        app = self.app
+        if event.stage == "waiting" and not (
+            (note := app.notes.notes.get(event.name)) and note.stage == "waiting"
+        ):  # another process holds the state lock: say so once per wait
+            app.notify(
+                redact(f"{event.action} {event.name}: {event.message}"),
+                title="Waiting",
+                severity="warning",
+                markup=False,
+            )
+        app.notes.progressed(event.name, event.action, event.stage, event.message, app.clock())
+        if event.stage in ("sent", "done"):
+            self.read_shared_state(force=True)
+        app.row_changed(event.name)
+
+    def _action_finished(self, event: ActionFinished) -> None:
+        app = self.app
+        report = event.report
+        now = app.clock()
+        app.notes.finished(report.name, report.action, report.outcome, report.message, now)
+        self.read_shared_state(force=True)
+        text = f"{report.action} {report.name}: {report.outcome.replace('_', ' ')}"
+        if report.message:
+            text += f": {report.message}"
+        if report.next_step:
+            text += f" Next: {report.next_step}"
+        text = redact(text)
+        css = "note--bad" if OUTCOME_SEVERITY.get(report.outcome) == "error" else ""
+        app.log_entries([LogEntry(now, text, css)])
+        app.row_changed(report.name)
+        if report.outcome == "refused":
+            return  # the refusal was already said when it was decided (see ActionFlow)
+        app.notify(
+            text,
+            title=f"{report.action.capitalize()} {report.outcome.replace('_', ' ')}",
+            severity=OUTCOME_SEVERITY.get(report.outcome, "information"),  # type: ignore[arg-type]
+            markup=False,
+            timeout=8,
+        )
+
+    def _work_stuck(self, event: WorkStuck) -> None:
+        """The watchdog abandoned a provider call: say which instance; the rest goes on."""
+        app = self.app
+        if event.active:
+            text = (
+                f"{event.name}: stuck: its {event.what} call has not returned after "
+                f"{event.seconds:.0f} s (abandoned; other rows keep polling)"
+            )
+        else:
+            text = f"{event.name}: the stuck {event.what} call ended after {event.seconds:.0f} s"
+        text = redact(text)
+        app.log_entries([LogEntry(app.clock(), text, "note--bad" if event.active else "")])
+        if event.active:
+            app.notify(text, title="Stuck", severity="error", markup=False, timeout=15)
+        app.row_changed(event.name)

@@ -1,0 +1,247 @@
+"""``FleetScreen``: the grid with its header, banners, filter box, event log and status line.
+
+The screen owns its widgets and its bindings and nothing else. A key that changes
+what the app knows posts an intent (``tuiapp.ui.messages``) that bubbles up to
+``FleetApp``; the screen never calls into the app. The header and status line texts
+are the app's (they read the engine); the screen only shows them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Input
+
+from tuiapp.ui.grid import FleetGrid
+from tuiapp.ui.messages import (
+    ActionRequested,
+    BulkAbortRequested,
+    DetailRequested,
+    FilterChanged,
+    PauseToggled,
+    PollRequested,
+    ProblemsToggled,
+    SortCycled,
+    deliver,
+)
+from tuiapp.ui.textual_fixes import LeanFooter
+from tuiapp.ui.widgets import EventLog, StatusCounts, TextCell
+
+if TYPE_CHECKING:
+    from tuiapp.ui.app import FleetApp
+
+__all__ = ["FleetScreen"]
+
+
+class FleetScreen(Screen[None]):
+    """The grid with its header, banners, filter box, event log and status line."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "detail", "Detail", id="fleet.detail", tooltip="Everything about it"),
+        Binding(
+            "r",
+            "act('restart')",
+            "Restart",
+            id="fleet.restart",
+            tooltip="Restart the marked rows, or the selected one",
+        ),
+        Binding(
+            "c",
+            "act('reconnect')",
+            "Reconnect",
+            id="fleet.reconnect",
+            tooltip="Reconnect the marked rows, or the selected one (no QR)",
+        ),
+        Binding(
+            "R",
+            "act('restart', True)",
+            "Restart, override with a reason",
+            show=False,
+            id="fleet.restart_override",
+            tooltip="Override a cooldown, loop breaker or bulk outage hold",
+        ),
+        Binding(
+            "C",
+            "act('reconnect', True)",
+            "Reconnect, override with a reason",
+            show=False,
+            id="fleet.reconnect_override",
+        ),
+        Binding(
+            "slash",
+            "filter",
+            "Filter",
+            id="fleet.filter",
+            tooltip="Filter by name, id, account, provider or tag",
+        ),
+        Binding("f", "problems", "Problems", id="fleet.problems", tooltip="Problems only"),
+        Binding(
+            "s",
+            "sort",
+            "Sort",
+            id="fleet.sort",
+            tooltip="Cycle sort: severity, name, provider, since",
+        ),
+        Binding(
+            "u",
+            "poll_now",
+            "Poll now",
+            show=False,
+            id="fleet.poll_now",
+            tooltip="Poll the selected row now (within its budget)",
+        ),
+        Binding(
+            "p", "pause", "Pause", show=False, id="fleet.pause", tooltip="Pause or resume polling"
+        ),
+        Binding("l", "log", "Log", id="fleet.log", tooltip="Toggle the event log"),
+        Binding(
+            "x",
+            "abort",
+            "Abort bulk",
+            show=False,
+            id="fleet.abort",
+            tooltip="Abort the running bulk action (what has not started)",
+        ),
+        Binding(
+            "escape",
+            "escape",
+            "Clear filter",
+            show=False,
+            id="fleet.escape",
+            tooltip="Clear the filter, or close the event log",
+        ),
+        Binding(
+            "q",
+            "app.quit",
+            "Quit",
+            id="fleet.quit",
+            tooltip="Quit (asks only while actions are in flight)",
+        ),
+    ]
+
+    class Ready(Message):
+        """The widgets are mounted: the app may subscribe, fill the grid and start polling."""
+
+    def __init__(self, fleet_app: FleetApp) -> None:
+        super().__init__(id="fleet")
+        self.fleet_app = fleet_app  # read for check_action and compose; never called
+
+    def compose(self) -> ComposeResult:
+        app = self.fleet_app
+        self.counts = StatusCounts(id="counts")
+        self.badge_demo = TextCell("DEMO", id="badge-demo", classes="badge")
+        self.badge_read_only = TextCell("READ-ONLY", id="badge-read-only", classes="badge")
+        self.polling = TextCell(id="polling")
+        self.outage_banner = TextCell(id="outage-banner", classes="banner")
+        self.network_banner = TextCell(
+            "Every account is unreachable: check tuiapp's own network (DNS, proxy, VPN, "
+            "firewall) before acting on instances.",
+            id="network-banner",
+            classes="banner",
+        )
+        self.filter_box = Input(placeholder="filter: name, id, account, provider, tag", id="filter")
+        self.grid = FleetGrid(app.model, app.grid_cells, app.clock, id="grid")
+        self.event_log = EventLog(id="event-log")
+        self.status_line = TextCell(id="status-line")
+        with Vertical(id="header"):
+            with Horizontal(id="header-top"):
+                yield self.counts
+                yield self.badge_demo
+                yield self.badge_read_only
+            yield self.polling
+        yield self.outage_banner
+        yield self.network_banner
+        yield self.filter_box
+        yield self.grid
+        yield self.event_log
+        yield self.status_line
+        yield LeanFooter()
+
+    def on_mount(self) -> None:
+        app = self.fleet_app
+        self.badge_demo.display = app.demo
+        self.badge_read_only.display = app.read_only
+        self.outage_banner.display = False
+        self.network_banner.display = False
+        self.filter_box.display = False
+        self.event_log.display = False
+        self.grid.focus()
+        self.post_message(self.Ready())  # the app starts the engine on it
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        app = self.fleet_app
+        if action == "act":
+            return None if app.read_only else True
+        if action == "abort":
+            return True if app.bulk_running else None
+        if action in ("detail", "poll_now"):
+            return True if app.model.cursor is not None else None
+        return True
+
+    async def action_detail(self) -> None:
+        if self.fleet_app.model.cursor is not None:
+            await deliver(self, DetailRequested(self.fleet_app.model.cursor))
+
+    async def action_act(self, action: str, override: bool = False) -> None:
+        await deliver(self, ActionRequested(None, action, override=override))
+
+    def action_filter(self) -> None:
+        box = self.filter_box
+        box.display = True
+        box.value = self.fleet_app.model.filter_text
+        # Focus now, not after a refresh: keys typed right after "/" (a slow link
+        # delivers them together) must reach the box, never the grid's r or c.
+        self.set_focus(box, scroll_visible=False)
+
+    async def action_problems(self) -> None:
+        await deliver(self, ProblemsToggled())
+
+    async def action_sort(self) -> None:
+        await deliver(self, SortCycled())
+
+    async def action_poll_now(self) -> None:
+        if self.fleet_app.model.cursor is not None:
+            await deliver(self, PollRequested(self.fleet_app.model.cursor))
+
+    async def action_pause(self) -> None:
+        await deliver(self, PauseToggled())
+
+    def action_log(self) -> None:
+        event_log = self.event_log
+        event_log.display = not event_log.display
+        if event_log.display:
+            event_log.refresh()
+
+    async def action_abort(self) -> None:
+        await deliver(self, BulkAbortRequested())
+
+    async def action_escape(self) -> None:
+        """In the filter box: clear it and return to the grid; else clear the filter,
+        else close the event log."""
+        box = self.filter_box
+        if box.display:
+            await deliver(self, FilterChanged(""))
+            self._close_filter()
+        elif self.fleet_app.model.filter_text:
+            await deliver(self, FilterChanged(""))
+        elif self.event_log.display:
+            self.event_log.display = False
+
+    @on(Input.Changed, "#filter")
+    async def _filter_changed(self, event: Input.Changed) -> None:
+        await deliver(self, FilterChanged(event.value))
+
+    @on(Input.Submitted, "#filter")
+    async def _filter_submitted(self, event: Input.Submitted) -> None:
+        await deliver(self, FilterChanged(event.value))
+        self._close_filter()
+
+    def _close_filter(self) -> None:
+        self.set_focus(self.grid, scroll_visible=False)
+        self.filter_box.display = False
