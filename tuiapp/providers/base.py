@@ -40,9 +40,9 @@ import httpx
 
 from tuiapp.clock import Clock
 from tuiapp.config import AccountConfig, InstanceConfig
-from tuiapp.model import ActionResponse, Observation
+from tuiapp.model import ActionOutcome, ActionResponse, Observation, Status
 from tuiapp.providers.catalog import ProviderInfo
-from tuiapp.providers.classify import MAX_RETRY_SECONDS, NO_TOKEN, Classifier
+from tuiapp.providers.classify import MAX_RETRY_SECONDS, NO_TOKEN, SHAPE_ERRORS, Classifier
 from tuiapp.providers.http import (
     CALL_DEADLINE,
     INVALID,
@@ -53,6 +53,13 @@ from tuiapp.providers.http import (
     register_body_secrets,
     under_one_deadline,
 )
+from tuiapp.providers.pairing import (
+    DEFAULT_QR_SECONDS,
+    Pairing,
+    PairingSupport,
+    e164_digits,
+    register_code,
+)
 from tuiapp.providers.text import (
     SECRET_FIELD,
     mask_secret_fields,
@@ -61,6 +68,7 @@ from tuiapp.providers.text import (
     segment,
 )
 from tuiapp.secrets import GLOBAL_REDACTOR, Redactor, Secret
+from tuiapp.vocabulary import Reason
 
 __all__ = [
     "CALL_DEADLINE",
@@ -75,6 +83,8 @@ __all__ = [
     "BudgetScope",
     "HttpAnswer",
     "ListResult",
+    "Pairing",
+    "PairingSupport",
     "ReadGate",
     "TransportFailure",
     "mask_secret_fields",
@@ -84,8 +94,9 @@ __all__ = [
 ]
 
 MAX_ID_LENGTH = 200  # a listed id longer than this is a hostile answer, not an instance
-REQUEST_KINDS = frozenset({"fetch", "list", "restart", "reconnect"})
-_DEADLINE_CALLS = ("fetch", "list_instances", "restart", "reconnect")
+REQUEST_KINDS = frozenset({"fetch", "list", "restart", "reconnect", "pairing"})
+_DEADLINE_CALLS = ("fetch", "list_instances", "restart", "reconnect", "pair_qr", "pair_code")
+_NO_PAIRING = "no pairing endpoint is documented"
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +164,8 @@ class Adapter(Classifier):
     # True: a call handed no secret uses the account's (``credential``). False: the
     # caller's choice is final, and a call without a secret sends nothing.
     account_fallback: ClassVar[bool] = True
+    # Which login pairing the provider's API offers (docs/providers.md, "Pairing").
+    pairing_support: ClassVar[PairingSupport] = PairingSupport(False, False, _NO_PAIRING)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -246,6 +259,119 @@ class Adapter(Classifier):
         """
         raise NotImplementedError
 
+    # ---- pairing (a login QR or a phone-number code) ------------------------------------------
+
+    async def pairing(
+        self, instance: InstanceConfig, secret: Secret | None = None, *, phone: str | None = None
+    ) -> Pairing:
+        """The login QR of one instance, or (``phone``, E.164) a phone-number pairing code.
+
+        Returns: a Pairing, whatever happened: ACCEPTED with the QR value (or image) or the
+        code, every one of them registered with the redactor first; REFUSED where the
+        provider has no such pairing (the reason says so), the number is no E.164 number,
+        or the answer says the instance is not waiting for a QR; RATE_LIMITED, FAILED or
+        UNKNOWN as for an action. Budgets are the caller's (``budget_scopes("pairing")``).
+        Never: raises, sends without a secret, or puts the QR or the code into a message.
+        """
+        support = self.pairing_support
+        digits = None
+        if phone is not None:
+            digits = e164_digits(phone)
+            if digits is None:
+                return Pairing.refused(
+                    "a pairing code needs an E.164 number: + then 8 to 15 digits", Reason.BAD_PHONE
+                )
+            if not support.code:
+                return Pairing.refused(
+                    f"{self.info.name} has no phone-number pairing code: "
+                    f"{support.note or _NO_PAIRING}",
+                    Reason.NO_PAIRING_CODE,
+                )
+        elif not support.qr:
+            return Pairing.refused(
+                f"{self.info.name} has no login QR in its API: {support.note or _NO_PAIRING}",
+                Reason.NO_PAIRING,
+            )
+        token = self.credential(secret)
+        if token is None:
+            response = self.no_token_action()
+            return Pairing.of(response)
+        try:
+            if digits is not None:
+                return await self.pair_code(instance, token, digits)
+            return await self.pair_qr(instance, token)
+        except SHAPE_ERRORS:
+            return Pairing(
+                ActionOutcome.FAILED,
+                message="the pairing answer has an unexpected shape",
+                reason=Reason.BAD_BODY,
+            )
+
+    async def pair_qr(self, instance: InstanceConfig, secret: Secret) -> Pairing:
+        """The provider's QR request (subclasses with ``pairing_support.qr``)."""
+        raise NotImplementedError
+
+    async def pair_code(self, instance: InstanceConfig, secret: Secret, digits: str) -> Pairing:
+        """The provider's pairing-code request for ``digits`` (international, no +)."""
+        raise NotImplementedError
+
+    def pairing_answer(
+        self,
+        result: HttpAnswer | TransportFailure,
+        special: Callable[[HttpAnswer], ActionResponse | None] | None = None,
+    ) -> HttpAnswer | Pairing:
+        """The 2xx answer for the adapter to read, or the Pairing an error answer makes."""
+        answer = self.action_answer(result, special)
+        return Pairing.of(answer) if isinstance(answer, ActionResponse) else answer
+
+    def paired_answer(
+        self,
+        answer: HttpAnswer,
+        *,
+        qr: str | None = None,
+        image: bytes | None = None,
+        code: str | None = None,
+        expires_at: float | None = None,
+        missing: str = "no QR in the answer",
+    ) -> Pairing:
+        """ACCEPTED with what the answer carried (each secret registered first), or FAILED
+        ``bad_body`` (``missing``) when it carried nothing to show."""
+        for value in (qr, code):
+            if value is not None:
+                register_code(self.redactor, value)
+        base: dict[str, Any] = {"http_status": answer.status_code, "latency_ms": answer.latency_ms}
+        if qr is None and image is None and code is None:
+            return Pairing(
+                ActionOutcome.FAILED,
+                message=f"{missing}: {self.body_excerpt(answer)}",
+                reason=Reason.BAD_BODY,
+                **base,
+            )
+        if expires_at is None and code is None:
+            expires_at = self.clock() + DEFAULT_QR_SECONDS
+        return Pairing(
+            ActionOutcome.ACCEPTED,
+            qr=Secret(qr, "pairing") if qr is not None else None,
+            image=image,
+            code=Secret(code, "pairing") if code is not None else None,
+            expires_at=expires_at,
+            message="pairing code" if code is not None else "login QR",
+            **base,
+        )
+
+    def not_waiting(self, answer: HttpAnswer | None, status: Status, detail: str = "") -> Pairing:
+        """REFUSED: the answer says the instance waits for no QR (``status``): a WORKING
+        number must never be re-paired by accident."""
+        text = f"the instance is {status.value}, not waiting for a QR scan"
+        return Pairing(
+            ActionOutcome.REFUSED,
+            message=f"{text}: {detail}" if detail else text,
+            reason=Reason.NOT_SCAN_QR_CODE,
+            status=status,
+            http_status=answer.status_code if answer is not None else None,
+            latency_ms=answer.latency_ms if answer is not None else None,
+        )
+
     # ---- the templates: a read, an action -------------------------------------------------
 
     def credential(self, secret: Secret | None) -> Secret | None:
@@ -328,6 +454,7 @@ class Adapter(Classifier):
         *,
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
+        json_body: Any = None,
     ) -> HttpAnswer | TransportFailure:
         """One request under a hard deadline (body included), body read up to MAX_BODY.
 
@@ -346,6 +473,7 @@ class Adapter(Classifier):
             redact=self.redact,
             headers=headers,
             params=params,
+            json_body=json_body,
         )
         if isinstance(result, HttpAnswer):
             # Before any caller can build a message from it: reads and actions alike.

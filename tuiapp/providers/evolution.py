@@ -78,6 +78,7 @@ from tuiapp.providers.evolution_states import (
     logged_out_or_banned,
     map_state,
 )
+from tuiapp.providers.pairing import Pairing, PairingSupport, png_from, text_value
 from tuiapp.secrets import Secret
 from tuiapp.vocabulary import Reason
 
@@ -107,6 +108,7 @@ class EvolutionAdapter(Adapter):
     """An Evolution API server."""
 
     info = PROVIDERS["evolution"]
+    pairing_support = PairingSupport(qr=True, code=True)
     # Per-instance credentials in list bodies (v2 ``token``, v1 ``apikey``).
     token_fields = re.compile(r'"(?:token|apikey)"\s*:\s*"((?:[^"\\]|\\.)*)"')
     reads_inside_list = True
@@ -464,6 +466,59 @@ class EvolutionAdapter(Adapter):
                 "scan a QR in the Evolution manager"
             )
         return None
+
+    # ---- pairing ---------------------------------------------------------------------------
+
+    async def pair_qr(self, instance: InstanceConfig, secret: Secret) -> Pairing:
+        """``GET /instance/connect/{name}`` -> ``{code, base64, pairingCode, count}``.
+
+        ``code`` is the raw value; ``base64`` the same QR as a PNG. An ``open`` instance
+        answers its state instead: refused, never re-paired.
+        """
+        return await self._connect(instance, secret, None)
+
+    async def pair_code(self, instance: InstanceConfig, secret: Secret, digits: str) -> Pairing:
+        """``GET /instance/connect/{name}?number=<digits>`` -> ``pairingCode``."""
+        return await self._connect(instance, secret, digits)
+
+    async def _connect(
+        self, instance: InstanceConfig, secret: Secret, digits: str | None
+    ) -> Pairing:
+        params = {"number": digits} if digits is not None else None
+        result = await self.send(
+            "GET",
+            f"/instance/connect/{segment(instance.id)}",
+            headers=self.auth_headers(secret),
+            params=params,
+        )
+        answer = self.pairing_answer(result)
+        if isinstance(answer, Pairing):
+            return answer
+        data = answer.json()
+        if not isinstance(data, dict):
+            return self.paired_answer(answer)
+        if data.get("error") is True:
+            return Pairing(
+                ActionOutcome.FAILED,
+                message=f"Evolution refused: {self.error_message(answer, data)}",
+                reason=Reason.PROVIDER_ERROR,
+                http_status=answer.status_code,
+                latency_ms=answer.latency_ms,
+            )
+        holder = data.get("qrcode") if isinstance(data.get("qrcode"), dict) else data
+        state = (
+            holder.get("instance", {}).get("state")
+            if isinstance(holder.get("instance"), dict)
+            else None
+        )
+        if state == "open":
+            return self.not_waiting(answer, Status.WORKING)
+        if digits is not None:
+            code = text_value(holder.get("pairingCode"))
+            return self.paired_answer(answer, code=code, missing="no pairing code in the answer")
+        value = text_value(holder.get("code"))
+        image = None if value is not None else png_from(holder.get("base64"))
+        return self.paired_answer(answer, qr=value, image=image)
 
     def budget_scopes(self, kind: str, instance: InstanceConfig | None) -> list[BudgetScope]:
         """One scope per server (600/min); an operator cap adds ``evolution:{acct}:all``.

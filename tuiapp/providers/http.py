@@ -144,6 +144,7 @@ async def exchange(
     redact: Callable[[str], str],
     headers: Mapping[str, str] | None = None,
     params: Mapping[str, str] | None = None,
+    json_body: Any = None,
 ) -> HttpAnswer | TransportFailure:
     """One request under a hard deadline (body included), the body read up to MAX_BODY.
 
@@ -161,7 +162,9 @@ async def exchange(
         deadline = min(deadline, call_deadline)
     try:
         async with asyncio.timeout_at(deadline):
-            request = client.build_request(method, url, headers=headers, params=params)
+            request = client.build_request(
+                method, url, headers=headers, params=params, json=json_body
+            )
             response = await client.send(request, stream=True)
             try:
                 body, truncated = await read_capped(response)

@@ -31,6 +31,7 @@ from tuiapp.providers.base import (
     segment,
 )
 from tuiapp.providers.catalog import PROVIDERS
+from tuiapp.providers.pairing import Pairing, PairingSupport, png_from, text_value
 from tuiapp.secrets import Secret
 from tuiapp.vocabulary import Reason
 
@@ -50,11 +51,16 @@ _STATUS: dict[str, Status] = {
     "PENDING": Status.PENDING,
 }
 
+QR_RPM = 1  # POST /{instance}/request-new-qr-code: documented 1 request/min
+
 
 class HypersenderAdapter(Adapter):
     """Hypersender's hosted API."""
 
     info = PROVIDERS["hypersender"]
+    pairing_support = PairingSupport(
+        qr=True, code=False, note="only a new QR (POST /{id}/request-new-qr-code, 1/min)"
+    )
     # Every list item carries that instance's access_token: registered, never kept.
     token_fields = re.compile(r'"access_token"\s*:\s*"((?:[^"\\]|\\.)*)"')
     account_fallback = False  # the caller chose the secret (instance first, then account)
@@ -173,6 +179,42 @@ class HypersenderAdapter(Adapter):
             return "Hypersender has no reconnect; use restart"
         return super().refusal(action, last)
 
+    # ---- pairing ---------------------------------------------------------------------------
+
+    async def pair_qr(self, instance: InstanceConfig, secret: Secret) -> Pairing:
+        """``POST /{id}/request-new-qr-code`` (1/min): a new login QR.
+
+        The answer's shape is not documented: the raw value is read from ``qr``,
+        ``qr_code``, ``qrCode``, ``value`` or ``code`` (``data`` wraps it, or not), a PNG
+        from ``base64`` / ``image`` / ``qr_image``.
+        """
+        result = await self.send(
+            "POST",
+            f"/{segment(instance.id)}/request-new-qr-code",
+            headers=self.auth_headers(secret),
+        )
+        answer = self.pairing_answer(result)
+        if isinstance(answer, Pairing):
+            return answer
+        data = answer.json()
+        if isinstance(data, dict) and isinstance(data.get("data"), dict):
+            data = data["data"]
+        if not isinstance(data, dict):
+            return self.paired_answer(answer)
+        value = None
+        for key in ("qr", "qr_code", "qrCode", "value", "code"):
+            value = text_value(data.get(key))
+            if value is not None and png_from(value) is None:
+                break
+            value = None
+        image = None
+        if value is None:
+            for key in ("base64", "image", "qr_image", "qr", "qr_code"):
+                image = png_from(data.get(key))
+                if image is not None:
+                    break
+        return self.paired_answer(answer, qr=value, image=image)
+
     def budget_scopes(self, kind: str, instance: InstanceConfig | None) -> list[BudgetScope]:
         """Per (account, instance, endpoint): health 10/min, restart 5/min; list 30/min per account.
 
@@ -189,6 +231,10 @@ class HypersenderAdapter(Adapter):
                 scopes = [BudgetScope(f"hypersender:{acct}:{instance.id}:health", HEALTH_RPM)]
             else:
                 scopes = [BudgetScope(f"hypersender:{acct}:{instance.id}:restart", RESTART_RPM)]
+        elif kind == "pairing":
+            if instance is None:
+                raise ValueError("a pairing budget needs an instance")
+            scopes = [BudgetScope(f"hypersender:{acct}:{instance.id}:qr", QR_RPM)]
         elif kind == "reconnect":
             return []  # not offered: nothing is ever sent
         else:

@@ -40,6 +40,7 @@ from tuiapp.providers.base import (
     segment,
 )
 from tuiapp.providers.catalog import PROVIDERS
+from tuiapp.providers.pairing import Pairing, PairingSupport, png_from, text_value
 from tuiapp.secrets import Secret
 from tuiapp.vocabulary import ErrorKind, Reason
 
@@ -57,6 +58,7 @@ class RyzeapiAdapter(Adapter):
     """RyzeAPI's hosted API."""
 
     info = PROVIDERS["ryzeapi"]
+    pairing_support = PairingSupport(qr=True, code=True)
     # Per-instance secrets a list body may carry (undocumented, so every likely spelling).
     token_fields = re.compile(
         r'"(?:token|access_?token|api_?key|token_?instance|instance_?token)"'
@@ -256,6 +258,42 @@ class RyzeapiAdapter(Adapter):
         if action == "reconnect" and last is not None and last.paired is False:
             return NO_SESSION_ADVICE
         return None
+
+    # ---- pairing ---------------------------------------------------------------------------
+
+    async def pair_qr(self, instance: InstanceConfig, secret: Secret) -> Pairing:
+        """``GET /api/instance/connect/{name}`` -> ``{qrCode, qrCodeBase64, status: "qr"}``."""
+        return await self._connect(instance, secret, None)
+
+    async def pair_code(self, instance: InstanceConfig, secret: Secret, digits: str) -> Pairing:
+        """``GET /api/instance/connect/{name}?number=<digits>`` -> an 8-character code."""
+        return await self._connect(instance, secret, digits)
+
+    async def _connect(
+        self, instance: InstanceConfig, secret: Secret, digits: str | None
+    ) -> Pairing:
+        result = await self.send(
+            "GET",
+            f"/api/instance/connect/{segment(instance.id)}",
+            headers=self.auth_headers(secret),
+            params={"number": digits} if digits is not None else None,
+        )
+        answer = self.pairing_answer(result)
+        if isinstance(answer, Pairing):
+            return answer
+        data = answer.json()
+        if isinstance(data, dict) and isinstance(data.get("data"), dict):
+            data = data["data"]
+        if not isinstance(data, dict):
+            return self.paired_answer(answer)
+        if data.get("status") == "connected":
+            return self.not_waiting(answer, Status.WORKING)
+        if digits is not None:
+            code = text_value(data.get("pairingCode")) or text_value(data.get("code"))
+            return self.paired_answer(answer, code=code, missing="no pairing code in the answer")
+        value = text_value(data.get("qrCode"))
+        image = None if value is not None else png_from(data.get("qrCodeBase64"))
+        return self.paired_answer(answer, qr=value, image=image)
 
     def budget_scopes(self, kind: str, instance: InstanceConfig | None) -> list[BudgetScope]:
         """One scope per token: RyzeAPI counts every request of a token together.

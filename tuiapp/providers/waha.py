@@ -18,6 +18,7 @@ confirmed transitions deal with that, not this adapter.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from tuiapp.config import InstanceConfig
@@ -32,6 +33,7 @@ from tuiapp.providers.base import (
 )
 from tuiapp.providers.catalog import PROVIDERS
 from tuiapp.providers.classify import SHAPE_ERRORS
+from tuiapp.providers.pairing import Pairing, PairingSupport, png_from, text_value
 from tuiapp.secrets import Secret
 from tuiapp.vocabulary import Reason
 
@@ -55,6 +57,7 @@ class WahaAdapter(Adapter):
     """A WAHA server."""
 
     info = PROVIDERS["waha"]
+    pairing_support = PairingSupport(qr=True, code=True)
 
     def auth_headers(self, secret: Secret) -> dict[str, str]:
         return {"X-Api-Key": secret.reveal()}
@@ -189,6 +192,55 @@ class WahaAdapter(Adapter):
         if status is Status.FAILED:
             return "WAHA start only helps a STOPPED session; restart a FAILED one"
         return f"WAHA start only helps a STOPPED session; this one is {status.value} already"
+
+    # ---- pairing ---------------------------------------------------------------------------
+
+    async def pair_qr(self, instance: InstanceConfig, secret: Secret) -> Pairing:
+        """``GET /api/{name}/auth/qr?format=raw`` -> ``{value}``: the raw QR value."""
+        headers = {**self.auth_headers(secret), "Accept": "application/json"}
+        result = await self.send(
+            "GET", f"/api/{segment(instance.id)}/auth/qr", headers=headers, params={"format": "raw"}
+        )
+        answer = self.pairing_answer(result, self._not_scanning)
+        if isinstance(answer, Pairing):
+            return answer
+        data = answer.json()
+        value = text_value(data.get("value")) if isinstance(data, dict) else None
+        image = png_from(data.get("data")) if isinstance(data, dict) else None
+        return self.paired_answer(answer, qr=value, image=None if value else image)
+
+    async def pair_code(self, instance: InstanceConfig, secret: Secret, digits: str) -> Pairing:
+        """``POST /api/{name}/auth/request-code`` ``{phoneNumber}`` -> ``{code}``."""
+        result = await self.send(
+            "POST",
+            f"/api/{segment(instance.id)}/auth/request-code",
+            headers=self.auth_headers(secret),
+            json_body={"phoneNumber": digits},
+        )
+        answer = self.pairing_answer(result, self._not_scanning)
+        if isinstance(answer, Pairing):
+            return answer
+        data = answer.json()
+        code = text_value(data.get("code")) if isinstance(data, dict) else None
+        return self.paired_answer(answer, code=code, missing="no pairing code in the answer")
+
+    def _not_scanning(self, answer: HttpAnswer) -> ActionResponse | None:
+        """WAHA's 422 "Can get QR code only in SCAN_QR_CODE status. The current status is X"."""
+        if answer.status_code != 422:
+            return None
+        text = self.error_message(answer, answer.json())
+        found = re.search(r"current status is\s+([A-Z_]+)", text)
+        status = STATUS_MAP.get(found.group(1)) if found else None
+        if status is None:
+            return None
+        return ActionResponse(
+            ActionOutcome.REFUSED,
+            http_status=422,
+            latency_ms=answer.latency_ms,
+            message=f"the session is {status.value}, not waiting for a QR scan",
+            reason=Reason.NOT_SCAN_QR_CODE,
+            status=status,
+        )
 
     def budget_scopes(self, kind: str, instance: InstanceConfig | None) -> list[BudgetScope]:
         """One scope per server (120/min); an operator cap adds ``waha:{acct}:all``."""

@@ -34,6 +34,7 @@ from tuiapp.providers.base import (
 )
 from tuiapp.providers.catalog import PROVIDERS
 from tuiapp.providers.classify import SHAPE_ERRORS
+from tuiapp.providers.pairing import Pairing, PairingSupport, png_from, text_value
 from tuiapp.secrets import Secret
 from tuiapp.vocabulary import Reason
 
@@ -62,6 +63,9 @@ class WasendAdapter(Adapter):
     """Wasend's hosted API."""
 
     info = PROVIDERS["wasend"]
+    pairing_support = PairingSupport(
+        qr=True, code=False, note="Wasend documents a QR endpoint only (GET /sessions/{id}/qr)"
+    )
 
     def auth_headers(self, secret: Secret) -> dict[str, str]:
         return {"Authorization": f"Bearer {secret.reveal()}"}
@@ -212,6 +216,24 @@ class WasendAdapter(Adapter):
             "Wasend restarts only a STOPPED or FAILED session "
             f"(it answers 409 while running; this one is {status.value})"
         )
+
+    # ---- pairing ---------------------------------------------------------------------------
+
+    async def pair_qr(self, instance: InstanceConfig, secret: Secret) -> Pairing:
+        """``GET /sessions/{id}/qr`` -> ``{data}``: the raw value, or a PNG as base64."""
+        read = await self.send(
+            "GET", f"/sessions/{segment(instance.id)}/qr", headers=self.auth_headers(secret)
+        )
+        answer = self.pairing_answer(read)
+        if isinstance(answer, Pairing):
+            return answer
+        data = answer.json()
+        raw = data.get("data") if isinstance(data, dict) else None
+        if isinstance(raw, dict):
+            raw = raw.get("qr") or raw.get("value") or raw.get("data")
+        image = png_from(raw)
+        value = text_value(raw) if image is None else None
+        return self.paired_answer(answer, qr=value, image=image)
 
     def budget_scopes(self, kind: str, instance: InstanceConfig | None) -> list[BudgetScope]:
         """One scope per key (60/min); an operator cap adds ``wasend:{acct}:all``."""

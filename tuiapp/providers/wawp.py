@@ -27,12 +27,23 @@ kept (``keep_last``, reason ``quota``). No limit is documented: tuiapp spends at
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from typing import Any
 
 from tuiapp.config import InstanceConfig
 from tuiapp.model import ActionOutcome, ActionResponse, Observation, Status
-from tuiapp.providers.base import Adapter, BudgetScope, HttpAnswer, TransportFailure, one_line
+from tuiapp.providers.base import (
+    Adapter,
+    BudgetScope,
+    HttpAnswer,
+    TransportFailure,
+    one_line,
+    parse_timestamp,
+)
 from tuiapp.providers.catalog import PROVIDERS
+from tuiapp.providers.pairing import Pairing, PairingSupport, text_value
 from tuiapp.secrets import Secret
 from tuiapp.vocabulary import Reason
 
@@ -60,6 +71,7 @@ class WawpAdapter(Adapter):
     """Wawp's hosted API."""
 
     info = PROVIDERS["wawp"]
+    pairing_support = PairingSupport(qr=True, code=True)
     account_fallback = False  # no account secret: every instance has its own
 
     # ---- reads -----------------------------------------------------------------------------
@@ -158,11 +170,59 @@ class WawpAdapter(Adapter):
             )
         return None
 
+    # ---- pairing ---------------------------------------------------------------------------
+
+    async def pair_qr(self, instance: InstanceConfig, secret: Secret) -> Pairing:
+        """``POST /v2/auth/qr?format=raw`` -> ``{mimetype, data}``: ``data`` is base64 of
+        ``{value, expiry}`` (the docs' "raw payload"); a bare ``value`` is read too."""
+        answer = self.pairing_answer(
+            await self._pair_request("/v2/auth/qr", instance, secret, {"format": "raw"})
+        )
+        if isinstance(answer, Pairing):
+            return answer
+        data = answer.json()
+        if not isinstance(data, dict):
+            return self.paired_answer(answer)
+        value = text_value(data.get("value"))
+        expires_at = parse_timestamp(data.get("expiry"))
+        payload = _decoded(data.get("data"))
+        if value is None and isinstance(payload, dict):
+            value = text_value(payload.get("value"))
+            expires_at = parse_timestamp(payload.get("expiry"))
+        elif value is None and isinstance(payload, str):
+            value = text_value(payload)
+        return self.paired_answer(answer, qr=value, expires_at=expires_at)
+
+    async def pair_code(self, instance: InstanceConfig, secret: Secret, digits: str) -> Pairing:
+        """``POST /v2/auth/request-code?phone_number=<digits>`` -> ``{code}``."""
+        answer = self.pairing_answer(
+            await self._pair_request(
+                "/v2/auth/request-code", instance, secret, {"phone_number": digits}
+            )
+        )
+        if isinstance(answer, Pairing):
+            return answer
+        data = answer.json()
+        if isinstance(data, dict) and isinstance(data.get("data"), dict):
+            data = data["data"]
+        code = text_value(data.get("code")) if isinstance(data, dict) else None
+        return self.paired_answer(answer, code=code, missing="no pairing code in the answer")
+
+    async def _pair_request(
+        self, path: str, instance: InstanceConfig, secret: Secret, extra: dict[str, str]
+    ) -> HttpAnswer | TransportFailure:
+        """A POST with the account's credential style and ``extra`` in the query string."""
+        if self.credentials == "headers":
+            return await self.send(
+                "POST", path, headers=self._headers(instance, secret), params=extra
+            )
+        return await self.send("POST", path, params={**self._params(instance, secret), **extra})
+
     def budget_scopes(self, kind: str, instance: InstanceConfig | None) -> list[BudgetScope]:
         """Self-imposed 60/min per instance (Wawp documents no limit); no list endpoint."""
         if kind == "list":
             return []
-        if kind not in ("fetch", "restart", "reconnect"):
+        if kind not in ("fetch", "restart", "reconnect", "pairing"):
             raise ValueError(f"unknown request kind {kind!r}")
         if instance is None:
             raise ValueError(f"a {kind} budget needs an instance")
@@ -220,6 +280,20 @@ def _no_route(result: HttpAnswer | TransportFailure) -> bool:
 
 def _refused(result: HttpAnswer | TransportFailure) -> bool:
     return isinstance(result, HttpAnswer) and result.status_code in (400, 401)
+
+
+def _decoded(value: Any) -> Any:
+    """Wawp's base64 ``data``: the JSON it encodes, else its text, else None."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        text = base64.b64decode(value, validate=True).decode()
+    except (binascii.Error, ValueError):
+        return value  # not base64: the value itself
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 def _paired(data: dict[str, Any]) -> bool | None:

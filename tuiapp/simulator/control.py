@@ -5,6 +5,9 @@
 - ``POST /_sim/instances/{name}`` — JSON ``{"state": "FAILED"}``, ``{"fault": "timeout"}``,
   ``{"fault": null}``, ``{"recover": false}``, ``{"fault": "flapping", "period": 10}``, ...
   (the keyword arguments of ``Simulator.force``)
+- ``POST /_sim/instances/{name}/scan`` — the phone: ``{}`` scans the QR last handed out,
+  ``{"value": "..."}`` that exact QR (409 once it rotated), ``{"code": "ABCD-1234"}`` types
+  a pairing code; the instance goes WORKING (409 when there is nothing to scan)
 - ``GET /_sim/accounts``, ``POST /_sim/accounts/{name}`` — ``{"down": true}``, ``{"fault": ...}``
 - ``GET /_sim/requests`` — the request log (filters: action, instance, provider, account,
   method, status); ``DELETE /_sim/requests`` clears it
@@ -101,6 +104,24 @@ def control_routes(sim: Simulator) -> list[Route]:
         except (ValueError, TypeError) as exc:
             return _bad(str(exc))
 
+    async def scan_instance(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in sim.instances:
+            return _bad(f"no instance named {name!r}", 404)
+        body = await _json_object(request)
+        if isinstance(body, JSONResponse):
+            return body
+        unknown = set(body) - {"value", "code"}
+        if unknown:
+            return _bad(f"unknown keys: {', '.join(sorted(unknown))}")
+        value, code = body.get("value"), body.get("code")
+        if not isinstance(value, str | None) or not isinstance(code, str | None):
+            return _bad("value and code must be strings")
+        try:
+            return JSONResponse(sim.scan(name, value=value, code=code))
+        except ValueError as exc:
+            return _bad(str(exc), 409)
+
     async def list_accounts(request: Request) -> Response:
         return JSONResponse([sim.describe_account(acc) for acc in sim.accounts.values()])
 
@@ -143,6 +164,7 @@ def control_routes(sim: Simulator) -> list[Route]:
         Route("/instances", list_instances, methods=["GET"]),
         Route("/instances/{name}", get_instance, methods=["GET"]),
         Route("/instances/{name}", force_instance, methods=["POST"]),
+        Route("/instances/{name}/scan", scan_instance, methods=["POST"]),
         Route("/accounts", list_accounts, methods=["GET"]),
         Route("/accounts/{name}", force_account, methods=["POST"]),
         Route("/requests", get_requests, methods=["GET"]),

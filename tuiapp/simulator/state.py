@@ -8,6 +8,8 @@ STOPPED reads are functions of the clock. Tests therefore move a fake clock.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import random
 from collections import deque
 from dataclasses import dataclass, field
@@ -25,7 +27,9 @@ from tuiapp.simulator.faults import (
 from tuiapp.simulator.fleet import SimAccount, SimFleet, SimInstance
 from tuiapp.simulator.limits import RateLimiter, SimLimits
 
-__all__ = ["STATES", "AccountState", "InstanceState", "Simulator"]
+__all__ = ["QR_ROTATE_SECONDS", "STATES", "AccountState", "InstanceState", "Simulator"]
+
+QR_ROTATE_SECONDS = 20.0  # a new login QR every 20 s of sim clock, as WhatsApp does
 
 WORKING = Status.WORKING.value
 STARTING = Status.STARTING.value
@@ -280,6 +284,55 @@ class Simulator:
         inst.close_code = 401
         inst.connected_at = None
         inst.stored, inst.stored_at = "connecting", now  # Evolution stores a QR emit
+
+    # ------------------------------------------------------------------ pairing
+
+    def login_qr(self, inst: InstanceState, now: float) -> tuple[str, float]:
+        """The login QR on screen now and when it rotates: a deterministic sequence per
+        seed, a new value every QR_ROTATE_SECONDS since the instance began to wait."""
+        epoch = int(max(0.0, now - inst.since) // QR_ROTATE_SECONDS)
+        digest = hashlib.sha256(f"{self.fleet.seed}:{inst.spec.id}:qr:{epoch}".encode()).digest()
+        parts = [
+            base64.b64encode(hashlib.sha256(digest + bytes([i])).digest()).decode()
+            for i in range(4)
+        ]
+        value = "2@" + parts[0] + parts[1] + "," + ",".join(parts[2:]) + ",sim"
+        inst.extra["qr_shown"] = value
+        return value, inst.since + (epoch + 1) * QR_ROTATE_SECONDS
+
+    def pairing_code(self, inst: InstanceState, number: str, now: float) -> str:
+        """An 8-character phone-number pairing code (what the phone's owner types)."""
+        digest = hashlib.sha256(f"{self.fleet.seed}:{inst.spec.id}:{number}:{now}".encode())
+        alphabet = "ABCDEFGHJKLMNPQRSTVWXYZ23456789"
+        code = "".join(alphabet[b % len(alphabet)] for b in digest.digest()[:8])
+        inst.extra["pair_code"] = code
+        return code
+
+    def scan(
+        self, name: str, *, value: str | None = None, code: str | None = None
+    ) -> dict[str, Any]:
+        """The phone: scan the QR on screen (``value``: that exact one, which must be the
+        current QR) or type the pairing code; the instance goes WORKING.
+
+        Raises ValueError when there is nothing to scan: not SCAN_QR_CODE, no QR or code
+        handed out, a rotated QR, a wrong code.
+        """
+        inst = self.instance(name)
+        now = self.clock()
+        if self.settle(inst, now) != SCAN_QR_CODE:
+            raise ValueError(f"{name} is not waiting for a QR scan")
+        if code is not None:
+            wanted = inst.extra.get("pair_code")
+            if wanted is None or code.replace("-", "").upper() != wanted:
+                raise ValueError("that pairing code was not handed out")
+        elif "qr_shown" not in inst.extra:
+            raise ValueError("no login QR was handed out: nothing to scan")
+        elif value is not None and value != self.login_qr(inst, now)[0]:
+            raise ValueError("that QR has expired")
+        inst.extra.pop("qr_shown", None)
+        inst.extra.pop("pair_code", None)
+        self._enter(inst, WORKING, now)
+        return self.describe(inst, now)
 
     def terminal_close(self, inst: InstanceState, code: int, now: float) -> None:
         """Evolution's terminal close (logout 401, ban 402/403/406): written to the row."""

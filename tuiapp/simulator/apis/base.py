@@ -15,9 +15,13 @@ header): the provider module says how its errors and its success bodies look
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+import segno
 
 from tuiapp.simulator.faults import AFTER_ACTION, BEFORE_ACTION
 from tuiapp.simulator.limits import Verdict
@@ -33,6 +37,9 @@ __all__ = [
     "SimulatedReset",
     "dumps",
     "echo_text",
+    "not_scanning",
+    "qr_png",
+    "qr_png_b64",
     "request_url",
 ]
 
@@ -349,3 +356,22 @@ def bearer(headers: dict[str, str]) -> str | None:
     if scheme.lower() != "bearer":
         return None
     return token.strip() or None
+
+
+def qr_png(value: str) -> bytes:
+    """A real PNG of ``value`` (what providers hand out as ``base64``)."""
+    buffer = io.BytesIO()
+    segno.make(value, error="l").save(buffer, kind="png", scale=4, border=4)
+    return buffer.getvalue()
+
+
+def qr_png_b64(value: str, *, data_uri: bool = True) -> str:
+    """``qr_png`` as base64, as a ``data:image/png;base64,`` URI unless ``data_uri`` is False."""
+    text = base64.b64encode(qr_png(value)).decode()
+    return f"data:image/png;base64,{text}" if data_uri else text
+
+
+def not_scanning(call: Call, inst: InstanceState) -> str | None:
+    """The instance's state when it is not waiting for a QR scan, else None."""
+    state = call.sim.settle(inst, call.now)
+    return None if state == "SCAN_QR_CODE" else state

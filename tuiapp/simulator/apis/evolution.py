@@ -23,14 +23,12 @@ token for that instance. Errors ``{status, error, response: {message}}``; the
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import uuid
 from typing import TYPE_CHECKING, Any
 
 from tuiapp.model import iso_utc
-from tuiapp.simulator.apis.base import Call, ProviderAPI, Reply, Route
+from tuiapp.simulator.apis.base import Call, ProviderAPI, Reply, Route, qr_png_b64
 
 if TYPE_CHECKING:
     from tuiapp.simulator.state import AccountState, InstanceState, Simulator
@@ -127,6 +125,11 @@ class Evolution(ProviderAPI):
         if route.endpoint == "restart":
             return self._restart(call, inst, live)
         # connect
+        if sim.settle(inst, call.now) == "SCAN_QR_CODE":  # waiting: the current QR, rotating
+            if inst.stored != "connecting":  # the QR emit is written to the row
+                inst.stored, inst.stored_at = "connecting", call.now
+            inst.qr = self._qr(call, inst)
+            return Reply(200, dict(inst.qr))
         if live == "open":
             return Reply(200, {"instance": {"instanceName": name, "state": live}})
         if live == "connecting":
@@ -134,7 +137,7 @@ class Evolution(ProviderAPI):
         if inst.banned or not inst.paired or inst.close_code == 401:
             sim.need_qr(inst, call.now)  # credentials gone: a new QR, stored ``connecting``
             inst.banned = False
-            inst.qr = self._qr(inst, call.now)
+            inst.qr = self._qr(call, inst)
             return Reply(200, dict(inst.qr))
         sim.boot(inst, call.now)
         return Reply(200, self._qr_code(inst))
@@ -165,15 +168,18 @@ class Evolution(ProviderAPI):
         return dict(inst.qr) if inst.qr is not None else {"count": 0}
 
     @staticmethod
-    def _qr(inst: InstanceState, now: float) -> dict[str, Any]:
-        seed = hashlib.sha256(f"{inst.spec.id}:{now}".encode()).digest()
-        code = "2@" + base64.b64encode(seed).decode() + ",sim"
-        image = base64.b64encode(b"\x89PNG\r\n\x1a\n" + seed).decode()
+    def _qr(call: Call, inst: InstanceState) -> dict[str, Any]:
+        """A QR emit: the current login QR (``code``), its PNG (``base64``) and, with
+        ``?number=``, a phone-number ``pairingCode``."""
+        value, _ = call.sim.login_qr(inst, call.now)
+        number = call.query.get("number")
+        code = call.sim.pairing_code(inst, number, call.now) if number else None
+        count = int((inst.qr or {}).get("count") or 0) + 1
         return {
-            "pairingCode": None,
-            "code": code,
-            "base64": f"data:image/png;base64,{image}",
-            "count": 1,
+            "pairingCode": code,
+            "code": value,
+            "base64": qr_png_b64(value),
+            "count": count,
         }
 
     def item(self, sim: Simulator, inst: InstanceState, read: str) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from tuiapp.model import iso_utc
-from tuiapp.simulator.apis.base import Call, ProviderAPI, Reply, Route, bearer
+from tuiapp.simulator.apis.base import Call, ProviderAPI, Reply, Route, bearer, not_scanning
 
 if TYPE_CHECKING:
     from tuiapp.simulator.state import AccountState, InstanceState
@@ -121,4 +121,15 @@ class Hypersender(ProviderAPI):
         if route.endpoint == "restart":
             sim.boot(inst, call.now)
             return Reply(200, {"message": "Instance restart initiated."})
-        return Reply(200, {"message": "A new QR code has been requested."})
+        state = not_scanning(call, inst)
+        if state is not None:
+            return self.error(422, f"The instance is {state}: there is no QR code to scan.")
+        value, rotates_at = sim.login_qr(inst, call.now)
+        return Reply(
+            200,
+            {
+                "message": "A new QR code has been requested.",
+                "qr": value,
+                "expires_at": iso_utc(rotates_at),
+            },
+        )

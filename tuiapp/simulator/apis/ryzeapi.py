@@ -13,7 +13,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from tuiapp.model import iso_utc
-from tuiapp.simulator.apis.base import Call, ProviderAPI, Reply, Route
+from tuiapp.simulator.apis.base import Call, ProviderAPI, Reply, Route, qr_png_b64
 
 if TYPE_CHECKING:
     from tuiapp.simulator.state import AccountState, InstanceState, Simulator
@@ -54,6 +54,10 @@ class RyzeAPI(ProviderAPI):
             if call.method != "POST":
                 return self.error(405, "Method not allowed")
             return Route("reconnect", parts[3], "reconnect")
+        if len(parts) == 4 and parts[:3] == ["api", "instance", "connect"] and parts[3]:
+            if call.method != "GET":
+                return self.error(405, "Method not allowed")
+            return Route("connect", parts[3], "connect")
         return self.error(404, "Route not found")
 
     def credentials(
@@ -112,8 +116,45 @@ class RyzeAPI(ProviderAPI):
             )
         return Reply(200, {"success": True, "instances": items})
 
+    def connect(self, call: Call, inst: InstanceState) -> Reply:
+        """``GET /api/instance/connect/{name}``: a QR (``qrCode`` + ``qrCodeBase64``), or
+        with ``?number=`` an 8-character ``pairingCode``; a connected one says so."""
+        sim = call.sim
+        state = sim.settle(inst, call.now)
+        if state == "WORKING":
+            return Reply(
+                200, {"success": True, "message": "Already connected", "status": "connected"}
+            )
+        if state != "SCAN_QR_CODE":
+            return self.error(400, f"Instance is {state.lower()}, call /reconnect", call)
+        number = call.query.get("number")
+        if number:
+            code = sim.pairing_code(inst, number, call.now)
+            return Reply(
+                200,
+                {
+                    "success": True,
+                    "message": "Pairing code generated",
+                    "pairingCode": code,
+                    "status": "pairing",
+                },
+            )
+        value, _ = sim.login_qr(inst, call.now)
+        return Reply(
+            200,
+            {
+                "success": True,
+                "message": "QR code generated",
+                "qrCode": value,
+                "qrCodeBase64": qr_png_b64(value),
+                "status": "qr",
+            },
+        )
+
     def instance(self, call: Call, route: Route, inst: InstanceState) -> Reply:
         sim = call.sim
+        if route.endpoint == "connect":
+            return self.connect(call, inst)
         state = sim.settle(inst, call.now)
         if state == "SCAN_QR_CODE" or not inst.paired:
             return self.error(400, NO_SESSION)

@@ -8,9 +8,10 @@ quirk is the ``false_stopped`` fault.
 
 from __future__ import annotations
 
+import base64
 from typing import TYPE_CHECKING, Any
 
-from tuiapp.simulator.apis.base import Call, ProviderAPI, Reply, Route
+from tuiapp.simulator.apis.base import Call, ProviderAPI, Reply, Route, not_scanning, qr_png
 
 if TYPE_CHECKING:
     from tuiapp.simulator.state import AccountState, InstanceState, Simulator
@@ -55,6 +56,11 @@ class Waha(ProviderAPI):
             actions = ("restart", "start", "stop")
             if len(parts) == 4 and parts[2] and parts[3] in actions and call.method == "POST":
                 return Route(parts[3], parts[2], parts[3])
+        if len(parts) == 4 and parts[0] == "api" and parts[1] and parts[2] == "auth":
+            if parts[3] == "qr" and call.method == "GET":
+                return Route("qr", parts[1], "qr")
+            if parts[3] == "request-code" and call.method == "POST":
+                return Route("request-code", parts[1], "code")
         return self.error(404, f"Cannot {call.method} /{call.path.strip('/')}")
 
     def credentials(
@@ -83,8 +89,30 @@ class Waha(ProviderAPI):
             items.append(session)
         return Reply(200, items)
 
+    def auth(self, call: Call, route: Route, inst: InstanceState) -> Reply:
+        """``/api/{session}/auth/qr`` (``format=raw`` -> ``{value}``, else the PNG as
+        ``{mimetype, data}``) and ``/auth/request-code`` ``{phoneNumber}`` -> ``{code}``."""
+        state = not_scanning(call, inst)
+        if state is not None:
+            text = f"Can get QR code only in SCAN_QR_CODE status. The current status is {state}"
+            return self.error(422, text, call)
+        if route.endpoint == "request-code":
+            body = call.json()
+            number = body.get("phoneNumber") if isinstance(body, dict) else None
+            if not isinstance(number, str) or not number.isdigit():
+                return self.error(400, "phoneNumber must be a phone number", call)
+            code = call.sim.pairing_code(inst, number, call.now)
+            return Reply(201, {"code": f"{code[:4]}-{code[4:]}"})
+        value, _ = call.sim.login_qr(inst, call.now)
+        if call.query.get("format") == "raw":
+            return Reply(200, {"value": value})
+        png = base64.b64encode(qr_png(value)).decode()
+        return Reply(200, {"mimetype": "image/png", "data": png})
+
     def instance(self, call: Call, route: Route, inst: InstanceState) -> Reply:
         sim = call.sim
+        if route.endpoint in ("qr", "request-code"):
+            return self.auth(call, route, inst)
         status = None  # the answer to an action shows the state right after it (STARTING)
         if route.endpoint == "restart":
             status = sim.boot(inst, call.now)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from tuiapp.model import iso_utc
-from tuiapp.simulator.apis.base import Call, ProviderAPI, Reply, Route, bearer
+from tuiapp.simulator.apis.base import Call, ProviderAPI, Reply, Route, bearer, not_scanning
 
 if TYPE_CHECKING:
     from tuiapp.simulator.state import AccountState, InstanceState, Simulator
@@ -64,6 +64,10 @@ class Wasend(ProviderAPI):
             if call.method != "POST":
                 return self.error(405, "Method not allowed")
             return Route("restart", parts[1], "restart")
+        if len(parts) == 3 and parts[0] == "sessions" and parts[2] == "qr" and parts[1]:
+            if call.method != "GET":
+                return self.error(405, "Method not allowed")
+            return Route("qr", parts[1], "qr")
         return self.error(404, "Not found")
 
     def credentials(
@@ -94,6 +98,11 @@ class Wasend(ProviderAPI):
 
     def instance(self, call: Call, route: Route, inst: InstanceState) -> Reply:
         sim = call.sim
+        if route.endpoint == "qr":  # GET /sessions/{id}/qr -> {data}
+            state = not_scanning(call, inst)
+            if state is not None:
+                return self.error(409, f"Session is {state}: no QR code to scan", call)
+            return Reply(200, {"data": sim.login_qr(inst, call.now)[0]})
         if route.endpoint == "restart":
             if sim.settle(inst, call.now) not in _RESTARTABLE:
                 return self.error(409, "Session is already running", call)

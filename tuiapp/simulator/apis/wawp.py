@@ -7,9 +7,11 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import TYPE_CHECKING, Any
 
-from tuiapp.simulator.apis.base import Call, ProviderAPI, Reply, Route
+from tuiapp.simulator.apis.base import Call, ProviderAPI, Reply, Route, not_scanning
 
 if TYPE_CHECKING:
     from tuiapp.simulator.state import AccountState, InstanceState
@@ -40,6 +42,11 @@ class Wawp(ProviderAPI):
                 return self.error(405, "Method not allowed")
             action = None if parts[2] == "info" else parts[2]
             return Route(parts[2], call.query.get("instance_id") or None, action)
+        if len(parts) == 3 and parts[:2] == ["v2", "auth"] and parts[2] in ("qr", "request-code"):
+            if call.method != "POST":
+                return self.error(405, "Method not allowed")
+            action = "qr" if parts[2] == "qr" else "code"
+            return Route(parts[2], call.query.get("instance_id") or None, action)
         return self.error(404, "Endpoint not found")
 
     def credentials(
@@ -61,8 +68,27 @@ class Wawp(ProviderAPI):
     ) -> tuple[tuple[Any, ...], int] | None:
         return ("wawp", route.instance_id), call.sim.limits.wawp
 
+    def auth(self, call: Call, route: Route, inst: InstanceState) -> Reply:
+        """``/v2/auth/qr`` -> ``{mimetype, data}`` (base64 of ``{value, expiry}``, expiry in
+        ms); ``/v2/auth/request-code?phone_number=`` -> ``{code}``."""
+        state = not_scanning(call, inst)
+        if state is not None:
+            return self.error(400, f"Session status is {state}, not SCAN_QR_CODE")
+        if route.endpoint == "request-code":
+            number = call.query.get("phone_number") or ""
+            if not number.isdigit():
+                return self.error(400, "phone_number is required")
+            return Reply(200, {"code": call.sim.pairing_code(inst, number, call.now)})
+        value, rotates_at = call.sim.login_qr(inst, call.now)
+        payload = json.dumps({"value": value, "expiry": int(rotates_at * 1000)}).encode()
+        return Reply(
+            200, {"mimetype": "application/json", "data": base64.b64encode(payload).decode()}
+        )
+
     def instance(self, call: Call, route: Route, inst: InstanceState) -> Reply:
         sim = call.sim
+        if route.endpoint in ("qr", "request-code"):
+            return self.auth(call, route, inst)
         status = None  # the answer to an action shows the state right after it (STARTING)
         if route.endpoint == "restart":
             status = sim.boot(inst, call.now)
