@@ -21,9 +21,9 @@ import httpx
 import pytest
 from sim_fixtures import SIM_BASE, FakeClock, VirtualTime, make_sim
 
-from tuiapp.actions import ActionEngine, ActionReport
 from tuiapp.audit import AuditLog
 from tuiapp.config import FleetConfig, config_from_dict
+from tuiapp.engine import ActionEngine, ActionReport
 from tuiapp.events import ActionFinished, ActionProgressed, BulkProgressed
 from tuiapp.model import Status
 from tuiapp.poller import Poller
@@ -737,7 +737,8 @@ async def test_bulk_stops_at_the_first_failure(rig: Rig) -> None:
     reports = await rig.engine.run_bulk(names, "restart")
     assert [r.outcome for r in reports] == ["recovered", "failed", "aborted", "aborted"]
     assert "not started: " in reports[2].message and names[1] in reports[2].message
-    assert [rec["instance"] for rec in rig.actions_sent()] == names[:2]
+    # the first two run side by side (two slots): which reaches the server first is theirs
+    assert sorted(rec["instance"] for rec in rig.actions_sent()) == sorted(names[:2])
     assert rig.audit_outcomes(names[3]) == ["aborted"]
 
 

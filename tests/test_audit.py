@@ -167,7 +167,7 @@ ENGINE_FAKES = textwrap.dedent(
     import asyncio
     from pathlib import Path
 
-    from tuiapp.actions import ActionEngine
+    from tuiapp.engine import ActionEngine
     from tuiapp.audit import AuditLog
     from tuiapp.config import AccountConfig, FleetConfig, InstanceConfig, MonitorConfig
     from tuiapp.model import Observation, Status

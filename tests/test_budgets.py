@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tuiapp.budgets import Budgets, poll_allowance, reserve_for
+from tuiapp.clock import ManualClock
 from tuiapp.providers.base import BudgetScope
 
 T0 = 1_700_000_000.0
@@ -16,13 +19,7 @@ def approx(value: float) -> object:
     return pytest.approx(value, abs=1e-3)
 
 
-class Clock:
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
+Clock = functools.partial(ManualClock, T0)
 
 HEALTH = BudgetScope("hypersender:acct:id1:health", 10)
 ACCOUNT = BudgetScope("hypersender:acct:all", 3)

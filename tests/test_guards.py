@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from tuiapp.durations import human_duration
 from tuiapp.guards import (
     GuardContext,
     Verdict,
     assess,
     clean_text,
-    human_duration,
     next_step,
     verdict_change,
 )

@@ -8,6 +8,7 @@ takes a fraction of a second and nothing waits on a real timer.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import random
 from collections.abc import Callable
@@ -19,6 +20,7 @@ import pytest
 from sim_fixtures import SIM_BASE, VirtualTime, make_sim
 
 from tuiapp.budgets import Budgets
+from tuiapp.clock import ManualClock
 from tuiapp.config import FleetConfig, InstanceConfig, config_from_dict
 from tuiapp.events import (
     InstanceObserved,
@@ -42,16 +44,7 @@ W, F, S, U = Status.WORKING, Status.FAILED, Status.STARTING, Status.UNREACHABLE
 # ---- virtual time ----------------------------------------------------------------------
 
 
-class FakeClock:
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
+FakeClock = functools.partial(ManualClock, T0)
 
 # ---- fake adapters ---------------------------------------------------------------------
 
@@ -67,7 +60,7 @@ class FakeAdapter(Adapter):
 
     info = PROVIDERS["hypersender"]
 
-    def __init__(self, account: Any, clock: FakeClock, vt: VirtualTime, script: Script) -> None:
+    def __init__(self, account: Any, clock: ManualClock, vt: VirtualTime, script: Script) -> None:
         super().__init__(account, None, clock=clock)  # type: ignore[arg-type]
         self.vt = vt
         self.script = script
@@ -154,7 +147,7 @@ def make_fleet(
 
 @dataclass
 class Rig:
-    clock: FakeClock
+    clock: ManualClock
     vt: VirtualTime
     fleet: FleetConfig
     adapters: dict[str, FakeAdapter]

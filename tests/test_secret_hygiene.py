@@ -50,6 +50,7 @@ from tuiapp.secrets import Secret
 from tuiapp.simulator import SimTransport, create_app
 from tuiapp.simulator.fleet import SimAccount, SimFleet, SimInstance
 from tuiapp.simulator.state import Simulator
+from tuiapp.state import offloads_done, offloads_in_flight
 
 MARK = "PLNT"
 PROVIDERS = ("hypersender", "wawp", "ryzeapi", "wasend", "waha", "evolution")
@@ -533,6 +534,8 @@ async def test_tui_screens_dialogs_notifications_and_logs_show_no_token(tmp_path
             if condition():
                 await pilot.pause()
                 return
+            if offloads_in_flight():  # state or audit I/O in a worker thread
+                await offloads_done()
             await asyncio.sleep(0)
         raise AssertionError(f"never happened: {what}")
 
@@ -541,6 +544,8 @@ async def test_tui_screens_dialogs_notifications_and_logs_show_no_token(tmp_path
             world.clock.advance(1)
             sleeper.wake_due()
             for _ in range(40):
+                if offloads_in_flight():
+                    await offloads_done()
                 await asyncio.sleep(0)
         await pilot.pause()
 

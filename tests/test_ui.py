@@ -227,6 +227,50 @@ async def test_x_aborts_what_has_not_started(tmp_path: Path) -> None:
         assert sorted(outcomes.values()).count("aborted") == 2
 
 
+async def test_bulk_on_an_account_in_an_outage_is_held_until_a_reason_lifts_it(
+    tmp_path: Path,
+) -> None:
+    """The engine's plan holds the bulk (audited, nothing sent); R with a reason lifts it."""
+    rig = make_rig(tmp_path)
+    names = clean_instances(rig.sim, ("hypersender",), "WORKING", 2)
+    async with rig.app.run_test(size=SIZE) as pilot:
+        await rig.ready(pilot)
+        rows = rig.app.poller.rows
+        accounts = {rows[n].account.name for n in names}
+        rig.app.poller.outage_accounts = lambda: set(accounts)  # type: ignore[method-assign]
+        for name in names:
+            await rig.select(name)
+            await rig.keys("space")
+        await rig.keys("r")
+        await pilot.pause()
+        assert not isinstance(rig.app.screen, ConfirmScreen)
+        held = [n for n in rig.notices() if "outage" in n]
+        assert held and "nothing sent" in held[-1] and "shift+r overrides it" in held[-1]
+        await rig.until(
+            lambda: all(
+                [line["outcome"] for line in rig.audit_lines(n)] == ["refused"] for n in names
+            ),
+            "one refused audit line per target",
+        )
+        await rig.keys("R")
+        await rig.until(lambda: isinstance(rig.app.screen, ReasonScreen), "the reason prompt")
+        prompt = rig.app.screen
+        assert isinstance(prompt, ReasonScreen)
+        assert all(
+            any(a in line and "outage" in line for line in prompt.refusals) for a in accounts
+        )
+        rig.clock.advance(1)
+        await rig.keys(*"provider ok", "enter")
+        await rig.until(lambda: isinstance(rig.app.screen, ConfirmScreen), "the dialog")
+        dialog = rig.app.screen
+        assert isinstance(dialog, ConfirmScreen)
+        assert sorted(t.name for t in dialog.plan.targets) == sorted(names)
+        assert dialog.plan.plan.allow_outage and not dialog.plan.skipped
+        rig.clock.advance(1)
+        await rig.keys("n")
+        assert rig.restarts() == []
+
+
 # ---- other surfaces -----------------------------------------------------------------------
 
 

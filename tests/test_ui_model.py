@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import random
 
+from tuiapp.durations import countdown_text, duration_text
 from tuiapp.model import Status
 from tuiapp.ui.grid import COLUMNS, fit, layout_columns
 from tuiapp.ui.gridmodel import GridModel
-from tuiapp.ui.present import countdown_text, duration_text, since_text, status_text
+from tuiapp.ui.present import since_text, status_text
 
 
 def add(model: GridModel, name: str, status: Status, *, provider: str = "waha", tags: str = ""):

@@ -1,4 +1,4 @@
-"""`tuiapp restart|reconnect NAME…`: the action engine for runbooks (SPEC "CLI actions").
+"""`tuiapp restart|reconnect NAME…`: the action engine for runbooks (README.md, "Commands").
 
 The same guard rails, shared state and audit log as the TUI. Each target is read
 once, its verdict and warnings printed; ``--dry-run`` stops there. Without ``--yes``
@@ -28,9 +28,11 @@ from typing import TextIO
 
 import httpx
 
-from tuiapp.actions import ActionEngine, ActionReport, Verdict, human_duration
 from tuiapp.audit import AuditError, current_operator
+from tuiapp.clock import Clock
 from tuiapp.config import FleetConfig
+from tuiapp.durations import human_duration
+from tuiapp.engine import ActionEngine, ActionReport, Verdict
 from tuiapp.events import ActionFinished, ActionProgressed, BulkProgressed
 from tuiapp.model import ACTIONS
 from tuiapp.poller import Poller
@@ -70,7 +72,7 @@ def run_action_command(
     out: TextIO = sys.stdout,
     err: TextIO = sys.stderr,
     transport: httpx.AsyncBaseTransport | None = None,
-    clock: Callable[[], float] = time.time,
+    clock: Clock = time.time,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     environ: Mapping[str, str] = os.environ,
 ) -> int:
@@ -164,7 +166,7 @@ class _Command:
         out: TextIO,
         err: TextIO,
         transport: httpx.AsyncBaseTransport | None,
-        clock: Callable[[], float],
+        clock: Clock,
         sleep: Callable[[float], Awaitable[None]],
     ) -> None:
         self.action = action

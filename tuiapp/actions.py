@@ -1,27 +1,25 @@
-"""The action engine: plans, exactly-once sending, verification; the API every view uses.
+"""One action on one target: the guard rails, exactly-once sending, verification, audit.
 
-SPEC "Actions and safety" made code, shared by the TUI and the CLI (and a future hub):
+``ActionRunner.run`` is the whole life of one target (the views call it through
+``tuiapp.engine.ActionEngine``, which adds plans, bulk runs, recovery and the event
+stream):
 
-    plan()      the verdict of every target of one request (tuiapp.guards: refused
-                with why and the next step, or allowed with warnings), with a bulk's
-                outage hold; what ``--dry-run`` prints and ``run_plan()`` executes.
-    run()       one target: take the instance's action lock (shared state), re-read the
-                instance, re-check the verdict under the state file lock, write the
-                fsynced ``sent`` audit line and the action record, send exactly once
-                (never retried), then verify (reads until WORKING within verify_window)
-                and set the cooldown (the later of stabilize and the end of
-                verification).
-    run_bulk()  tuiapp.bulk: refused targets listed and skipped, the rest 2 at a time,
-                the first failure or non-recovery stops the run; ``abort()`` turns
-                what has not started into ``aborted``.
-    recover_interrupted()   tuiapp.recovery, once at start: ``sent`` audit lines
-                without an outcome are reported ``unknown``, the instance in cooldown.
-    subscribe() the typed event stream (tuiapp.events: ActionProgressed,
-                ActionFinished, BulkProgressed).
+    1. the verdict now (tuiapp.guards); refused: one ``refused`` audit line, nothing sent;
+    2. take the instance's action lock in the shared state (another operator's action
+       refuses this one);
+    3. re-read the instance (``poller.read_now``; rate limited: cancelled, nothing sent);
+    4. under the state file lock: re-check the verdict on that fresh row, write the
+       fsynced ``sent`` audit line and the action record, *then* send, exactly once
+       (never retried: a request whose answer was lost is not sent again);
+    5. verify: reads until WORKING within ``verify_window`` (``recovered``), else
+       ``not_recovered``; the cooldown runs to the later of ``stabilize`` and the end of
+       verification.
 
-The engine reads rows from the poller (status, last observation, since) and uses
+The runner reads rows from the poller (status, last observation, since) and uses
 ``poller.read_now`` for the fresh read before sending and for verification, so it
-works the same beside a running poller (TUI) and without one (CLI).
+works the same beside a running poller (TUI) and without one (CLI). A provider call
+goes through the poller's watchdog (``Poller.watched``): one that hangs past its
+deadline is abandoned and its answer counts as lost.
 
 Shared state and audit I/O never run on the event loop: every section under the
 state file lock (taking and releasing the action lock, the last re-check with the
@@ -43,14 +41,15 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from tuiapp import bulk, guards, recovery
+from tuiapp import guards
 from tuiapp.audit import AuditError, AuditLog
-from tuiapp.bulk import BULK_SLOTS
+from tuiapp.clock import Clock
 from tuiapp.config import FleetConfig, InstanceConfig
+from tuiapp.durations import human_duration
 from tuiapp.events import ActionFinished, ActionProgressed, EngineEvent
 from tuiapp.guards import (
     MAX_UNCOUNTED_TARGETS,
@@ -60,7 +59,6 @@ from tuiapp.guards import (
     Verdict,
     assess,
     clean_text,
-    human_duration,
     verdict_change,
 )
 from tuiapp.model import ActionOutcome, ActionReport, ActionResponse, Observation, Status
@@ -77,24 +75,24 @@ from tuiapp.state import (
     SharedState,
     StateData,
     StateError,
-    run_blocking,
 )
 from tuiapp.vocabulary import REPORT_OUTCOMES, Outcome, Stage
 
 if TYPE_CHECKING:
-    from tuiapp.poller import Poller, Row
+    from tuiapp.poller import Poller
+    from tuiapp.row import Row
 
 _T = TypeVar("_T")
 
 __all__ = [
-    "BULK_SLOTS",
+    "LOCK_SLACK",
     "MAX_UNCOUNTED_TARGETS",
     "REPORT_OUTCOMES",
     "TRANSIENT_GRACE",
     "VERIFY_INTERVAL",
-    "ActionEngine",
     "ActionPlan",
     "ActionReport",
+    "ActionRunner",
     "Verdict",
     "human_duration",
 ]
@@ -124,11 +122,13 @@ class _Attempt:
         return self.row.instance
 
 
-class ActionEngine:
-    """Guard rails, exactly-once sending, verification and bulk; see the module docstring.
+class ActionRunner:
+    """One target at a time: guard rails, exactly-once sending, verification, audit.
 
-    Subscribers get ``ActionProgressed`` (stage sending, sent, verifying, done),
-    ``ActionFinished`` and ``BulkProgressed`` synchronously on the engine's loop.
+    The views use its subclass ``tuiapp.engine.ActionEngine`` (plans, bulk, recovery,
+    the event stream); this class is what one ``run`` needs. Events go synchronously to
+    the subscribers: ``ActionProgressed`` (stage sending, sent, verifying, done) and
+    ``ActionFinished``.
     """
 
     def __init__(
@@ -139,7 +139,7 @@ class ActionEngine:
         state: SharedState,
         audit: AuditLog,
         *,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         operator: str,
         ssh_client: str | None,
@@ -161,6 +161,7 @@ class ActionEngine:
         self.pid = os.getpid()
         self.in_flight: set[str] = set()
         self._subscribers: list[Callable[[EngineEvent], None]] = []
+        # a bulk run's abort (tuiapp.bulk): set while one runs, and whether it was aborted
         self._abort_event: asyncio.Event | None = None
         self._aborted = False
 
@@ -191,10 +192,6 @@ class ActionEngine:
         )
 
     # ---- events --------------------------------------------------------------------------
-
-    def subscribe(self, callback: Callable[[EngineEvent], None]) -> None:
-        """``callback(event)`` for every event, synchronously on the engine's loop."""
-        self._subscribers.append(callback)
 
     def _emit(self, event: EngineEvent) -> None:
         for callback in list(self._subscribers):
@@ -254,112 +251,7 @@ class ActionEngine:
         left = until - self.clock()
         return left if left > 0 else None
 
-    # ---- verdicts ------------------------------------------------------------------------
-
-    def verdict(self, name: str, action: str, *, override_reason: str | None = None) -> Verdict:
-        """The guard-rail verdict for ``action`` on ``name`` now (KeyError: no such row)."""
-        return self.verdicts([name], action, override_reason=override_reason)[0]
-
-    def verdicts(
-        self, names: Iterable[str], action: str, *, override_reason: str | None = None
-    ) -> list[Verdict]:
-        """Verdicts for several targets from one read of the shared state."""
-        data, problem = self._snapshot()
-        now = self.clock()
-        reason = clean_text(override_reason)
-        return [
-            self._assess(
-                name, action, data=data, now=now, override_reason=reason, state_problem=problem
-            )
-            for name in names
-        ]
-
-    def plan(
-        self,
-        targets: Iterable[str],
-        action: str,
-        *,
-        reason: str | None = None,
-        override_reason: str | None = None,
-        allow_outage: bool = False,
-    ) -> ActionPlan:
-        """The verdict of every target as ``run_plan`` will act on it (KeyError: no such row).
-
-        One read of the shared state. A bulk on an account in an outage is held (each of
-        its targets refused) unless ``allow_outage``; a single target only warns.
-        """
-        names = list(dict.fromkeys(targets))
-        bulk = len(names) > 1
-        data, problem = self._snapshot()
-        now = self.clock()
-        cleaned = clean_text(override_reason)
-        verdicts = tuple(
-            self._assess(
-                name,
-                action,
-                data=data,
-                now=now,
-                override_reason=cleaned,
-                bulk_outage=bulk and not allow_outage,
-                state_problem=problem,
-            )
-            for name in names
-        )
-        outages = self.poller.outage_accounts() if bulk else set()
-        held = sorted({self.poller.rows[n].account.name for n in names} & outages)
-        return ActionPlan(
-            action=action,
-            verdicts=verdicts,
-            reason=clean_text(reason),
-            override_reason=cleaned,
-            allow_outage=allow_outage,
-            outage_accounts=tuple(held),
-        )
-
-    async def run_plan(self, plan: ActionPlan) -> list[ActionReport]:
-        """Carry out ``plan``: reports in the plan's order (never raises; see ``run``).
-
-        A target the plan refused is refused with the plan's reason (one ``refused``
-        audit line, nothing sent), even if it would be allowed by now. Nothing allowed:
-        only those lines. One target: ``run``. Several: ``run_bulk`` over all of them.
-        """
-        if not plan.allowed:
-            return await self.record_refusals(plan)
-        if not plan.bulk:
-            verdict = plan.verdicts[0]
-            report = await self.run(
-                verdict.name,
-                plan.action,
-                reason=plan.reason,
-                override_reason=plan.override_reason,
-                expected=verdict,
-            )
-            return [report]
-        return await self.run_bulk(
-            plan.targets,
-            plan.action,
-            reason=plan.reason,
-            override_reason=plan.override_reason,
-            allow_outage=plan.allow_outage,
-            expected={v.name: v for v in plan.verdicts},
-        )
-
-    async def record_refusals(self, plan: ActionPlan) -> list[ActionReport]:
-        """One ``refused`` audit line (and ActionFinished) per target the plan refused.
-
-        For a view that says "refused" before its confirmation dialog: it then runs
-        ``run_plan(plan.allowed_only())``.
-        """
-        return [
-            await self.run(
-                verdict.name,
-                plan.action,
-                reason=plan.reason,
-                override_reason=plan.override_reason,
-                expected=verdict,
-            )
-            for verdict in plan.refused
-        ]
+    # ---- verdicts (the guard rails over the live rows) -----------------------------------
 
     def _assess(
         self,
@@ -619,9 +511,10 @@ class ActionEngine:
     async def _send(self, attempt: _Attempt) -> ActionResponse:
         adapter = attempt.adapter
         assert adapter is not None
-        # SPEC: the instance's own secret if it has one, else the account's.
+        # The secret fallback lives in one place (the row's account is this fleet's: the
+        # engine and its poller are built from the same FleetConfig).
         instance = attempt.instance
-        secret = instance.token if instance.token is not None else attempt.row.account.token
+        secret = self.fleet.secret_for(instance)
         if attempt.action == "restart":
             call = adapter.restart(instance, secret)
         else:
@@ -889,70 +782,6 @@ class ActionEngine:
             )
         except StateError as exc:
             log.error("could not update the action record of %s: %s", attempt.name, exc)
-
-    # ---- crash recovery ------------------------------------------------------------------
-
-    def recover_interrupted(self) -> list[ActionReport]:
-        """``sent`` lines without an outcome (tuiapp was killed after sending) -> ``unknown``.
-
-        Call once at start. Each is written to the audit log as ``unknown`` (so it is
-        reported once), and its instance is held in cooldown until the end of the longest
-        verification it could have had. An action another live process is still running
-        is left alone. This blocks on the state lock: on an event loop, await
-        ``arecover_interrupted`` instead.
-        """
-        reports = self._recover()
-        for report in reports:
-            self._emit(ActionFinished(report))
-        return reports
-
-    async def arecover_interrupted(self) -> list[ActionReport]:
-        """``recover_interrupted`` with its lock wait and file I/O in a worker thread."""
-        reports = await run_blocking(lambda _cancel: self._recover())
-        for report in reports:
-            self._emit(ActionFinished(report))
-        return reports
-
-    def _recover(self) -> list[ActionReport]:
-        return recovery.recover(
-            self.audit,
-            self.state,
-            now=self.clock(),
-            lock_ttl=self.lock_ttl,
-            hold=max(self.stabilize, self.verify_window),
-        )
-
-    # ---- bulk (tuiapp.bulk) ---------------------------------------------------------------
-
-    async def run_bulk(
-        self,
-        names: Iterable[str],
-        action: str,
-        *,
-        reason: str | None = None,
-        override_reason: str | None = None,
-        allow_outage: bool = False,
-        expected: Mapping[str, Verdict] | None = None,
-    ) -> list[ActionReport]:
-        """SPEC's bulk: refused listed and skipped, 2 at a time, stop at the first failure.
-
-        Reports come back in the order of ``names``; see ``tuiapp.bulk``.
-        """
-        return await bulk.run_bulk(
-            self,
-            names,
-            action,
-            reason=reason,
-            override_reason=override_reason,
-            allow_outage=allow_outage,
-            expected=expected,
-        )
-
-    def abort(self) -> None:
-        """Stop a bulk action: targets not started become ``aborted``; running ones finish."""
-        self._aborted = True
-        if self._abort_event is not None:
-            self._abort_event.set()
 
 
 def _waiting_text(owner: LockOwner | None) -> str:

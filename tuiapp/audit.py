@@ -21,11 +21,12 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tuiapp.clock import Clock
 from tuiapp.secrets import GLOBAL_REDACTOR, Redactor
 from tuiapp.state import LOCK_FILE, FileLock, OnWait, StateError, run_blocking
 from tuiapp.vocabulary import FINAL_OUTCOMES, Outcome
@@ -94,7 +95,7 @@ class AuditLog:
     def __init__(
         self,
         path: Path,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = time.time,
         *,
         lock: FileLock | None = None,
         redactor: Redactor = GLOBAL_REDACTOR,
@@ -116,7 +117,8 @@ class AuditLog:
         cancel: threading.Event | None = None,
         locked: bool = True,
     ) -> dict[str, Any]:
-        """Append one line (fields per SPEC, strings redacted) and return what was written.
+        """Append one line (the fields ``ActionRunner._audit_record`` builds, strings redacted)
+        and return what was written.
 
         ``sent`` and outcome lines are fsynced before this returns, so a line that was
         acknowledged survives a kill. ``time`` defaults to the clock. This blocks the

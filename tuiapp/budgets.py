@@ -1,6 +1,6 @@
 """Rate budgets: sliding windows of "at most L requests in any 60 s", one per BudgetScope key.
 
-Providers count requests in sliding windows (PROVIDERS.md, "Common rules"); a token
+Providers count requests in sliding windows (docs/providers.md gives each limit); a token
 bucket refilled once a minute would let 2L through across a minute boundary, so each
 key keeps the send times of its last minute and a request passes only while fewer
 than the allowed number lie inside (now - 60 s, now].
@@ -23,10 +23,11 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Literal
 
+from tuiapp.clock import Clock
 from tuiapp.model import Observation
 from tuiapp.providers.base import BudgetScope
 
@@ -68,7 +69,7 @@ class Budgets:
     limits); blocks from 429s are still recorded but never consulted.
     """
 
-    def __init__(self, clock: Callable[[], float] = time.time, *, enforce: bool = True) -> None:
+    def __init__(self, clock: Clock = time.time, *, enforce: bool = True) -> None:
         self._clock = clock
         self.enforce = enforce
         self._sent: dict[str, deque[float]] = {}

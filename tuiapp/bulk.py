@@ -1,4 +1,4 @@
-"""Bulk actions: SPEC's staged run over several targets.
+"""Bulk actions: a staged run over several targets.
 
 Refused targets are listed and skipped (each gets its ``refused`` audit line); the
 rest run ``BULK_SLOTS`` (2) at a time, a slot freeing when its target ends; the first
@@ -7,7 +7,7 @@ progress finish, targets not started become ``aborted``, as after ``engine.abort
 Progress goes out as ``BulkProgressed`` (done, total, running, an ETA from the
 targets finished so far).
 
-Each target is ``ActionEngine._run`` with the bulk's outage rule: a bulk on an
+Each target is ``ActionRunner._run`` with the bulk's outage rule: a bulk on an
 account in an outage is refused unless ``allow_outage``.
 """
 
@@ -18,15 +18,13 @@ import logging
 import math
 from collections import deque
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from tuiapp.actions import ActionRunner
 from tuiapp.events import BulkProgressed
 from tuiapp.guards import Verdict, clean_text
 from tuiapp.model import ActionReport
 from tuiapp.vocabulary import Outcome
-
-if TYPE_CHECKING:  # the engine imports this module to delegate its run_bulk
-    from tuiapp.actions import ActionEngine
 
 __all__ = ["BULK_SLOTS", "run_bulk"]
 
@@ -37,7 +35,7 @@ _STOPS_BULK = frozenset({Outcome.FAILED, Outcome.UNKNOWN, Outcome.NOT_RECOVERED}
 
 
 async def run_bulk(
-    engine: ActionEngine,
+    engine: ActionRunner,
     names: Iterable[str],
     action: str,
     *,
@@ -46,7 +44,7 @@ async def run_bulk(
     allow_outage: bool = False,
     expected: Mapping[str, Verdict] | None = None,
 ) -> list[ActionReport]:
-    """SPEC's bulk: refused listed and skipped, 2 at a time, stop at the first failure.
+    """A bulk: refused listed and skipped, 2 at a time, stop at the first failure.
 
     Reports come back in the order of ``names``. A target stops the run when it ends
     ``failed``, ``unknown`` or ``not_recovered``; targets in progress then finish,
@@ -160,7 +158,7 @@ async def run_bulk(
 
 
 async def _aborted_report(
-    engine: ActionEngine, name: str, action: str, reason: str | None, why: str
+    engine: ActionRunner, name: str, action: str, reason: str | None, why: str
 ) -> ActionReport:
     attempt = engine._attempt(name, action, reason, None)
     message = f"not started: {why}"

@@ -132,6 +132,22 @@ def build_parser() -> argparse.ArgumentParser:
         )
         act.add_argument("--operator", default=argparse.SUPPRESS)
 
+    pair = sub.add_parser(
+        "pair", help="show the login QR of a SCAN_QR_CODE instance and wait for WORKING"
+    )
+    pair.add_argument("name", metavar="NAME")
+    pair.add_argument("--config", type=Path, default=argparse.SUPPRESS)
+    pair.add_argument(
+        "--code", metavar="PHONE", help="ask for a pairing code for this E.164 number instead"
+    )
+    pair.add_argument(
+        "--timeout",
+        type=_positive_int,
+        default=300,
+        help="seconds to wait for WORKING (300); then exit 2",
+    )
+    pair.add_argument("--operator", default=argparse.SUPPRESS)
+
     init = sub.add_parser("init", help="write a commented starter config")
     init.add_argument("path", nargs="?", type=Path)
     init.add_argument("--force", action="store_true", help="overwrite an existing file")
@@ -229,6 +245,12 @@ def _run(args: argparse.Namespace) -> int:
             force=args.force,
             operator=args.operator,
             stdin_isatty=sys.stdin is not None and sys.stdin.isatty(),
+        )
+    if command == "pair":
+        from tuiapp.pair_cli import run_pair
+
+        return run_pair(
+            _load(args), args.name, phone=args.code, timeout=args.timeout, operator=args.operator
         )
     from tuiapp.ui.app import run_tui
 

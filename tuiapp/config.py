@@ -1,10 +1,10 @@
-"""The fleet config: TOML -> frozen dataclasses, validated loudly (schema: SPEC.md "Config").
+"""The fleet config: TOML -> frozen dataclasses, validated loudly (README.md, "Configuration").
 
 Every mistake a user can make raises ``ConfigError``, whose str() is one line,
 ``"<file>: <dotted key or instance>: <message>"``; the CLI prints it and exits 3.
 Tokens become ``Secret`` objects and are registered in ``GLOBAL_REDACTOR`` as they load.
 
-Decisions where SPEC.md is silent:
+Decisions beyond the schema:
 - Wawp has no account-level secret, so ``token``/``token_env`` on a wawp account is an
   error (not a warning): nobody should believe an account token is in use when it is not.
 - ``discover = true`` needs a provider with a list endpoint and an account-level token.
@@ -153,7 +153,7 @@ class FleetConfig:
         return self.accounts[inst.account]
 
     def secret_for(self, inst: InstanceConfig) -> Secret | None:
-        """SPEC's rule: the instance's own secret if it has one, else the account's."""
+        """The one secret fallback: the instance's own secret if it has one, else the account's."""
         return inst.token if inst.token is not None else self.account_of(inst).token
 
     def poll_interval_for(self, inst: InstanceConfig) -> float:

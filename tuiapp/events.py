@@ -7,21 +7,15 @@ post it on (the TUI wraps each one in a Textual message). No Textual here.
     poller          InstanceObserved, TransitionConfirmed, OutageChanged, NetworkDown,
                     SweepFinished, WorkStuck (its watchdog; the engine's calls too)
     action engine   ActionProgressed, ActionFinished, BulkProgressed
-
-``Row`` (tuiapp.poller) is imported for type checking only: the poller imports this
-module, so a runtime import would be a cycle.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from tuiapp.model import ActionReport, Transition
+from tuiapp.row import Row
 from tuiapp.vocabulary import Stage
-
-if TYPE_CHECKING:
-    from tuiapp.poller import Row
 
 __all__ = [
     "ActionFinished",
@@ -47,14 +41,14 @@ class InstanceObserved:
 
 @dataclass(frozen=True, slots=True)
 class TransitionConfirmed:
-    """A status change passed SPEC's confirmation rule (2 consecutive reads or 30 s)."""
+    """A status change passed the confirmation rule (2 reads or 30 s; tuiapp.tracker)."""
 
     transition: Transition
 
 
 @dataclass(frozen=True, slots=True)
 class OutageChanged:
-    """SPEC's account-wide outage rule started (``active``) or stopped holding for ``account``."""
+    """The account-wide outage rule (tuiapp.tracker) began (``active``) or ended for ``account``."""
 
     account: str
     active: bool

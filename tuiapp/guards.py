@@ -1,6 +1,6 @@
 """Guard rails: may this action run on this instance now? Pure rules, table-tested.
 
-SPEC "Actions and safety" as functions of a small context, with no I/O and no clock
+The safety rules (README.md, "Safety") as functions of a small context, with no I/O and no clock
 (the caller passes ``now`` and a snapshot of the shared state), so every refusal and
 warning can be checked with a table (tests/test_guards.py). In order of precedence:
 
@@ -20,13 +20,14 @@ warning can be checked with a table (tests/test_guards.py). In order of preceden
 
 from __future__ import annotations
 
-import math
 from collections.abc import Set
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
+from tuiapp.durations import human_duration
 from tuiapp.model import ACTIONS, Observation, Status
-from tuiapp.providers.base import one_line
+from tuiapp.providers.text import one_line
+from tuiapp.vocabulary import ErrorKind, Reason
 
 if TYPE_CHECKING:
     from tuiapp.config import AccountConfig
@@ -43,7 +44,6 @@ __all__ = [
     "Verdict",
     "assess",
     "clean_text",
-    "human_duration",
     "interrupts",
     "next_step",
     "status_refusals",
@@ -58,7 +58,7 @@ OVERRIDABLE = frozenset({"cooldown", "loop_breaker"})
 _LIFTED_BY_A_REASON = OVERRIDABLE | {"outage"}
 MAX_UNCOUNTED_TARGETS = 5  # more allowed targets than this: the operator types the count
 _PAST = {"restart": "restarted", "reconnect": "reconnected"}
-_UNREACHABLE_WARN = frozenset({"timeout", "connect", "reset", "http_5xx"})
+_UNREACHABLE_WARN = frozenset(k for k in ErrorKind if k.is_restartable)
 
 
 class GuardedRow(Protocol):
@@ -94,16 +94,6 @@ def clean_text(text: str | None) -> str | None:
         return None
     cleaned = " ".join(text.split())
     return cleaned or None
-
-
-def human_duration(seconds: float) -> str:
-    """A short duration for messages: "40 s", "4m10s", "1h05m"."""
-    seconds = max(0, math.ceil(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +181,7 @@ def assess(
     bulk_outage: bool = False,
     state_problem: str | None = None,
 ) -> Verdict:
-    """SPEC's refusals and warnings for ``action`` on ``name``, in that order of precedence.
+    """The refusals and warnings for ``action`` on ``name``, in that order of precedence.
 
     ``row`` is the instance as last read, ``adapter`` its account's (None: none
     configured), ``data`` the shared state, ``outages`` the accounts in an outage now.
@@ -319,7 +309,7 @@ def assess(
 def status_refusals(status: Status, obs: Observation | None, action: str) -> list[tuple[str, str]]:
     reason = obs.reason if obs is not None else None
     out: list[tuple[str, str]] = []
-    if status == Status.SCAN_QR_CODE or reason == "logged_out":
+    if status == Status.SCAN_QR_CODE or reason == Reason.LOGGED_OUT:
         out.append(
             (
                 "qr",
@@ -327,7 +317,7 @@ def status_refusals(status: Status, obs: Observation | None, action: str) -> lis
                 f"provider dashboard; a {action} cannot help",
             )
         )
-    elif reason == "banned":
+    elif reason == Reason.BANNED:
         out.append(
             (
                 "banned",
@@ -350,7 +340,7 @@ def status_refusals(status: Status, obs: Observation | None, action: str) -> lis
                 "no action can succeed",
             )
         )
-    elif reason == "unknown_status":
+    elif reason == Reason.UNKNOWN_STATUS:
         raw = obs.raw_status if obs is not None and obs.raw_status else "?"
         out.append(
             (
@@ -413,7 +403,7 @@ def next_step(status: Status | None, obs: Observation | None, why: str | None = 
     reason = why or (obs.reason if obs else None)
     if reason in ("no_saved_session", "qr_needed", "logged_out") or status == Status.SCAN_QR_CODE:
         return "needs a QR scan: pair the phone in the provider dashboard"
-    if reason == "banned":
+    if reason == Reason.BANNED:
         return "the number is banned: resolve it with the provider; do not restart again"
     if reason == "conflict_running":
         return "it is running, which this provider does not restart: look at the instance"

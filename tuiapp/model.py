@@ -10,7 +10,7 @@ import enum
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from tuiapp.vocabulary import Outcome
+from tuiapp.vocabulary import ErrorKind, Outcome, Reason
 
 __all__ = [
     "ACTIONS",
@@ -121,11 +121,11 @@ class Observation:
     rate_reset_at: float | None = None
     paired: bool | None = None
     close_code: int | None = None
-    error_kind: str | None = None  # timeout | connect | reset | http_5xx | body ... for guard rails
+    error_kind: ErrorKind | None = None  # why no status could be read (guard rails, network rule)
 
     @property
     def rate_limited(self) -> bool:
-        return self.reason == "rate_limited"
+        return self.reason == Reason.RATE_LIMITED
 
 
 @dataclass(frozen=True, slots=True)

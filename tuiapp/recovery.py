@@ -1,7 +1,7 @@
 """Crash recovery: actions that were sent when a tuiapp process died.
 
-A ``sent`` audit line is written and fsynced before every request (SPEC "Audit
-log"), so a process killed between sending and the outcome leaves a ``sent`` line
+A ``sent`` audit line is written and fsynced before every request (tuiapp.actions),
+so a process killed between sending and the outcome leaves a ``sent`` line
 with no line after it. At start-up every such action is reported ``unknown`` once
 (an ``unknown`` line closes it) and its instance is held in cooldown until the end
 of the longest verification it could have had. An action another live process is
@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from tuiapp.audit import AuditError, AuditLog
-from tuiapp.guards import human_duration
+from tuiapp.durations import human_duration
 from tuiapp.model import ActionReport
 from tuiapp.state import ActionRecord, SharedState
 from tuiapp.vocabulary import Outcome

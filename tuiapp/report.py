@@ -1,6 +1,6 @@
 """`tuiapp check`: one sweep of the fleet, printed as a table, JSON or Prometheus text.
 
-Exit codes follow the monitoring-plugin convention (SPEC.md "check exit codes"):
+Exit codes follow the monitoring-plugin (Nagios) convention:
 0 every non-muted instance WORKING (or in its expected status); 1 some STARTING or
 PENDING and nothing worse; 2 any other bad status, UNREACHABLE included; 3 an
 instance still UNKNOWN after the sweep with nothing critical (config and usage
@@ -15,15 +15,17 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TextIO
 
 import httpx
 
+from tuiapp.clock import Clock
 from tuiapp.config import FleetConfig
+from tuiapp.durations import rough_duration
 from tuiapp.model import Status, iso_utc
-from tuiapp.providers.base import one_line
+from tuiapp.providers.text import one_line
 from tuiapp.secrets import GLOBAL_REDACTOR
 
 if TYPE_CHECKING:
@@ -140,17 +142,6 @@ def render_prometheus(rows: Sequence[Row]) -> str:
     return "\n".join(lines)
 
 
-def _age(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    if seconds < 120:
-        return f"{seconds}s"
-    if seconds < 7200:
-        return f"{seconds // 60}m"
-    if seconds < 172800:
-        return f"{seconds // 3600}h"
-    return f"{seconds // 86400}d"
-
-
 def render_table(rows: Sequence[Row], now: float) -> str:
     header = ("STATUS", "NAME", "ACCOUNT", "PROVIDER", "SINCE", "LATENCY", "NOTE")
     body: list[tuple[str, ...]] = []
@@ -158,9 +149,10 @@ def render_table(rows: Sequence[Row], now: float) -> str:
         record = _record(row)
         since = ""
         if row.since is not None and row.since_exact:
-            since = _age(now - row.since)
+            since = rough_duration(now - row.since)
         elif row.since is not None and now - row.since >= 1:
-            since = f"≥ {_age(now - row.since)}"  # only a lower bound: first seen by tuiapp
+            # only a lower bound: first seen by tuiapp
+            since = f"≥ {rough_duration(now - row.since)}"
         latency = f"{record['latency_ms']:.0f}ms" if record["latency_ms"] is not None else ""
         notes = []
         if row.instance.muted:
@@ -202,7 +194,7 @@ async def sweep(
     fleet: FleetConfig,
     *,
     transport: httpx.AsyncBaseTransport | None = None,
-    clock: Callable[[], float] = time.time,
+    clock: Clock = time.time,
 ) -> list[Row]:
     """One sweep of the whole fleet on the poller's machinery; returns its rows."""
     from tuiapp.runtime import open_check
@@ -226,7 +218,7 @@ def run_check(
     fmt: str = "table",
     tags: Sequence[str] = (),
     transport: httpx.AsyncBaseTransport | None = None,
-    clock: Callable[[], float] = time.time,
+    clock: Clock = time.time,
     out: TextIO | None = None,
 ) -> int:
     out = out or sys.stdout

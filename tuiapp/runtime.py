@@ -28,15 +28,16 @@ import contextlib
 import os
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
-from tuiapp.actions import LOCK_SLACK, ActionEngine
 from tuiapp.audit import AuditLog, ssh_client
+from tuiapp.clock import Clock, Sleep
 from tuiapp.config import FleetConfig
+from tuiapp.engine import LOCK_SLACK, ActionEngine
 from tuiapp.poller import Poller
 from tuiapp.providers.base import Adapter
 from tuiapp.providers.registry import make_adapters, make_client
@@ -53,9 +54,6 @@ __all__ = [
     "open_check",
     "open_runtime",
 ]
-
-Clock = Callable[[], float]
-Sleep = Callable[[float], Awaitable[None]]
 
 
 @dataclass(slots=True)

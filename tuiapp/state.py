@@ -43,6 +43,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
+from tuiapp.clock import Clock
 from tuiapp.model import Status, Transition
 
 __all__ = [
@@ -563,7 +564,7 @@ class SharedState:
     def __init__(
         self,
         state_dir: Path,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = time.time,
         *,
         lock_ttl: float = DEFAULT_LOCK_TTL,
     ) -> None:

@@ -2,7 +2,7 @@
 
 Every enum here is a ``StrEnum``: a member *is* its string, so ``outcome == "failed"``,
 ``json.dumps`` and the audit file read exactly as they did when these were plain strings.
-Add a member only with the matching SPEC change; never rename a value (audit files and
+Add a member only with the code that produces it; never rename a value (audit files and
 ``--json`` output on disk carry it).
 
 Sections (each owned by one area; edit only your own, append at the end of the file):
@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["FINAL_OUTCOMES", "REPORT_OUTCOMES", "Outcome", "Stage"]
+__all__ = ["FINAL_OUTCOMES", "PAIR_OUTCOMES", "REPORT_OUTCOMES", "Outcome", "Stage"]
 
 
 # --- engine -------------------------------------------------------------------------------
 
 
 class Outcome(enum.StrEnum):
-    """An audit line's ``outcome`` and an ``ActionReport.outcome`` (SPEC: audit log).
+    """An audit line's ``outcome`` and an ``ActionReport.outcome`` (tuiapp.audit).
 
     ``sent`` and ``accepted`` appear only in the audit log (a request in flight and the
     provider's acknowledgement); an action's final report is one of ``REPORT_OUTCOMES``.
@@ -38,6 +38,10 @@ class Outcome(enum.StrEnum):
     RECOVERED = "recovered"
     NOT_RECOVERED = "not_recovered"
     ABORTED = "aborted"
+    # ``pair`` lines only (tuiapp.pairing): a login QR or code was shown, then what became of it
+    SHOWN = "shown"
+    PAIRED = "paired"
+    TIMEOUT = "timeout"
 
 
 # The outcomes a finished target can report (never "sent" or "accepted").
@@ -51,7 +55,21 @@ REPORT_OUTCOMES: tuple[Outcome, ...] = (
     Outcome.ABORTED,
 )
 # Audit lines that close a ``sent`` line: whatever follows it says what became of the request.
-FINAL_OUTCOMES: frozenset[Outcome] = frozenset(Outcome) - {Outcome.REFUSED, Outcome.SENT}
+FINAL_OUTCOMES: frozenset[Outcome] = frozenset(Outcome) - {
+    Outcome.REFUSED,
+    Outcome.SENT,
+    Outcome.SHOWN,
+    Outcome.PAIRED,
+    Outcome.TIMEOUT,
+}
+# The outcomes of ``pair`` audit lines: ``shown``, then one of the others.
+PAIR_OUTCOMES: tuple[Outcome, ...] = (
+    Outcome.SHOWN,
+    Outcome.PAIRED,
+    Outcome.TIMEOUT,
+    Outcome.REFUSED,
+    Outcome.CANCELLED,
+)
 
 
 class Stage(enum.StrEnum):
@@ -169,6 +187,13 @@ class Reason(enum.StrEnum):
     V1_NOT_OPEN = "v1_not_open"  # Evolution v1 restarts only an open instance
     HTTP_422 = "http_422"
     HTTP_503 = "http_503"
+    # a pairing's answer (tuiapp.pairing, Adapter.pairing)
+    NOT_SCAN_QR_CODE = "not_scan_qr_code"  # not waiting for a QR: never re-pair a working number
+    NO_PAIRING = "no_pairing"  # the provider's API has no login QR
+    NO_PAIRING_CODE = "no_pairing_code"  # ... or no phone-number pairing code
+    BAD_PHONE = "bad_phone"  # not an E.164 number
+    READ_ONLY = "read_only"  # read-only mode: pairing is an action
+    UNKNOWN_INSTANCE = "unknown_instance"  # not in the config
 
     @staticmethod
     def http(code: int) -> str:

@@ -1,26 +1,26 @@
-"""The action flow: r / c from any screen to a worker running the engine.
+"""The action flow: r / c from any screen to a worker running the engine's plan.
 
     ActionRequested -> targets (marked rows, else the cursor row)
-        -> [override: ReasonScreen asks why]
-        -> plan: the engine's verdicts (+ the bulk outage hold), refusals audited
+        -> [override: ReasonScreen asks why, listing what a reason would lift]
+        -> engine.plan: every verdict, the bulk outage hold included; refusals audited
         -> nothing allowed: say why, send nothing
-        -> ConfirmScreen -> a worker in the "actions" group: engine.run / run_bulk
+        -> ConfirmScreen -> a worker in the "actions" group: engine.run_plan
 
-The worker's own progress comes back as engine events (the bridge); this module keeps
-the bookkeeping the app needs when a worker ends (its targets, whether a bulk run is
-still going). Planning lives in ``_plan`` alone, so moving it into the engine's own
-``plan()`` is a change here and nowhere else.
+The UI, the CLI (``--dry-run`` prints the same plan) and any other view share the
+engine's one planner; this module only shows the plan and asks. The worker's own
+progress comes back as engine events (the bridge); this module keeps the bookkeeping
+the app needs when a worker ends (its targets, whether a bulk run is still going).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from typing import TYPE_CHECKING
 
 from textual.worker import Worker
 
 from tuiapp.events import BulkProgressed
+from tuiapp.guards import ActionPlan, Verdict
 from tuiapp.secrets import redact
 from tuiapp.ui.dialogs import ConfirmPlan, ConfirmScreen, ReasonScreen, Target
 from tuiapp.ui.widgets import LogEntry
@@ -34,7 +34,7 @@ log = logging.getLogger("tuiapp.ui")
 
 
 class ActionFlow:
-    """Verdicts, reason, confirmation and the run, for one ``FleetApp``."""
+    """Plan, reason, confirmation and the run, for one ``FleetApp``."""
 
     def __init__(self, app: FleetApp) -> None:
         self.app = app
@@ -51,7 +51,7 @@ class ActionFlow:
         return [model.cursor] if model.cursor is not None else []
 
     def request(self, names: list[str] | None, action: str, *, override: bool = False) -> None:
-        """r / c (and the palette, and the detail view): verdicts, then the dialog."""
+        """r / c (and the palette, and the detail view): the plan, then the dialog."""
         app = self.app
         if app.read_only:
             app.notify("Read-only mode: actions are off.", severity="warning")
@@ -63,14 +63,14 @@ class ActionFlow:
         if not override:
             self._plan(targets, action, None)
             return
-        verdicts = app.engine.verdicts(targets, action)
-        refusals = [f"{v.name}: {v.refusal}" for v in verdicts if not v.allowed]
-        if len(targets) > 1:
-            refusals += [
-                f"{acct}: account-wide outage (a bulk action needs the override)"
-                for acct in sorted({app.poller.rows[n].account.name for n in targets})
-                if acct in app.poller.outage_accounts()
-            ]
+        # What a reason would be asked to lift: the refusals without one, and the
+        # accounts whose outage holds a bulk (listed once each, not per target).
+        plan = app.engine.plan(targets, action, allow_outage=True)
+        refusals = [f"{v.name}: {v.refusal}" for v in plan.refused]
+        refusals += [
+            f"{account}: account-wide outage (a bulk action needs the override)"
+            for account in plan.outage_accounts
+        ]
 
         def with_reason(reason: str | None) -> None:
             if reason:
@@ -87,66 +87,47 @@ class ActionFlow:
         )
 
     def _plan(self, targets: list[str], action: str, override_reason: str | None) -> None:
+        """The engine's plan, shown: refusals audited at once, the rest confirmed."""
         app = self.app
-        verdicts = app.engine.verdicts(targets, action, override_reason=override_reason)
-        bulk = len(targets) > 1
-        allow_outage = bulk and bool(override_reason)
-        outage_accounts = app.poller.outage_accounts() if bulk else set()
-        allowed: list[Target] = []
-        skipped: list[Target] = []
-        for verdict in verdicts:
-            row = app.poller.rows[verdict.name]
-            if verdict.allowed and row.account.name in outage_accounts and not allow_outage:
-                verdict = dataclasses.replace(
-                    verdict,
-                    allowed=False,
-                    refusal=f"account {row.account.name} is in an outage: a bulk {action} "
-                    "there needs the override (shift+r / shift+c, with a reason)",
-                    overridable=True,
-                )
-            target = Target(
-                name=verdict.name,
-                account=row.account.name,
-                provider=row.account.provider,
-                status=verdict.status,
-                verdict=verdict,
-                hidden=not app.model.is_shown(verdict.name),
-            )
-            (allowed if verdict.allowed else skipped).append(target)
+        plan = app.engine.plan(
+            targets,
+            action,
+            reason=override_reason,
+            override_reason=override_reason,
+            allow_outage=bool(override_reason),
+        )
+        allowed = tuple(self._target(verdict) for verdict in plan.allowed)
+        skipped = tuple(self._target(verdict) for verdict in plan.refused)
         if skipped:
-            self._audit_refusals(skipped, action, override_reason)
+            self._record_refusals(plan)
         if not allowed:
             self._refused(skipped, action)
             return
-        plan = ConfirmPlan(
-            action=action,
-            targets=tuple(allowed),
-            skipped=tuple(skipped),
-            override_reason=override_reason,
-            allow_outage=allow_outage,
-        )
-        app.push_screen(ConfirmScreen(plan, app.clock), lambda ok: self._confirmed(plan, ok))
+        confirm = ConfirmPlan(plan, targets=allowed, skipped=skipped)
+        app.push_screen(ConfirmScreen(confirm, app.clock), lambda ok: self._confirmed(confirm, ok))
 
-    def _audit_refusals(
-        self, skipped: list[Target], action: str, override_reason: str | None
-    ) -> None:
+    def _target(self, verdict: Verdict) -> Target:
+        """One verdict as the dialog lists it."""
+        account = self.app.poller.rows[verdict.name].account
+        return Target(
+            name=verdict.name,
+            account=account.name,
+            provider=account.provider,
+            status=verdict.status,
+            verdict=verdict,
+            hidden=not self.app.model.is_shown(verdict.name),
+        )
+
+    def _record_refusals(self, plan: ActionPlan) -> None:
         """Every decided attempt gets its audit line: the engine writes each refusal (no send)."""
-        engine = self.app.engine
-
-        async def audit() -> None:
-            for target in skipped:
-                await engine.run(
-                    target.name,
-                    action,
-                    override_reason=override_reason,
-                    expected=target.verdict,
-                )
-
         self.app.run_worker(
-            audit(), name=f"audit refusals of {action}", group="actions", exit_on_error=False
+            self.app.engine.record_refusals(plan),
+            name=f"audit refusals of {plan.action}",
+            group="actions",
+            exit_on_error=False,
         )
 
-    def _refused(self, skipped: list[Target], action: str) -> None:
+    def _refused(self, skipped: tuple[Target, ...], action: str) -> None:
         """Nothing to send: say why (the first reason, and how to override if one can)."""
         app = self.app
         first = skipped[0].verdict
@@ -170,54 +151,39 @@ class ActionFlow:
             )
         app.notify(message, title="Nothing sent", severity="warning", markup=False, timeout=10)
 
-    def _confirmed(self, plan: ConfirmPlan, ok: bool | None) -> None:
+    def _confirmed(self, confirm: ConfirmPlan, ok: bool | None) -> None:
+        """Confirmed: one worker runs what the plan allowed (its refusals are audited)."""
         app = self.app
+        action = confirm.action
         if not ok:
-            app.notify(f"{plan.action.capitalize()} cancelled: nothing sent.")
+            app.notify(f"{action.capitalize()} cancelled: nothing sent.")
             return
         app.model.marks.clear()
-        reason = plan.override_reason
-        if len(plan.targets) == 1:
-            target = plan.targets[0]
-            app.notes.progressed(target.name, plan.action, "sending", "", app.clock())
-            app.run_worker(
-                app.engine.run(
-                    target.name,
-                    plan.action,
-                    reason=reason,
-                    override_reason=reason,
-                    expected=target.verdict,
-                ),
-                name=self._worker_name(f"{plan.action} {target.name}", plan),
-                group="actions",
-                exit_on_error=False,
-            )
-        else:
+        plan = confirm.plan.allowed_only()
+        if plan.bulk:
             self.bulk_running = True
             self.bulk = None
-            app.run_worker(
-                app.engine.run_bulk(
-                    [t.name for t in plan.targets],
-                    plan.action,
-                    reason=reason,
-                    override_reason=reason,
-                    allow_outage=plan.allow_outage,
-                    expected={t.name: t.verdict for t in plan.targets},
-                ),
-                name=self._worker_name(f"bulk {plan.action} of {len(plan.targets)}", plan),
-                group="actions",
-                exit_on_error=False,
-            )
+            name = f"bulk {action} of {len(plan.verdicts)}"
+        else:
+            target = plan.targets[0]
+            app.notes.progressed(target, action, "sending", "", app.clock())
+            name = f"{action} {target}"
+        app.run_worker(
+            app.engine.run_plan(plan),
+            name=self._worker_name(name, plan.targets),
+            group="actions",
+            exit_on_error=False,
+        )
         app.refresh_view()
 
-    def _worker_name(self, base: str, plan: ConfirmPlan) -> str:
+    def _worker_name(self, base: str, targets: tuple[str, ...]) -> str:
         """A unique worker name, remembered with its targets (for failures, see ``failed``)."""
         name = base
         suffix = 1
         while name in self._worker_targets:
             suffix += 1
             name = f"{base} #{suffix}"
-        self._worker_targets[name] = tuple(t.name for t in plan.targets)
+        self._worker_targets[name] = targets
         return name
 
     async def recover_interrupted(self) -> None:

@@ -1,10 +1,12 @@
 """``FleetApp``: the app shell around the fleet screen, the engine bridge and the action flow.
 
     fleet_screen.FleetScreen   widgets and bindings; keys deliver intents (ui/messages.py)
+    header                     the header, banner and status line texts (pure)
     bridge.EngineBridge        engine events -> messages -> what the view shows
-    action_flow.ActionFlow     r / c: verdicts, reason, confirmation, the run
+    action_flow.ActionFlow     r / c: the engine's plan, reason, confirmation, the run
+    view_refresh.ViewRefresh   what changed during a message, painted once at its end
     app.FleetApp (here)        lifecycle, signals, crash handling, worker failures, the
-                               one-second tick, header and status line, the intents
+                               one-second tick, the intents' handlers, palette and help
 
 Data flows one way. The poller and the engine run in named worker groups
 ("poller", "actions", ``exit_on_error=False``; failures end up in one handler: a
@@ -24,15 +26,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import gc
 import logging
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
-from typing import Any, ClassVar, Concatenate, ParamSpec
+from typing import Any, ClassVar
 
 import httpx
 from rich.text import Text
@@ -43,6 +44,7 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from tuiapp import debuglog
+from tuiapp.clock import Clock, Sleep
 from tuiapp.config import FleetConfig
 from tuiapp.events import BulkProgressed
 from tuiapp.runtime import Backend, build_backend
@@ -56,7 +58,8 @@ from tuiapp.ui.dialogs import QuitScreen
 from tuiapp.ui.fleet_screen import FleetScreen
 from tuiapp.ui.grid import FleetGrid
 from tuiapp.ui.gridmodel import GridModel
-from tuiapp.ui.help import HelpScreen, bindings_of
+from tuiapp.ui.header import outage_text, polling_text, status_line_text
+from tuiapp.ui.help import HELP_NOTES, HelpScreen, bindings_of
 from tuiapp.ui.messages import (
     ActionRequested,
     BulkAbortRequested,
@@ -74,13 +77,12 @@ from tuiapp.ui.present import (
     CellStyle,
     NoteBook,
     RowLike,
-    age_text,
-    countdown_text,
     haystack,
     interval_lookup,
     row_cells,
     row_dim,
 )
+from tuiapp.ui.view_refresh import ViewRefresh, refreshing
 from tuiapp.ui.widgets import LogEntry
 
 __all__ = [
@@ -99,22 +101,6 @@ log = logging.getLogger("tuiapp.ui")
 def _unstyled(component: str) -> object:
     """No style: the detail text built outside the detail screen (tests, exports)."""
     return ""
-
-
-_P = ParamSpec("_P")
-
-
-def _refreshing(
-    handler: Callable[Concatenate[FleetApp, _P], None],
-) -> Callable[Concatenate[FleetApp, _P], None]:
-    """A handler whose changes reach the screen once, when it returns (``refresh_view``)."""
-
-    @functools.wraps(handler)
-    def handle(app: FleetApp, *args: _P.args, **kwargs: _P.kwargs) -> None:
-        with app._one_refresh():
-            handler(app, *args, **kwargs)
-
-    return handle
 
 
 class FleetApp(App[int]):
@@ -152,13 +138,13 @@ class FleetApp(App[int]):
         fleet: FleetConfig,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = time.time,
         demo: bool = False,
         read_only: bool = False,
         problems_only: bool = False,
         operator: str | None = None,
         state_dir_override: Path | None = None,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        sleep: Sleep = asyncio.sleep,
         backend: Backend | None = None,
         tick_seconds: float | None = 1.0,
     ) -> None:
@@ -200,11 +186,7 @@ class FleetApp(App[int]):
         self._started = False
         self._tick_seconds = tick_seconds
         self._rate_limited = 0
-        self._view_scheduled = False  # refresh_view: one _refresh_now is due
-        self._view_batching = False  # inside a handler: it refreshes once at its end
-        self._view_full = False
-        self._view_rows: set[str] = set()
-        self._view_detail = False
+        self.view = ViewRefresh(self._paint, self.call_next)  # see refresh_view
         self.freeze_gc = False  # run_tui: freeze what start() built (see freeze_long_lived_objects)
 
     # ---- lifecycle ---------------------------------------------------------------------
@@ -315,7 +297,8 @@ class FleetApp(App[int]):
         typed right after "/" (one read on a slow link) went to the grid and bubbled up
         here untyped (the box, once focused, keeps the grid's bindings from firing).
         A printable key that reaches the app while the box has focus was not typed
-        into it: type it now, in order.
+        into it: type it now, in order. (A handler on the fleet screen does not receive
+        these keys; the app does.)
         """
         main = self._main
         if main is None or self.screen is not main:
@@ -337,48 +320,15 @@ class FleetApp(App[int]):
         showing another instance) are compared, and the detail view is rebuilt if it
         shows one of them. Without ``rows`` every line on screen is compared. ``detail``
         rebuilds the detail view regardless. The header and status line always follow.
-        Any number of calls while one message is handled make one refresh: at the end
-        of a ``@_refreshing`` handler, else (a dialog's callback, a palette command, a
-        test's call) through ``call_next``.
+        Any number of calls while one message is handled make one paint (``ViewRefresh``).
         """
-        if rows is None:
-            self._view_full = True
-        else:
-            self._view_rows.update(rows)
-        self._view_detail = self._view_detail or detail
-        if not self._view_scheduled:
-            self._view_scheduled = True
-            if not self._view_batching:
-                self.call_next(self._refresh_now)
-
-    @contextlib.contextmanager
-    def _one_refresh(self) -> Iterator[None]:
-        """What the enclosed code changes reaches the screen once, when it ends.
-
-        (``call_next`` alone would do, but it posts an extra message to wake the loop
-        each time: at 50 observation batches a second that is measurable CPU.)"""
-        outer = self._view_batching
-        self._view_batching = True
-        try:
-            yield
-        finally:
-            self._view_batching = outer
-            if not outer:
-                self._refresh_now()
+        self.view.request(rows=rows, detail=detail)
 
     def row_changed(self, name: str) -> None:
         """A row's note changed (action progress, outcome, stuck call): repaint it."""
-        self.refresh_view()
-        self._view_rows.add(name)  # for the detail view; the grid compares every line
+        self.view.row_changed(name)
 
-    def _refresh_now(self) -> None:
-        if not self._view_scheduled:
-            return  # done already (a batch ended before the call_next came round)
-        full, rows, detail = self._view_full, self._view_rows, self._view_detail
-        self._view_scheduled = False
-        self._view_full = False
-        self._view_rows = set()
-        self._view_detail = False
+    def _paint(self, full: bool, rows: set[str], detail: bool) -> None:
         if not self._started or self._main is None:
             return
         if full:
@@ -392,7 +342,7 @@ class FleetApp(App[int]):
 
     # ---- engine events (through the bridge) -------------------------------------------
 
-    @_refreshing
+    @refreshing
     def on_rows_observed(self, message: RowsObserved) -> None:
         self.apply_rows(self.bridge.take_dirty())
 
@@ -416,12 +366,12 @@ class FleetApp(App[int]):
             haystack=haystack(row),
         )
 
-    @_refreshing
+    @refreshing
     def on_engine_event_received(self, message: EngineEventReceived) -> None:
         self.bridge.apply(message.event)
         self.refresh_view(rows=())
 
-    @_refreshing
+    @refreshing
     def on_fleet_grid_marks_changed(self, message: FleetGrid.MarksChanged) -> None:
         self.refresh_view(rows=())
 
@@ -431,7 +381,7 @@ class FleetApp(App[int]):
 
     # ---- worker failures, in one place ----------------------------------------------
 
-    @_refreshing
+    @refreshing
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker
         if event.state == WorkerState.ERROR:
@@ -444,7 +394,7 @@ class FleetApp(App[int]):
             self.actions.succeeded(worker)
             self.refresh_view(rows=())
 
-    @_refreshing
+    @refreshing
     def on_work_failed(self, message: WorkFailed) -> None:
         if message.group == "poller":
             self._poller_failed = message.error
@@ -471,7 +421,7 @@ class FleetApp(App[int]):
 
     # ---- the one-second tick ----------------------------------------------------------
 
-    @_refreshing
+    @refreshing
     def tick(self) -> None:
         """Every countdown and age on screen, the header and shared state: once a second."""
         now = self.clock()
@@ -491,59 +441,25 @@ class FleetApp(App[int]):
         return row_cells(row, self.notes, now, interval), row_dim(row, now, interval)
 
     def update_header(self) -> None:
+        """The header, banners and status line (their texts: ``ui/header.py``)."""
         if not self._started:
             return
-        screen = self.main
-        now = self.clock()
-        screen.counts.show(dict(self.model.counts))
-        total = len(self.model.entries)
-        problems = self.model.problem_count
-        parts = [f"{total} instances, {problems} problem{'s' if problems != 1 else ''}"]
-        if self._poller_failed:
-            parts.append("polling STOPPED (error)")
-        elif self.poller.paused:
-            parts.append("⏸ polling PAUSED (p resumes)")
-        else:
-            parts.append("⟳ polling")
-        last_sweep = self.bridge.last_sweep
+        model, bridge, last_sweep = self.model, self.bridge, self.bridge.last_sweep
         sweep_at = (last_sweep.at if last_sweep is not None else None) or self.poller.last_sweep_at
-        parts.append(f"last sweep {age_text(sweep_at, now)}{' ago' if sweep_at else ''}")
-        if self._rate_limited:
-            parts.append(f"{self._rate_limited} rate-limited")
-        screen.polling.set(" · ".join(parts))
-        outages = self.bridge.outages
-        banner = screen.outage_banner
-        if outages:
-            banner.set(
-                "⚠ OUTAGE " + " · ".join(f"{acct}: {msg}" for acct, msg in sorted(outages.items()))
-            )
-        banner.display = bool(outages)
-        screen.network_banner.display = self.bridge.network_down
-        self.update_status_line()
-
-    def update_status_line(self) -> None:
-        if not self._started:
-            return
-        model = self.model
-        parts = [f"sort: {model.sort_mode}"]
-        if model.filter_text:
-            parts.append(f"filter: {model.filter_text!r} ({len(model.visible)} shown)")
-        if model.problems_only:
-            parts.append("problems only")
-        if model.marks:
-            hidden = len(model.hidden_marks())
-            parts.append(
-                f"{len(model.marks)} marked" + (f" ({hidden} hidden by filter)" if hidden else "")
-            )
-        bulk = self.bulk
-        if self.bulk_running and bulk is not None:
-            eta = f", ETA {countdown_text(bulk.eta_seconds)}" if bulk.eta_seconds else ""
-            parts.append(
-                f"bulk {bulk.done}/{bulk.total} done, {bulk.running} running{eta} (x aborts)"
-            )
-        elif self.bulk_running:
-            parts.append("bulk action starting (x aborts)")
-        self.main.status_line.set(" · ".join(parts))
+        self.main.show_header(
+            dict(model.counts),
+            polling_text(
+                model,
+                now=self.clock(),
+                sweep_at=sweep_at,
+                paused=self.poller.paused,
+                failed=self._poller_failed,
+                rate_limited=self._rate_limited,
+            ),
+            outage_text(bridge.outages),
+            bridge.network_down,
+            status_line_text(model, bulk_running=self.bulk_running, bulk=self.bulk),
+        )
 
     def _detail_screen(self) -> DetailScreen | None:
         for screen in reversed(self.screen_stack):
@@ -553,54 +469,56 @@ class FleetApp(App[int]):
 
     # ---- the operator's intents (posted by the screens and the palette) ----------------
 
-    @_refreshing
+    @refreshing
     def on_action_requested(self, message: ActionRequested) -> None:
+        """r / c on the named rows (None: the marked rows, else the cursor row)."""
         names = list(message.names) if message.names is not None else None
         self.actions.request(names, message.action, override=message.override)
 
-    @_refreshing
+    @refreshing
     def on_poll_requested(self, message: PollRequested) -> None:
-        self.poll_instance(message.name)
+        why_not = self.poller.poll_now(message.name)
+        if why_not:
+            self.notify(f"Not polled: {why_not}", severity="warning", markup=False)
+        else:
+            self.notify(f"Polling {message.name} now.", markup=False)
 
-    @_refreshing
+    @refreshing
     def on_detail_requested(self, message: DetailRequested) -> None:
-        self.open_detail(message.name)
+        name = message.name
+        offered = self.offered_actions(name)
+        self.push_screen(
+            DetailScreen(name, self.build_detail, read_only=self.read_only, offered=offered)
+        )
 
-    @_refreshing
+    @refreshing
     def on_filter_changed(self, message: FilterChanged) -> None:
         self.apply_filter(message.text)
 
-    @_refreshing
+    @refreshing
     def on_problems_toggled(self, message: ProblemsToggled) -> None:
-        self.toggle_problems()
+        self.model.set_problems_only(not self.model.problems_only)
+        self.refresh_view()
 
-    @_refreshing
+    @refreshing
     def on_sort_cycled(self, message: SortCycled) -> None:
-        self.cycle_sort()
+        self.model.set_sort(self.model.next_sort_mode())
+        self.grid.refresh()  # the header line's sort mark
+        self.refresh_view()
 
-    @_refreshing
+    @refreshing
     def on_pause_toggled(self, message: PauseToggled) -> None:
-        self.toggle_pause()
+        if self.poller.paused:
+            self.poller.resume()
+            self.notify("Polling resumed.")
+        else:
+            self.poller.pause()
+            self.notify("Polling paused: rows age and go stale until p resumes.")
+        self.refresh_view(rows=())
 
-    @_refreshing
+    @refreshing
     def on_bulk_abort_requested(self, message: BulkAbortRequested) -> None:
         self.actions.abort_bulk()
-
-    def request_action(
-        self, names: list[str] | None, action: str, *, override: bool = False
-    ) -> None:
-        """r / c on ``names`` (None: the marked rows, else the cursor row); see ActionFlow."""
-        self.actions.request(names, action, override=override)
-
-    def open_detail(self, name: str) -> None:
-        self.push_screen(
-            DetailScreen(
-                name,
-                self.build_detail,
-                read_only=self.read_only,
-                offered=self.offered_actions(name),
-            )
-        )
 
     def offered_actions(self, name: str) -> frozenset[str]:
         row = self.poller.rows.get(name)
@@ -624,34 +542,6 @@ class FleetApp(App[int]):
         self.model.set_filter(text)
         self.refresh_view()
 
-    def toggle_problems(self) -> None:
-        self.model.set_problems_only(not self.model.problems_only)
-        self.refresh_view()
-
-    def cycle_sort(self) -> None:
-        self.model.set_sort(self.model.next_sort_mode())
-        self.grid.refresh()  # the header line's sort mark
-        self.refresh_view()
-
-    def toggle_pause(self) -> None:
-        if self.poller.paused:
-            self.poller.resume()
-            self.notify("Polling resumed.")
-        else:
-            self.poller.pause()
-            self.notify("Polling paused: rows age and go stale until p resumes.")
-        self.refresh_view(rows=())
-
-    def poll_instance(self, name: str) -> None:
-        why_not = self.poller.poll_now(name)
-        if why_not:
-            self.notify(f"Not polled: {why_not}", severity="warning", markup=False)
-        else:
-            self.notify(f"Polling {name} now.", markup=False)
-
-    def abort_bulk(self) -> None:
-        self.actions.abort_bulk()
-
     def jump_to(self, name: str) -> None:
         self.jump_home()
         if self.model.jump_to(name):
@@ -664,14 +554,7 @@ class FleetApp(App[int]):
     def action_help(self) -> None:
         screen = self.screen
         title = "Keys: detail view" if isinstance(screen, DetailScreen) else "Keys: fleet grid"
-        notes = (
-            "Status is glyph + word: ● WORKING  ◐ STARTING  ◌ PENDING  ▣ SCAN_QR_CODE  "
-            "■ STOPPED  ✖ FAILED  ? UNREACHABLE  ⚠ AUTH_ERROR / NOT_FOUND  · UNKNOWN",
-            "Actions are confirmed in a dialog; refused actions say why and send nothing. "
-            "Cooldowns and the loop breaker can only be overridden with a reason (shift+r, "
-            "shift+c).",
-        )
-        self.push_screen(HelpScreen(title, bindings_of(screen), notes))
+        self.push_screen(HelpScreen(title, bindings_of(screen), HELP_NOTES))
 
     async def action_quit(self) -> None:
         """q, ctrl+q and ctrl+c: quit at once unless actions are in flight; then ask
@@ -725,7 +608,7 @@ def run_tui(
     )
     app.freeze_gc = True
     freeze_long_lived_objects()
-    with terminal_watch.guard(  # terminal loss: quit, never spin (issue 9)
+    with terminal_watch.guard(  # terminal loss: quit, never spin
         app, last_words=lambda: terminal_watch.cancel_workers(app, "actions", 0.5)
     ):
         result = app.run()

@@ -21,15 +21,15 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Static
 
+from tuiapp.durations import age_text, countdown_text
 from tuiapp.model import ACTIONS, iso_utc
 from tuiapp.secrets import redact
+from tuiapp.ui.keys import action_bindings
 from tuiapp.ui.messages import ActionRequested, PollRequested, deliver
 from tuiapp.ui.present import (
     STATUS_COMPONENTS,
     NoteBook,
     RowLike,
-    age_text,
-    countdown_text,
     latency_text,
     since_text,
     status_class,
@@ -38,7 +38,7 @@ from tuiapp.ui.present import (
 from tuiapp.ui.textual_fixes import LeanFooter
 
 if TYPE_CHECKING:
-    from tuiapp.actions import Verdict
+    from tuiapp.guards import Verdict
     from tuiapp.state import ActionRecord
 
 __all__ = ["DetailFacts", "DetailScreen", "detail_text"]
@@ -190,23 +190,7 @@ class DetailScreen(Screen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "close", "Back", id="detail.back", tooltip="Back to the grid"),
-        Binding("r", "act('restart')", "Restart", id="detail.restart", tooltip="Restart this"),
-        Binding("c", "act('reconnect')", "Reconnect", id="detail.reconnect"),
-        Binding(
-            "R",
-            "act('restart', True)",
-            "Restart (override)",
-            show=False,
-            id="detail.restart_override",
-            tooltip="Override cooldown or loop breaker with a reason",
-        ),
-        Binding(
-            "C",
-            "act('reconnect', True)",
-            "Reconnect (override)",
-            show=False,
-            id="detail.reconnect_override",
-        ),
+        *action_bindings("detail", "this instance"),
         Binding("u", "poll_now", "Poll now", id="detail.poll_now"),
     ]
     COMPONENT_CLASSES: ClassVar[set[str]] = set(STATUS_COMPONENTS)

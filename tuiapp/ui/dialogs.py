@@ -1,6 +1,6 @@
 """Modal dialogs: action confirmation, override reason, quit while actions run.
 
-The confirmation dialog is SPEC's: every target listed (marked rows hidden by the
+The confirmation dialog lists every target (marked rows hidden by the
 filter included, and said so) with provider, status, warnings and what the action
 interrupts; refused targets listed as skipped; focus starts on Cancel; ``y``
 confirms, ``n`` or escape cancels; any key in the first 300 ms after it opens is
@@ -10,8 +10,8 @@ must be typed. Time comes from the app's injected clock, so tests can drive it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 from rich.text import Text
@@ -22,11 +22,14 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
+from tuiapp.bulk import BULK_SLOTS
+from tuiapp.clock import Clock
+from tuiapp.guards import MAX_UNCOUNTED_TARGETS
 from tuiapp.model import Status
 from tuiapp.ui.present import STATUS_COMPONENTS, status_class, status_text
 
 if TYPE_CHECKING:
-    from tuiapp.actions import Verdict
+    from tuiapp.guards import ActionPlan, Verdict
 
 __all__ = [
     "GUARD_SECONDS",
@@ -39,7 +42,7 @@ __all__ = [
 ]
 
 GUARD_SECONDS = 0.3  # keys that arrive sooner after a dialog opens are ignored
-MAX_UNTYPED_TARGETS = 5  # above this many targets the operator types the count
+MAX_UNTYPED_TARGETS = MAX_UNCOUNTED_TARGETS  # above this many targets, type the count
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,22 +59,24 @@ class Target:
 
 @dataclass(frozen=True, slots=True)
 class ConfirmPlan:
-    """What the operator is asked to confirm."""
+    """What the operator is asked to confirm: the engine's plan, as the dialog lists it."""
 
-    action: str
+    plan: ActionPlan
     targets: tuple[Target, ...]  # allowed: these will be sent
     skipped: tuple[Target, ...] = ()  # refused: listed with the reason, never sent
-    override_reason: str | None = None
-    allow_outage: bool = False
-    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def action(self) -> str:
+        return self.plan.action
+
+    @property
+    def override_reason(self) -> str | None:
+        return self.plan.override_reason
 
     @property
     def needs_count(self) -> bool:
-        return len(self.targets) > MAX_UNTYPED_TARGETS
-
-    @property
-    def hidden_count(self) -> int:
-        return sum(t.hidden for t in (*self.targets, *self.skipped))
+        """Above ``MAX_UNTYPED_TARGETS`` allowed targets the operator types the count."""
+        return self.plan.needs_count
 
     @property
     def title(self) -> str:
@@ -101,7 +106,7 @@ ResultT = TypeVar("ResultT")
 class GuardedModal(ModalScreen[ResultT]):
     """A modal that ignores every key for GUARD_SECONDS after it opens (app clock)."""
 
-    def __init__(self, clock: Callable[[], float]) -> None:
+    def __init__(self, clock: Clock) -> None:
         super().__init__()
         self.clock = clock
         self.opened_at = clock()
@@ -129,7 +134,7 @@ class ConfirmScreen(GuardedModal[bool]):
     ]
     COMPONENT_CLASSES: ClassVar[set[str]] = set(STATUS_COMPONENTS)
 
-    def __init__(self, plan: ConfirmPlan, clock: Callable[[], float]) -> None:
+    def __init__(self, plan: ConfirmPlan, clock: Clock) -> None:
         super().__init__(clock)
         self.plan = plan
 
@@ -191,13 +196,11 @@ class ConfirmScreen(GuardedModal[bool]):
                 text.append(f"    ✗ {target.verdict.refusal}\n")
         if len(plan.targets) > 1:
             text.append(
-                "\nRuns 2 at a time; a slot frees when its instance recovers; the first "
-                "failure stops the rest; x aborts what has not started.\n"
+                f"\nRuns {BULK_SLOTS} at a time; a slot frees when its instance recovers; "
+                "the first failure stops the rest; x aborts what has not started.\n"
             )
         if plan.override_reason:
             text.append(f"\nOverride reason (audited): {plan.override_reason}\n", style="bold")
-        for note in plan.notes:
-            text.append(f"\n{note}\n")
         text.rstrip()
         return text
 
@@ -269,7 +272,7 @@ class ReasonScreen(GuardedModal[str | None]):
         Binding("escape", "cancel", "Cancel", id="reason.cancel", tooltip="No override"),
     ]
 
-    def __init__(self, question: str, refusals: Iterable[str], clock: Callable[[], float]):
+    def __init__(self, question: str, refusals: Iterable[str], clock: Clock):
         super().__init__(clock)
         self.question = question
         self.refusals = tuple(refusals)
@@ -316,7 +319,7 @@ class QuitScreen(GuardedModal[bool]):
         Binding("escape", "cancel", "Stay", id="quit.escape", tooltip="Keep running"),
     ]
 
-    def __init__(self, in_flight: Iterable[str], clock: Callable[[], float]) -> None:
+    def __init__(self, in_flight: Iterable[str], clock: Clock) -> None:
         super().__init__(clock)
         self.in_flight = sorted(in_flight)
 

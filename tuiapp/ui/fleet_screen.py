@@ -3,7 +3,7 @@
 The screen owns its widgets and its bindings and nothing else. A key that changes
 what the app knows posts an intent (``tuiapp.ui.messages``) that bubbles up to
 ``FleetApp``; the screen never calls into the app. The header and status line texts
-are the app's (they read the engine); the screen only shows them.
+come from ``ui/header.py`` (the app gathers what they read); the screen shows them.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Input
 
+from tuiapp.model import Status
 from tuiapp.ui.grid import FleetGrid
+from tuiapp.ui.keys import action_bindings
 from tuiapp.ui.messages import (
     ActionRequested,
     BulkAbortRequested,
@@ -44,35 +46,7 @@ class FleetScreen(Screen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "detail", "Detail", id="fleet.detail", tooltip="Everything about it"),
-        Binding(
-            "r",
-            "act('restart')",
-            "Restart",
-            id="fleet.restart",
-            tooltip="Restart the marked rows, or the selected one",
-        ),
-        Binding(
-            "c",
-            "act('reconnect')",
-            "Reconnect",
-            id="fleet.reconnect",
-            tooltip="Reconnect the marked rows, or the selected one (no QR)",
-        ),
-        Binding(
-            "R",
-            "act('restart', True)",
-            "Restart, override with a reason",
-            show=False,
-            id="fleet.restart_override",
-            tooltip="Override a cooldown, loop breaker or bulk outage hold",
-        ),
-        Binding(
-            "C",
-            "act('reconnect', True)",
-            "Reconnect, override with a reason",
-            show=False,
-            id="fleet.reconnect_override",
-        ),
+        *action_bindings("fleet", "the marked rows, or the selected one"),
         Binding(
             "slash",
             "filter",
@@ -173,6 +147,23 @@ class FleetScreen(Screen[None]):
         self.event_log.display = False
         self.grid.focus()
         self.post_message(self.Ready())  # the app starts the engine on it
+
+    def show_header(
+        self,
+        counts: dict[Status, int],
+        polling: str,
+        outage: str | None,
+        network_down: bool,
+        status_line: str,
+    ) -> None:
+        """The header, banners and status line (texts from ``ui/header.py``)."""
+        self.counts.show(counts)
+        self.polling.set(polling)
+        if outage is not None:
+            self.outage_banner.set(outage)
+        self.outage_banner.display = outage is not None
+        self.network_banner.display = network_down
+        self.status_line.set(status_line)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         app = self.fleet_app

@@ -1,6 +1,6 @@
 """The fleet grid: a Line API widget that draws only the rows on screen.
 
-Measured with Textual 8.2.8 (issue 5): a DataTable with 10,000 rows needs ~3.9 s to
+Measured with Textual 8.2.8 (tests/bench/bench_ui.py): a DataTable with 10,000 rows needs ~3.9 s to
 paint first, a ``ScrollView`` whose ``render_line`` draws only visible lines 0.08 s.
 So this is a ScrollView over ``GridModel`` (order, filter, cursor, marks).
 
@@ -31,6 +31,7 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from tuiapp.clock import Clock
 from tuiapp.ui.gridmodel import GridModel
 from tuiapp.ui.present import NOTE_COMPONENTS, STATUS_COMPONENTS, STATUS_WIDTH, CellStyle
 
@@ -153,7 +154,7 @@ class FleetGrid(ScrollView, can_focus=True, inherit_bindings=False):
         self,
         model: GridModel,
         cells: CellSource,
-        clock: Callable[[], float],
+        clock: Clock,
         *,
         id: str | None = None,
     ) -> None:

@@ -17,7 +17,15 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Label, Static
 
-__all__ = ["HelpEntry", "HelpScreen", "bindings_of", "effective_bindings"]
+__all__ = ["HELP_NOTES", "HelpEntry", "HelpScreen", "bindings_of", "effective_bindings"]
+
+HELP_NOTES = (  # below the bindings on every help screen
+    "Status is glyph + word: ● WORKING  ◐ STARTING  ◌ PENDING  ▣ SCAN_QR_CODE  "
+    "■ STOPPED  ✖ FAILED  ? UNREACHABLE  ⚠ AUTH_ERROR / NOT_FOUND  · UNKNOWN",
+    "Actions are confirmed in a dialog; refused actions say why and send nothing. "
+    "Cooldowns, the loop breaker and a bulk's outage hold can only be overridden with a "
+    "reason (shift+r, shift+c).",
+)
 
 
 @dataclass(frozen=True, slots=True)

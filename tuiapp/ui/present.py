@@ -4,17 +4,17 @@ Plain functions and small classes, no textual: the grid, the header and the deta
 screen all format through here, so a status always travels as glyph + word and a
 time always reads the same way. ``NoteBook`` holds what the UI knows about actions
 (in flight, last outcome, cooldowns, actions by other operators) and turns it into
-the note column's text.
+the note column's text. Durations come from ``tuiapp.durations``.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from tuiapp.durations import NEVER, age_text, countdown_text, duration_text
 from tuiapp.model import Status
 
 if TYPE_CHECKING:
@@ -28,10 +28,7 @@ __all__ = [
     "CellStyle",
     "NoteBook",
     "RowLike",
-    "age_text",
     "clock_text",
-    "countdown_text",
-    "duration_text",
     "haystack",
     "interval_lookup",
     "latency_text",
@@ -90,51 +87,17 @@ def status_text(status: Status) -> str:
     return f"{status.glyph} {status.value}"
 
 
-def duration_text(seconds: float) -> str:
-    """A compact duration: 12s, 4m, 3h05m, 2d04h (coarse above a minute: fewer repaints)."""
-    seconds = max(0, int(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    minutes = seconds // 60
-    if minutes < 60:
-        return f"{minutes}m"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours}h{minutes:02d}m"
-    days, hours = divmod(hours, 24)
-    return f"{days}d{hours:02d}h"
-
-
-def countdown_text(seconds: float) -> str:
-    """A live countdown, exact to the second: 23s, 1m05s."""
-    seconds = max(0, math.ceil(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes}m{seconds:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
-
-
-def age_text(at: float | None, now: float) -> str:
-    """How long ago ``at`` was, or an em dash when it never happened."""
-    if at is None:
-        return "—"
-    return duration_text(now - at)
-
-
 def since_text(since: float | None, exact: bool, now: float) -> str:
     """The since column: ``4m``, or ``≥ 12m`` when only the first sighting is known."""
     if since is None:
-        return "—"
+        return NEVER
     text = duration_text(now - since)
     return text if exact else f"≥{text}"
 
 
 def latency_text(latency_ms: float | None) -> str:
     if latency_ms is None:
-        return "—"
+        return NEVER
     if latency_ms < 1000:
         return f"{latency_ms:.0f}ms"
     return f"{latency_ms / 1000:.1f}s"
@@ -147,7 +110,7 @@ def clock_text(at: float | None) -> str:
     writes nothing to the terminal every second (slow SSH links).
     """
     if at is None:
-        return "—"
+        return NEVER
     return time.strftime("%H:%M:%S", time.localtime(at))
 
 

@@ -1,7 +1,7 @@
 """Screenshots of the real app for the README: ``python -m tuiapp.ui.screenshots [--out DIR]``.
 
 Runs ``FleetApp`` headless (``App.run_test``) against the in-process simulator
-(``incident`` scenario, fixed seed) on a frozen clock that only this script moves,
+(``incident`` scenario, fixed seed) on a ``ManualClock`` that only this script moves,
 and saves SVGs: the incident grid, the detail view, the confirmation dialog, a
 cooldown in progress, the help screen, and the grid under NO_COLOR. Latencies come
 from the simulator's own (seeded) latency model, measured for real, so they vary by
@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tuiapp.clock import ManualClock
 from tuiapp.runtime import Backend, build_backend
 from tuiapp.ui.app import FleetApp
 
@@ -39,32 +40,6 @@ SIM_URL = "http://simulator.local"
 SIZE = (110, 34)
 
 
-class FrozenClock:
-    """Time that moves only when told to."""
-
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-        self.sleepers: list[tuple[float, asyncio.Future[None]]] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, delay: float) -> None:
-        if delay <= 0:
-            await asyncio.sleep(0)
-            return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.sleepers.append((self.now + delay, future))
-        await future
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-        for at, future in self.sleepers:
-            if at <= self.now and not future.done():
-                future.set_result(None)
-        self.sleepers = [(at, f) for at, f in self.sleepers if not f.done()]
-
-
 class Session:
     """One app on one simulator; helpers to move time and wait without sleeping."""
 
@@ -72,7 +47,7 @@ class Session:
         from tuiapp.config import config_from_dict
         from tuiapp.simulator import SimTransport, build_fleet, create_app
 
-        self.clock = FrozenClock()
+        self.clock = ManualClock(START)
         sim_fleet = build_fleet(instances=instances, seed=seed, scenario="incident")
         asgi = create_app(sim_fleet, self.clock, boot_seconds=8, latency=True)
         self.sim = asgi.state.sim

@@ -1,4 +1,4 @@
-"""Terminal loss: never orphan, never spin (issue 9).
+"""Terminal loss: never orphan, never spin (README.md, "When the terminal goes away").
 
 When an SSH link drops, the pty master closes. If tuiapp is not that terminal's session
 leader the kernel sends it no SIGHUP: the terminal just goes dead (reads give EOF or

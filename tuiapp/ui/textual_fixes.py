@@ -1,5 +1,5 @@
 """Workarounds for Textual 8.2.8 (pinned): two memory leaks found by tests/bench/soak.py,
-and the input thread's busy loop on a dead terminal (issue 9).
+and the input thread's busy loop on a dead terminal (see ``terminal_watch``).
 
 1. ``Footer`` binds every ``FooterKey`` it composes to its ``compact`` reactive; the
    watcher list is pruned only when ``compact`` changes, which never happens, so every

@@ -1,0 +1,379 @@
+"""What a read means: confirmation, ``since``, flapping, the outage and network rules.
+
+``FleetTracker`` holds every ``Row`` and turns each read the poller hands it into row
+state and events. It is synchronous and does no I/O: no asyncio, no files, no network;
+time comes from the injected clock. The rules:
+
+* **Confirmed transitions.** A change to a bad status is confirmed after
+  ``CONFIRM_READS`` consecutive reads of it, or ``CONFIRM_SECONDS`` after its first read
+  without a contrary one (``confirm_overdue``); a change to a good status at once.
+  A confirmed change is a ``Transition``: kept on the row (``HISTORY_LENGTH``), queued
+  in ``unsaved`` for the shared history, and emitted as ``TransitionConfirmed``.
+* **A rate-limited read** (``keep_last``) keeps the previous status; it only marks the row.
+* **since.** When the displayed status began: the pending read's first time, else the
+  confirmed transition's time; for the first status of a run, the shared history's last
+  transition to it (exact) or the first time tuiapp saw the row (a lower bound).
+  A WORKING read with ``connected_at`` makes that the exact start.
+* **FLAPPING.** ``FLAP_CHANGES`` confirmed changes within ``FLAP_WINDOW`` seconds.
+* **Account-wide outage.** At least half, and at least ``OUTAGE_MIN_INSTANCES``, of an
+  account's non-muted rows turned confirmed-bad (not their ``expect``) within two poll
+  intervals: ``OutageChanged`` (active) once; it ends when fewer than that are bad.
+* **Network down.** Every row of every populated account failed its latest read in the
+  network (``ErrorKind.is_network``): ``NetworkDown``.
+* **Sweeps.** A sweep ends when every row was visited since it began: ``SweepFinished``
+  with how many were read and how many were only rate-limited.
+
+Events go to the subscribers synchronously; one failing subscriber is logged, never
+raised.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+
+from tuiapp.clock import Clock
+from tuiapp.config import AccountConfig, InstanceConfig
+from tuiapp.events import (
+    InstanceObserved,
+    NetworkDown,
+    OutageChanged,
+    SweepFinished,
+    TransitionConfirmed,
+)
+from tuiapp.model import Observation, Status, Transition
+from tuiapp.providers.text import one_line
+from tuiapp.row import HISTORY_LENGTH, Row
+from tuiapp.secrets import GLOBAL_REDACTOR
+from tuiapp.vocabulary import ErrorKind
+
+__all__ = [
+    "CONFIRM_READS",
+    "CONFIRM_SECONDS",
+    "FLAP_CHANGES",
+    "FLAP_WINDOW",
+    "NETWORK_KINDS",
+    "OUTAGE_MIN_INSTANCES",
+    "FleetTracker",
+    "safe_text",
+]
+
+logger = logging.getLogger("tuiapp.poller")  # the poller's events, as before the split
+
+CONFIRM_READS = 2  # consecutive reads that confirm a change to a bad status ...
+CONFIRM_SECONDS = 30.0  # ... or this long since the first read of it
+FLAP_CHANGES = 4  # confirmed changes within FLAP_WINDOW that make a row FLAPPING
+FLAP_WINDOW = 600.0
+OUTAGE_MIN_INSTANCES = 3  # the account-wide outage rule needs at least this many bad rows
+NETWORK_KINDS = frozenset(k for k in ErrorKind if k.is_network)
+
+
+class FleetTracker:
+    """Every row of the fleet, and what each read the poller applies does to it.
+
+    ``interval(account)`` is the account's poll interval (the outage rule's window is two
+    of them); ``on_pending(deadline)`` is told when a pending bad read will be confirmed by
+    time alone, so that the scheduler wakes up for it.
+    """
+
+    def __init__(
+        self,
+        accounts: Iterable[str],
+        *,
+        clock: Clock,
+        interval: Callable[[AccountConfig], float],
+        on_pending: Callable[[float], None] = lambda _deadline: None,
+    ) -> None:
+        self.rows: dict[str, Row] = {}
+        self.account_rows: dict[str, list[Row]] = {name: [] for name in accounts}
+        self.unsaved: list[Transition] = []  # confirmed, not yet in the shared history
+        self.outages: dict[str, str] = {}  # account -> the outage message
+        self.network_down = False
+        self.last_sweep_at: float | None = None
+        self.sweep_id = 0
+        self.pending_names: set[str] = set()  # rows with a pending bad read
+        self._clock = clock
+        self._interval = interval
+        self._on_pending = on_pending
+        self._subscribers: list[Callable[[object], None]] = []
+        self._net_bad: dict[str, int] = dict.fromkeys(self.account_rows, 0)
+        self._net_flags: set[str] = set()
+        self._sweep_left: set[str] = set()
+        self._sweep_started: float | None = None
+        self._sweep_polled = 0
+        self._sweep_limited = 0
+
+    # ---- rows and subscribers ----------------------------------------------------------
+
+    def add_row(
+        self, instance: InstanceConfig, account: AccountConfig, history: Iterable[Transition]
+    ) -> Row:
+        """A row for ``instance``, its transitions seeded from the shared ``history``."""
+        row = Row(instance=instance, account=account)
+        row.transitions.extend(
+            t for t in list(history)[-HISTORY_LENGTH:] if isinstance(t, Transition)
+        )
+        self.rows[instance.name] = row
+        self.account_rows.setdefault(account.name, []).append(row)
+        self._sweep_left.add(instance.name)
+        return row
+
+    def subscribe(self, callback: Callable[[object], None]) -> None:
+        """Call ``callback(event)`` for every event, synchronously."""
+        self._subscribers.append(callback)
+
+    def emit(self, event: object) -> None:
+        for callback in list(self._subscribers):
+            try:
+                callback(event)
+            except Exception as exc:  # one broken subscriber must not stop the poller
+                logger.error(
+                    "event subscriber failed on %s: %s", type(event).__name__, safe_text(exc)
+                )
+
+    def _emit_observed(self, row: Row) -> None:
+        if self._subscribers:
+            self.emit(InstanceObserved(row.name, row))
+
+    # ---- applying a read ---------------------------------------------------------------
+
+    def apply(self, row: Row, obs: Observation, now: float) -> None:
+        """Merge one read (taken at ``now``) into the row and emit what it changed."""
+        self.visited(row.name, limited=obs.keep_last)
+        if obs.keep_last:
+            row.last_error = obs.error
+            if obs.retry_at is not None:
+                row.rate_limited_until = obs.retry_at
+            if row.obs is None or row.obs.keep_last:
+                row.obs = obs
+            else:
+                row.obs = replace(
+                    row.obs,
+                    retry_at=obs.retry_at,
+                    rate_remaining=obs.rate_remaining,
+                    rate_reset_at=obs.rate_reset_at,
+                )
+            self._emit_observed(row)
+            self.finish_sweep()
+            return
+        if row.rate_limited_until is not None and row.rate_limited_until <= now:
+            row.rate_limited_until = None
+        row.obs = obs
+        row.status = obs.status
+        row.last_error = obs.error
+        if obs.status is not Status.UNREACHABLE:
+            row.last_ok_at = now
+        confirmed_before = row.confirmed
+        self._confirm(row, obs, now)
+        self._update_since(row, obs)
+        row.flapping = self._is_flapping(row, now)
+        self._update_network(row, obs)
+        self._emit_observed(row)
+        if row.confirmed is not confirmed_before:
+            self._check_outage(row.account, now)
+        self.finish_sweep()
+
+    def touch(self, row: Row, now: float) -> None:
+        """A read of ``row`` is being applied at ``now`` (before its rate headers count)."""
+        row.last_polled_at = now
+        if row.first_seen_at is None:
+            row.first_seen_at = now
+
+    def _confirm(self, row: Row, obs: Observation, now: float) -> None:
+        """A change to a bad status is confirmed after 2 consecutive reads or 30 s."""
+        status = obs.status
+        if status is row.confirmed:
+            self._clear_pending(row)
+            return
+        if row.pending is not status:
+            row.pending = status
+            row.pending_since = now
+            row.pending_reads = 1
+        else:
+            row.pending_reads += 1
+        if (
+            not status.is_bad
+            or row.pending_reads >= CONFIRM_READS
+            or now - (row.pending_since or now) >= CONFIRM_SECONDS
+        ):
+            self._confirm_pending(row, obs.reason, now)
+        else:
+            self.pending_names.add(row.name)
+            self._on_pending((row.pending_since or now) + CONFIRM_SECONDS)
+
+    def confirm_overdue(self, now: float) -> None:
+        """Confirm pending bad reads that have stood for CONFIRM_SECONDS without a contrary read."""
+        for name in list(self.pending_names):
+            row = self.rows[name]
+            if row.pending is None or row.pending_since is None:
+                self.pending_names.discard(name)
+            elif now - row.pending_since >= CONFIRM_SECONDS:
+                before = row.confirmed
+                self._confirm_pending(row, row.obs.reason if row.obs else None, now)
+                self._update_since(row, row.obs)
+                row.flapping = self._is_flapping(row, now)
+                self._emit_observed(row)
+                if row.confirmed is not before:
+                    self._check_outage(row.account, now)
+
+    def confirm_deadlines(self) -> list[float]:
+        """When each pending bad read will be confirmed by time alone."""
+        return [
+            since + CONFIRM_SECONDS
+            for since in (self.rows[name].pending_since for name in self.pending_names)
+            if since is not None
+        ]
+
+    def _clear_pending(self, row: Row) -> None:
+        row.pending = None
+        row.pending_since = None
+        row.pending_reads = 0
+        self.pending_names.discard(row.name)
+
+    def _confirm_pending(self, row: Row, reason: str | None, now: float) -> None:
+        old, new = row.confirmed, row.pending
+        began = row.pending_since if row.pending_since is not None else now
+        self._clear_pending(row)
+        if new is None or new is old:
+            return
+        row.confirmed = new
+        if old is Status.UNKNOWN:
+            # The first status of this run: when it began is known only from history.
+            since, exact = self._first_since(row, new)
+        else:
+            transition = Transition(row.name, old, new, began, reason, True)
+            row.transitions.append(transition)
+            self.unsaved.append(transition)
+            self.emit(TransitionConfirmed(transition))
+            since, exact = began, True
+        row.confirmed_since, row.confirmed_exact = since, exact
+        if not self._counts_bad(row, new):
+            row.bad_at = None
+        elif old is Status.UNKNOWN:  # bad since before this run: from history, or now
+            row.bad_at = since if exact else began
+        else:
+            row.bad_at = began
+
+    @staticmethod
+    def _first_since(row: Row, status: Status) -> tuple[float | None, bool]:
+        last = row.transitions[-1] if row.transitions else None
+        if last is not None and last.new == status:
+            return last.at, True
+        return row.first_seen_at, False
+
+    def _update_since(self, row: Row, obs: Observation | None) -> None:
+        if (
+            obs is not None
+            and row.confirmed is Status.WORKING
+            and obs.status is Status.WORKING
+            and obs.connected_at is not None
+        ):
+            row.confirmed_since, row.confirmed_exact = obs.connected_at, True
+        if row.pending is not None:
+            if row.confirmed is Status.UNKNOWN:
+                row.since, row.since_exact = self._first_since(row, row.pending)
+            else:
+                row.since, row.since_exact = row.pending_since, True
+        else:
+            row.since, row.since_exact = row.confirmed_since, row.confirmed_exact
+
+    @staticmethod
+    def _is_flapping(row: Row, now: float) -> bool:
+        horizon = now - FLAP_WINDOW
+        recent = sum(1 for t in row.transitions if t.at > horizon)
+        return recent >= FLAP_CHANGES
+
+    @staticmethod
+    def _counts_bad(row: Row, status: Status) -> bool:
+        return status.is_bad and status != row.instance.expect
+
+    def _check_outage(self, account: AccountConfig, now: float) -> None:
+        """>= half and >= 3 of the non-muted rows confirmed bad within two polls."""
+        rows = [r for r in self.account_rows.get(account.name, []) if not r.instance.muted]
+        total = len(rows)
+        bad = [r for r in rows if self._counts_bad(r, r.confirmed)]
+        needed = max(OUTAGE_MIN_INSTANCES, math.ceil(total / 2))
+        active = account.name in self.outages
+        if not active:
+            window = 2 * self._interval(account)
+            recent = [r for r in bad if r.bad_at is not None and now - r.bad_at <= window]
+            if total >= OUTAGE_MIN_INSTANCES and len(recent) >= needed:
+                counts: dict[str, int] = {}
+                for r in recent:
+                    counts[r.confirmed.value] = counts.get(r.confirmed.value, 0) + 1
+                summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+                message = (
+                    f"{account.name} ({account.provider}): {len(recent)} of {total} instances"
+                    f" went bad within two polls ({summary}); looks account-wide, check"
+                    f" {account.provider}'s status before restarting"
+                )
+                self.outages[account.name] = message
+                self.emit(OutageChanged(account.name, True, message))
+        elif len(bad) < needed:
+            del self.outages[account.name]
+            message = f"{account.name}: account-wide outage over ({len(bad)} of {total} bad)"
+            self.emit(OutageChanged(account.name, False, message))
+
+    def _update_network(self, row: Row, obs: Observation) -> None:
+        """Track rows whose latest read failed in the network; all accounts so -> NetworkDown."""
+        down = obs.status is Status.UNREACHABLE and obs.error_kind in NETWORK_KINDS
+        if down == (row.name in self._net_flags):
+            return
+        account = row.account.name
+        if down:
+            self._net_flags.add(row.name)
+            self._net_bad[account] = self._net_bad.get(account, 0) + 1
+        else:
+            self._net_flags.discard(row.name)
+            self._net_bad[account] -= 1
+        populated = [name for name, rows in self.account_rows.items() if rows]
+        all_down = bool(populated) and all(
+            self._net_bad.get(name, 0) == len(self.account_rows[name]) for name in populated
+        )
+        if all_down != self.network_down:
+            self.network_down = all_down
+            self.emit(NetworkDown(all_down))
+
+    # ---- sweeps ------------------------------------------------------------------------
+
+    def begin_sweep(self, now: float) -> None:
+        self.sweep_id += 1
+        self._sweep_started = now
+        self._sweep_left = set(self.rows)
+        self._sweep_polled = 0
+        self._sweep_limited = 0
+
+    def visited(self, name: str, *, limited: bool) -> None:
+        if name in self._sweep_left:
+            self._sweep_left.discard(name)
+            if limited:
+                self._sweep_limited += 1
+            else:
+                self._sweep_polled += 1
+
+    def held_back(self, names: Iterable[str]) -> None:
+        """Rows a budget did not allow a read of: visited, but rate-limited."""
+        for name in names:
+            if name in self._sweep_left:
+                self._sweep_left.discard(name)
+                self._sweep_limited += 1
+        self.finish_sweep()
+
+    def finish_sweep(self, *, force: bool = False) -> None:
+        """Emit SweepFinished once every row was visited since the sweep began."""
+        if self._sweep_left and not force:
+            return
+        now = self._clock()
+        started = self._sweep_started if self._sweep_started is not None else now
+        limited = self._sweep_limited + (len(self._sweep_left) if force else 0)
+        self.last_sweep_at = now
+        self.emit(SweepFinished(now, now - started, self._sweep_polled, limited))
+        self.begin_sweep(now)
+
+
+def safe_text(exc: BaseException) -> str:
+    """An exception as one redacted line (never a token, never a traceback with locals)."""
+    text = one_line(GLOBAL_REDACTOR.redact(str(exc)), 160)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
