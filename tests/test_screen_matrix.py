@@ -33,6 +33,7 @@ from tuiapp.ui.app import FleetScreen
 from tuiapp.ui.detail import DetailScreen
 from tuiapp.ui.dialogs import ConfirmScreen, QuitScreen, ReasonScreen
 from tuiapp.ui.help import HelpScreen, bindings_of
+from tuiapp.ui.pairing_screen import PairingScreen
 
 Opener = Callable[[Rig, str, list[str]], Awaitable[None]]
 
@@ -144,6 +145,12 @@ async def _quit_guard(rig: Rig, target: str, bulk: list[str]) -> None:
     await _push(rig, ("q",), QuitScreen)
 
 
+async def _pairing(rig: Rig, target: str, bulk: list[str]) -> None:
+    """P on a SCAN_QR_CODE row (the default fleet has Evolution's and RyzeAPI's)."""
+    await rig.select(pick(rig.sim, "evolution", "SCAN_QR_CODE"))
+    await _push(rig, ("P",), PairingScreen)
+
+
 SLOW = 3600.0  # restarts that stay in flight while the test looks
 
 CONTEXTS = [
@@ -164,6 +171,7 @@ CONTEXTS = [
     Context("override reason", ReasonScreen, _reason),
     Context("override reason over detail", ReasonScreen, _reason_over_detail),
     Context("quit guard", QuitScreen, _quit_guard, SLOW),
+    Context("pairing", PairingScreen, _pairing),
 ]
 
 
@@ -236,6 +244,16 @@ def _act(override: bool) -> Callable[[Seen], str | None]:
         return f"neither the dialog nor a notification: {dialog(seen)}"
 
     return check
+
+
+def _pair(seen: Seen) -> str | None:
+    """P opens the pairing screen on a SCAN_QR_CODE row; anywhere else a notification says
+    why and nothing opens."""
+    if _pushed(PairingScreen)(seen) is None:
+        return None
+    if seen.after == seen.before and seen.notices_after > seen.notices_before:
+        return None
+    return f"neither the pairing screen nor a notification: {_types(seen.after)}"
 
 
 def _confirm_key(seen: Seen) -> str | None:
@@ -323,6 +341,8 @@ SAME_ACTIONS = {
     "notify_palette_closed",
     "copy_text",  # super+c: copy the selection (ctrl+c quits: a priority binding)
     "command_list",  # the palette's list: up, down, page up/down, first, last
+    "code",  # the pairing screen: opens the phone number box on the same screen
+    "scan",  # the pairing screen, demo only: the simulated phone scans
 }
 
 
@@ -344,6 +364,8 @@ def expectation(action: str, top: Screen[object]) -> Callable[[Seen], str | None
         return _pushed(DetailScreen)
     if base == "act":
         return _act(override="True" in name)
+    if base == "pair":
+        return _pair
     if base == "quit":
         return _quit
     if base == "close" or base == "cancel":

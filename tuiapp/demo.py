@@ -1,7 +1,9 @@
 """`tuiapp demo`: the simulator on a free loopback port and the TUI against it.
 
 No config, no account, no network beyond 127.0.0.1. State and the audit log go to a
-temporary directory so that a demo never mixes with a real fleet's shared state.
+temporary directory so that a demo never mixes with a real fleet's shared state. On the
+pairing screen (P on a SCAN_QR_CODE row) the ``s`` key plays the phone: it asks the
+simulator to scan the QR on screen (``http_scan``).
 """
 
 from __future__ import annotations
@@ -9,14 +11,31 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 if TYPE_CHECKING:
     from tuiapp.config import FleetConfig
     from tuiapp.simulator.fleet import SimFleet
 
-__all__ = ["demo_fleet_config", "run_demo"]
+__all__ = ["demo_fleet_config", "http_scan", "run_demo"]
+
+
+def http_scan(url: str) -> Callable[[str], Awaitable[None]]:
+    """The demo's phone: ``POST {url}/_sim/instances/{name}/scan`` (the QR last shown).
+
+    The pairing screen's ``s`` key calls it; raises on the simulator's refusal (409).
+    """
+    import httpx
+
+    async def scan(name: str) -> None:
+        async with httpx.AsyncClient(base_url=url, timeout=5.0) as client:
+            answer = await client.post(f"/_sim/instances/{quote(name, safe='')}/scan", json={})
+            answer.raise_for_status()
+
+    return scan
 
 
 def demo_fleet_config(sim_fleet: SimFleet, url: str, state_dir: Path) -> FleetConfig:
@@ -48,7 +67,13 @@ def run_demo(
     try:
         with tempfile.TemporaryDirectory(prefix="tuiapp-demo-") as tmp:
             fleet = demo_fleet_config(sim_fleet, simulator.url, Path(tmp))
-            return run_tui(fleet, demo=True, read_only=read_only, operator=operator)
+            return run_tui(
+                fleet,
+                demo=True,
+                read_only=read_only,
+                operator=operator,
+                demo_scan=http_scan(simulator.url),
+            )
     finally:
         simulator.stop()
         sys.stdout.flush()

@@ -334,20 +334,33 @@ class FileLock:
 
 # ---- running blocking work off the event loop ----------------------------------------------
 
-_offloaded = 0  # blocking calls running in worker threads right now
-_offload_futures: set[asyncio.Future[Any]] = set()
+_offload_futures: set[asyncio.Future[Any]] = set()  # run_blocking calls in threads now
+
+
+def _offloads_here() -> list[asyncio.Future[Any]]:
+    """The unfinished offloads of the running event loop (others' are not ours to wait
+    for: a loop that closed, say a test's, may never run their done callbacks)."""
+    for future in list(_offload_futures):
+        if future.done() or future.get_loop().is_closed():
+            _offload_futures.discard(future)
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return list(_offload_futures)
+    return [f for f in _offload_futures if f.get_loop() is loop]
 
 
 def offloads_in_flight() -> int:
-    """How many ``run_blocking`` calls are running in threads (virtual clocks in tests wait
-    for them before jumping, as a real clock would not have moved much meanwhile)."""
-    return _offloaded
+    """How many ``run_blocking`` calls of this event loop are running in threads (virtual
+    clocks in tests wait for them before jumping, as a real clock would not have moved
+    much meanwhile)."""
+    return len(_offloads_here())
 
 
 async def offloads_done() -> None:
-    """Wait until every ``run_blocking`` call running now has finished (its outcome is
-    its caller's business); tests with fake time await this instead of sleeping."""
-    pending = [f for f in _offload_futures if not f.done()]
+    """Wait until every ``run_blocking`` call of this loop running now has finished (its
+    outcome is its caller's business); tests with fake time await this, not a sleep."""
+    pending = _offloads_here()
     if pending:
         await asyncio.wait([asyncio.shield(f) for f in pending])
 
@@ -359,18 +372,10 @@ async def run_blocking(fn: Callable[[threading.Event], T]) -> T:
     thread is still awaited before ``CancelledError`` propagates, so nothing it does
     (an audit line, a state write) happens after its caller has moved on.
     """
-    global _offloaded
     cancel = threading.Event()
     future = asyncio.ensure_future(asyncio.to_thread(fn, cancel))
-    _offloaded += 1
     _offload_futures.add(future)
-
-    def done(_: object) -> None:
-        global _offloaded
-        _offloaded -= 1
-        _offload_futures.discard(future)
-
-    future.add_done_callback(done)
+    future.add_done_callback(_offload_futures.discard)
     try:
         return await asyncio.shield(future)
     except asyncio.CancelledError:

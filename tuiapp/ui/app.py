@@ -47,6 +47,7 @@ from tuiapp import debuglog
 from tuiapp.clock import Clock, Sleep
 from tuiapp.config import FleetConfig
 from tuiapp.events import BulkProgressed
+from tuiapp.model import Status
 from tuiapp.runtime import Backend, build_backend
 from tuiapp.secrets import redact
 from tuiapp.ui import terminal_watch, textual_fixes
@@ -66,6 +67,7 @@ from tuiapp.ui.messages import (
     DetailRequested,
     EngineEventReceived,
     FilterChanged,
+    PairRequested,
     PauseToggled,
     PollRequested,
     ProblemsToggled,
@@ -73,6 +75,7 @@ from tuiapp.ui.messages import (
     SortCycled,
     WorkFailed,
 )
+from tuiapp.ui.pairing_screen import PairingScreen, ScanFn
 from tuiapp.ui.present import (
     CellStyle,
     NoteBook,
@@ -84,6 +87,7 @@ from tuiapp.ui.present import (
 )
 from tuiapp.ui.view_refresh import ViewRefresh, refreshing
 from tuiapp.ui.widgets import LogEntry
+from tuiapp.vocabulary import Outcome
 
 __all__ = [
     "OUTCOME_SEVERITY",
@@ -147,11 +151,13 @@ class FleetApp(App[int]):
         sleep: Sleep = asyncio.sleep,
         backend: Backend | None = None,
         tick_seconds: float | None = 1.0,
+        demo_scan: ScanFn | None = None,
     ) -> None:
         """``sleep`` goes to the poller and the engine (tests pass a fake-time one);
         ``backend`` replaces the engine objects (the benchmark feeds synthetic rows);
         ``tick_seconds=None`` leaves the one-second tick to the caller (tests call
-        ``tick()`` after moving their fake clock)."""
+        ``tick()`` after moving their fake clock); ``demo_scan(name)`` is the demo's
+        simulated phone (the pairing screen's s key), None outside a demo."""
         textual_fixes.apply()  # idempotent: two Textual 8.2.8 leaks, see textual_fixes
         super().__init__()
         self.driver_class = textual_fixes.fixed_driver(self.driver_class)  # no EOF busy loop
@@ -162,6 +168,7 @@ class FleetApp(App[int]):
         self.fleet = fleet
         self.read_only = fleet.monitor.read_only
         self.demo = demo
+        self.demo_scan = demo_scan
         self.clock = clock
         self.operator = current_operator(operator)
         self.backend = backend or build_backend(
@@ -301,7 +308,14 @@ class FleetApp(App[int]):
         these keys; the app does.)
         """
         main = self._main
-        if main is None or self.screen is not main:
+        screen = self.screen
+        if isinstance(screen, PairingScreen):  # the same for the phone number box
+            box = screen.phone_box
+            if box.display and self.focused is box and event.is_printable and event.character:
+                event.stop()
+                box.insert_text_at_cursor(event.character)
+            return
+        if main is None or screen is not main:
             return
         box = main.filter_box
         if box.display and self.focused is box and event.is_printable and event.character:
@@ -355,6 +369,9 @@ class FleetApp(App[int]):
             if row is not None:
                 self._upsert(name, row)
         self.refresh_view(rows=names)
+        pairing = self._pairing_screen()
+        if pairing is not None and pairing.instance_name in names:
+            pairing.tick(self._is_working(pairing.instance_name))
 
     def _upsert(self, name: str, row: RowLike) -> None:
         self.model.upsert(
@@ -432,6 +449,9 @@ class FleetApp(App[int]):
         )
         self.bridge.read_shared_state()
         self.refresh_view(detail=True)
+        pairing = self._pairing_screen()
+        if pairing is not None:
+            pairing.tick(self._is_working(pairing.instance_name))
 
     # ---- rendering helpers ---------------------------------------------------------------
 
@@ -461,6 +481,16 @@ class FleetApp(App[int]):
             status_line_text(model, bulk_running=self.bulk_running, bulk=self.bulk),
         )
 
+    def _pairing_screen(self) -> PairingScreen | None:
+        for screen in self.screen_stack:
+            if isinstance(screen, PairingScreen):
+                return screen
+        return None
+
+    def _is_working(self, name: str) -> bool:
+        row = self.poller.rows.get(name)
+        return row is not None and row.status is Status.WORKING
+
     def _detail_screen(self) -> DetailScreen | None:
         for screen in reversed(self.screen_stack):
             if isinstance(screen, DetailScreen):
@@ -489,6 +519,56 @@ class FleetApp(App[int]):
         offered = self.offered_actions(name)
         self.push_screen(
             DetailScreen(name, self.build_detail, read_only=self.read_only, offered=offered)
+        )
+
+    @refreshing
+    def on_pair_requested(self, message: PairRequested) -> None:
+        """P: refused at once (a toast, nothing sent) unless the row waits for a QR scan;
+        else the session's guards and first QR in a worker, then the pairing screen."""
+        name = message.name
+        row = self.poller.rows.get(name)
+        if self.read_only:
+            self.notify(
+                "Read-only mode: pairing is an action; nothing sent.",
+                severity="warning",
+                markup=False,
+            )
+            return
+        if row is None:
+            return
+        if row.status is not Status.SCAN_QR_CODE:
+            self.notify(
+                f"Not paired: {name} is {row.status.value}, not SCAN_QR_CODE (only an "
+                "instance waiting for a QR scan is paired); nothing sent.",
+                severity="warning",
+                markup=False,
+            )
+            return
+        if self._pairing_screen() is not None:
+            return
+        self.run_worker(self._open_pairing(name), group="pairing", exit_on_error=False)
+
+    async def _open_pairing(self, name: str) -> None:
+        from tuiapp.pairing import PairingSession
+
+        session = PairingSession.from_runtime(
+            self.backend, self.fleet, name, operator=self.operator
+        )
+        first = await session.open()
+        if session.outcome is Outcome.REFUSED or not first.shown:
+            await session.finish(Outcome.REFUSED)  # no-op when already refused
+            self.notify(f"Not paired: {first.message}", severity="warning", markup=False)
+            return
+        row = self.poller.rows[name]
+        self.push_screen(
+            PairingScreen(
+                session,
+                first,
+                account=row.instance.account,
+                provider=row.account.provider,
+                clock=self.clock,
+                demo_scan=self.demo_scan if self.demo else None,
+            )
         )
 
     @refreshing
@@ -553,7 +633,12 @@ class FleetApp(App[int]):
 
     def action_help(self) -> None:
         screen = self.screen
-        title = "Keys: detail view" if isinstance(screen, DetailScreen) else "Keys: fleet grid"
+        if isinstance(screen, PairingScreen):
+            title = "Keys: pairing"
+        elif isinstance(screen, DetailScreen):
+            title = "Keys: detail view"
+        else:
+            title = "Keys: fleet grid"
         self.push_screen(HelpScreen(title, bindings_of(screen), HELP_NOTES))
 
     async def action_quit(self) -> None:
@@ -596,6 +681,7 @@ def run_tui(
     problems_only: bool = False,
     transport: httpx.AsyncBaseTransport | None = None,
     operator: str | None = None,
+    demo_scan: ScanFn | None = None,
 ) -> int:
     """Run the TUI until the operator quits; returns the exit code."""
     app = FleetApp(
@@ -605,6 +691,7 @@ def run_tui(
         read_only=read_only,
         problems_only=problems_only,
         operator=operator,
+        demo_scan=demo_scan,
     )
     app.freeze_gc = True
     freeze_long_lived_objects()

@@ -1,6 +1,6 @@
 """Command palette (ctrl+p): the fixed commands, and jump to an instance.
 
-``fleet_commands`` lists the fixed commands (restart, reconnect, filter, problems
+``fleet_commands`` lists the fixed commands (restart, reconnect, pair, filter, problems
 only, sort, pause, poll now, abort, quit) that ``FleetApp.get_system_commands`` adds
 to Textual's own; like keys, they post the operator's intents. ``InstanceJumpProvider``
 adds one "Jump to" hit per instance matching the typed name, id, account, provider or
@@ -22,6 +22,7 @@ from tuiapp.ui.messages import (
     ActionRequested,
     BulkAbortRequested,
     FilterChanged,
+    PairRequested,
     PauseToggled,
     PollRequested,
     ProblemsToggled,
@@ -70,6 +71,15 @@ def fleet_commands(app: FleetApp) -> Iterator[SystemCommand]:
         if app.model.cursor is not None:
             post(PollRequested(app.model.cursor))
 
+    def pair_selected() -> None:
+        if app.model.cursor is not None:
+            post(PairRequested(app.model.cursor))
+
+    yield SystemCommand(
+        "Pair (login QR / code)",
+        "Show the login QR or a pairing code of the selected SCAN_QR_CODE instance",
+        pair_selected,
+    )
     yield SystemCommand("Filter", "Filter rows by text", open_filter)
     yield SystemCommand("Clear filter", "Show every row", lambda: post(FilterChanged("")))
     yield SystemCommand("Problems only", "Toggle problems only", lambda: post(ProblemsToggled()))

@@ -25,7 +25,7 @@ from tuiapp.durations import age_text, countdown_text
 from tuiapp.model import ACTIONS, iso_utc
 from tuiapp.secrets import redact
 from tuiapp.ui.keys import action_bindings
-from tuiapp.ui.messages import ActionRequested, PollRequested, deliver
+from tuiapp.ui.messages import ActionRequested, PairRequested, PollRequested, deliver
 from tuiapp.ui.present import (
     STATUS_COMPONENTS,
     NoteBook,
@@ -192,6 +192,13 @@ class DetailScreen(Screen[None]):
         Binding("escape", "close", "Back", id="detail.back", tooltip="Back to the grid"),
         *action_bindings("detail", "this instance"),
         Binding("u", "poll_now", "Poll now", id="detail.poll_now"),
+        Binding(
+            "P",
+            "pair",
+            "Pair",
+            id="detail.pair",
+            tooltip="Show the login QR / pairing code (SCAN_QR_CODE only)",
+        ),
     ]
     COMPONENT_CLASSES: ClassVar[set[str]] = set(STATUS_COMPONENTS)
 
@@ -252,3 +259,6 @@ class DetailScreen(Screen[None]):
 
     async def action_poll_now(self) -> None:
         await deliver(self, PollRequested(self.instance_name))
+
+    async def action_pair(self) -> None:
+        await deliver(self, PairRequested(self.instance_name))

@@ -26,6 +26,7 @@ from tuiapp.ui.messages import (
     BulkAbortRequested,
     DetailRequested,
     FilterChanged,
+    PairRequested,
     PauseToggled,
     PollRequested,
     ProblemsToggled,
@@ -47,6 +48,13 @@ class FleetScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "detail", "Detail", id="fleet.detail", tooltip="Everything about it"),
         *action_bindings("fleet", "the marked rows, or the selected one"),
+        Binding(
+            "P",
+            "pair",
+            "Pair",
+            id="fleet.pair",
+            tooltip="Show the login QR / pairing code of a SCAN_QR_CODE instance",
+        ),
         Binding(
             "slash",
             "filter",
@@ -171,7 +179,7 @@ class FleetScreen(Screen[None]):
             return None if app.read_only else True
         if action == "abort":
             return True if app.bulk_running else None
-        if action in ("detail", "poll_now"):
+        if action in ("detail", "poll_now", "pair"):
             return True if app.model.cursor is not None else None
         return True
 
@@ -181,6 +189,10 @@ class FleetScreen(Screen[None]):
 
     async def action_act(self, action: str, override: bool = False) -> None:
         await deliver(self, ActionRequested(None, action, override=override))
+
+    async def action_pair(self) -> None:
+        if self.fleet_app.model.cursor is not None:
+            await deliver(self, PairRequested(self.fleet_app.model.cursor))
 
     def action_filter(self) -> None:
         box = self.filter_box

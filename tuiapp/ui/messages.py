@@ -26,6 +26,7 @@ __all__ = [
     "DetailRequested",
     "EngineEventReceived",
     "FilterChanged",
+    "PairRequested",
     "PauseToggled",
     "PollRequested",
     "ProblemsToggled",
@@ -104,6 +105,14 @@ class PollRequested(Message):
 
 class DetailRequested(Message):
     """enter: show everything about ``name``."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__()
+
+
+class PairRequested(Message):
+    """P: show the login QR (or a pairing code) of ``name``, a SCAN_QR_CODE instance."""
 
     def __init__(self, name: str) -> None:
         self.name = name

@@ -3,7 +3,8 @@
 Runs ``FleetApp`` headless (``App.run_test``) against the in-process simulator
 (``incident`` scenario, fixed seed) on a ``ManualClock`` that only this script moves,
 and saves SVGs: the incident grid, the detail view, the confirmation dialog, a
-cooldown in progress, the help screen, and the grid under NO_COLOR. Latencies come
+cooldown in progress, the help screen, the grid under NO_COLOR, and the pairing screen
+(with ``FAKE_QR``, never a value the simulator served). Latencies come
 from the simulator's own (seeded) latency model, measured for real, so they vary by
 a few milliseconds between runs; everything else is the same on every run.
 """
@@ -34,7 +35,10 @@ SHOTS = (
     "cooldown.svg",
     "help-screen.svg",
     "grid-no-color.svg",
+    "pairing-screen.svg",
 )
+# A fixed, fake login QR for the pairing screenshot: never a served one (a QR is a credential).
+FAKE_QR = "2@tuiapp-screenshot-FAKE-login-qr-not-a-real-session," + "A" * 44 + ",demo"
 START = 1_767_258_000.0  # 2026-01-01T09:00:00Z
 SIM_URL = "http://simulator.local"
 SIZE = (110, 34)
@@ -175,7 +179,44 @@ async def take_screenshots(out: Path, *, seed: int = 7, instances: int = 40) -> 
             )
             await session.advance(pilot, 45, step=5)
             save(app, "grid-no-color.svg")
+
+        session = Session(seed, instances, Path(tmp) / "state-pair", no_color=False)
+        app = session.app
+        async with app.run_test(size=(110, 44)) as pilot:
+            await session.until(
+                pilot, lambda: all(r.last_polled_at for r in app.poller.rows.values())
+            )
+            await session.advance(pilot, 15, step=5)
+            app.push_screen(pairing_screen(app, session))
+            await pilot.pause()
+            save(app, "pairing-screen.svg")
     return written
+
+
+def pairing_screen(app: FleetApp, session: Session) -> Any:
+    """The pairing screen of the first SCAN_QR_CODE row, showing ``FAKE_QR`` (nothing is
+    fetched: the screenshot is taken before any tick could refresh it)."""
+    from tuiapp.model import ActionOutcome, Status
+    from tuiapp.pairing import PairingSession
+    from tuiapp.providers.pairing import Pairing
+    from tuiapp.secrets import Secret
+    from tuiapp.ui.pairing_screen import PairingScreen
+
+    rows = app.poller.rows
+    name = sorted(n for n, row in rows.items() if row.status is Status.SCAN_QR_CODE)[0]
+    row = rows[name]
+    pairing = PairingSession.from_runtime(app.backend, app.fleet, name, operator="alice")
+    now = session.clock()
+    pairing.next_refresh_at = now + 17
+    fake = Pairing(ActionOutcome.ACCEPTED, qr=Secret(FAKE_QR), expires_at=now + 17)
+    return PairingScreen(
+        pairing,
+        fake,
+        account=row.instance.account,
+        provider=row.account.provider,
+        clock=session.clock,
+        demo_scan=lambda _name: None,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
