@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from qr_decode import decode_lines
 from sim_fixtures import pick
 from ui_rig import Rig, make_rig
 
@@ -15,19 +16,6 @@ from tuiapp.ui.pairing_screen import PairingScreen
 
 zxingcpp = pytest.importorskip("zxingcpp")
 Image = pytest.importorskip("PIL.Image")
-
-
-def decode_lines(lines: list[str], ink: qr.Ink, *, scale: int = 4) -> str | None:
-    """Draw what the screen shows and decode it like a phone would (see test_qr)."""
-    drawn = qr.matrix_from_lines(lines, ink=ink)
-    height, width = len(drawn), len(drawn[0])
-    img = Image.new("L", (width * scale, height * scale), 255)
-    for y, row in enumerate(drawn):
-        for x, dark in enumerate(row):
-            if dark:
-                img.paste(0, (x * scale, y * scale, (x + 1) * scale, (y + 1) * scale))
-    found = zxingcpp.read_barcodes(img)
-    return found[0].text if found else None
 
 
 def waiting(rig: Rig, provider: str = "evolution") -> str:

@@ -6,6 +6,7 @@ import io
 
 import pytest
 import segno
+from qr_decode import decode_lines
 
 from tuiapp import qr
 
@@ -13,22 +14,6 @@ zxingcpp = pytest.importorskip("zxingcpp")
 Image = pytest.importorskip("PIL.Image")
 
 VALUE = "2@" + "Zm9vYmFy" * 20 + ",a2V5MQ==,a2V5Mg==,c2lt"
-
-
-def decode_lines(lines: tuple[str, ...], ink: qr.Ink, *, scale: int = 4) -> str | None:
-    """Draw what the *text* shows (not segno's matrix) and decode it like a phone would.
-
-    ``ink="light"``: the glyphs are light on a dark terminal background.
-    """
-    drawn = qr.matrix_from_lines(lines, ink=ink)  # True = dark on screen
-    height, width = len(drawn), len(drawn[0])
-    img = Image.new("L", (width * scale, height * scale), 255)
-    for y, row in enumerate(drawn):
-        for x, dark in enumerate(row):
-            if dark:
-                img.paste(0, (x * scale, y * scale, (x + 1) * scale, (y + 1) * scale))
-    found = zxingcpp.read_barcodes(img)
-    return found[0].text if found else None
 
 
 @pytest.mark.parametrize("ink", ["dark", "light"])
