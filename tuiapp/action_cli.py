@@ -34,10 +34,10 @@ from tuiapp.config import FleetConfig
 from tuiapp.durations import human_duration
 from tuiapp.engine import ActionEngine, ActionReport, Verdict
 from tuiapp.events import ActionFinished, ActionProgressed, BulkProgressed
+from tuiapp.filelock import StateError
 from tuiapp.model import ACTIONS
 from tuiapp.poller import Poller
 from tuiapp.runtime import open_runtime
-from tuiapp.state import StateError
 from tuiapp.vocabulary import Outcome, Stage
 
 __all__ = [

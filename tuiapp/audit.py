@@ -27,8 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from tuiapp.clock import Clock
+from tuiapp.filelock import FileLock, OnWait, StateError, login_name
+from tuiapp.offload import run_blocking
 from tuiapp.secrets import GLOBAL_REDACTOR, Redactor
-from tuiapp.state import LOCK_FILE, FileLock, OnWait, StateError, run_blocking
+from tuiapp.state import LOCK_FILE
 from tuiapp.vocabulary import FINAL_OUTCOMES, Outcome
 
 __all__ = [
@@ -71,11 +73,12 @@ def audit_time(ts: float) -> str:
 
 
 def current_operator(explicit: str | None = None, environ: Mapping[str, str] = os.environ) -> str:
-    """Who acts: ``--operator``, else SUDO_USER (the person behind sudo), else USER."""
+    """Who acts: ``--operator``, else SUDO_USER (the person behind sudo), else USER, else
+    the login name (``getpass.getuser()``: over SSH with USER unset it is still known)."""
     for value in (explicit, environ.get("SUDO_USER"), environ.get("USER")):
         if value and value.strip():
             return " ".join(value.split())
-    return "unknown"
+    return login_name()
 
 
 def ssh_client(environ: Mapping[str, str] = os.environ) -> str | None:
@@ -117,7 +120,7 @@ class AuditLog:
         cancel: threading.Event | None = None,
         locked: bool = True,
     ) -> dict[str, Any]:
-        """Append one line (the fields ``ActionRunner._audit_record`` builds, strings redacted)
+        """Append one line (the fields ``action_trail.audit_record`` builds, strings redacted)
         and return what was written.
 
         ``sent`` and outcome lines are fsynced before this returns, so a line that was

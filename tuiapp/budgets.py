@@ -25,15 +25,16 @@ import time
 from collections import deque
 from collections.abc import Iterable
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from tuiapp.clock import Clock
 from tuiapp.model import Observation
-from tuiapp.providers.base import BudgetScope
 
 __all__ = [
     "WINDOW_SECONDS",
     "BudgetGate",
+    "BudgetScope",
     "Budgets",
     "Purpose",
     "list_slot",
@@ -46,6 +47,17 @@ UNKNOWN_RESET_SECONDS = 60.0  # low X-RateLimit-Remaining without a usable reset
 _EPSILON = 1e-6  # added to waits so that "now + wait" is past the boundary despite float rounding
 
 Purpose = Literal["poll", "action"]
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetScope:
+    """A sliding-window budget: at most ``limit`` requests in any 60 s under ``key``.
+
+    Each adapter says which scopes a request spends (``Adapter.budget_scopes``).
+    """
+
+    key: str
+    limit: int
 
 
 def reserve_for(limit: int) -> int:

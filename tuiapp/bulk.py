@@ -28,7 +28,7 @@ from tuiapp.vocabulary import Outcome
 
 __all__ = ["BULK_SLOTS", "run_bulk"]
 
-log = logging.getLogger("tuiapp.actions")
+log = logging.getLogger(__name__)
 
 BULK_SLOTS = 2  # targets of a bulk action in progress at once
 _STOPS_BULK = frozenset({Outcome.FAILED, Outcome.UNKNOWN, Outcome.NOT_RECOVERED})
@@ -75,9 +75,9 @@ async def run_bulk(
         attempt = engine._attempt(name, action, reason, override_reason)
         before = expected.get(name, verdict)
         if not before.allowed:  # refused when it was planned: refused for that reason
-            reports[name] = await engine._refused(attempt, before.refusal or "refused")
+            reports[name] = await engine.trail.refused(attempt, before.refusal or "refused")
             continue
-        reports[name] = await engine._declined(attempt, before, verdict)
+        reports[name] = await engine.trail.declined(attempt, before, verdict)
 
     total = len(targets)
     engine._aborted = False
@@ -162,7 +162,7 @@ async def _aborted_report(
 ) -> ActionReport:
     attempt = engine._attempt(name, action, reason, None)
     message = f"not started: {why}"
-    note = await engine._audit_quietly(attempt, Outcome.ABORTED, message=message)
-    return engine._finish(
+    note = await engine.trail.note(attempt, Outcome.ABORTED, message=message)
+    return engine.trail.finish(
         ActionReport(name, action, attempt.action_id, Outcome.ABORTED, message + note)
     )

@@ -15,6 +15,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from tuiapp import __version__
+from tuiapp.simulate_options import (
+    add_simulate_arguments,
+    positive_int,
+    scenario,
+    simulator_options,
+)
 
 if TYPE_CHECKING:
     from tuiapp.config import FleetConfig
@@ -29,36 +35,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0-65535)")
-    return value
-
-
-def _scenario(text: str) -> str:
-    from tuiapp.simulator.fleet import SCENARIOS
-
-    if text not in SCENARIOS:
-        raise argparse.ArgumentTypeError(
-            f"unknown scenario {text!r} (one of {', '.join(SCENARIOS)})"
-        )
-    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,16 +59,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser(
         "demo", help="run the TUI against the built-in simulator (no account needed)"
     )
-    demo.add_argument("--instances", type=_positive_int, default=40, help="fleet size (40)")
+    demo.add_argument("--instances", type=positive_int, default=40, help="fleet size (40)")
     demo.add_argument("--seed", type=int, default=7, help="same seed, same fleet (7)")
     demo.add_argument(
         "--scenario",
-        type=_scenario,
+        type=scenario,
         default="incident",
         help="calm, incident (default), flapping, ratelimit or chaos",
     )
     demo.add_argument(
         "--read-only", action="store_true", default=argparse.SUPPRESS, help="no actions"
+    )
+    demo.add_argument(
+        "--problems", action="store_true", default=argparse.SUPPRESS, help="problem rows only"
     )
     demo.add_argument("--operator", default=argparse.SUPPRESS, help="name for the audit log")
 
@@ -109,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         help="only instances with this tag (repeatable: any of them)",
     )
+    _add_server_flag(check)
 
     for action in ("restart", "reconnect"):
         act = sub.add_parser(
@@ -121,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
         act.add_argument("--reason", help="why (recorded in the audit log)")
         act.add_argument(
             "--max",
-            type=_positive_int,
+            type=positive_int,
             dest="max_targets",
             help="required above 5 targets: the most you mean to act on",
         )
@@ -131,6 +111,33 @@ def build_parser() -> argparse.ArgumentParser:
             help="override cooldown and loop breaker (needs --reason)",
         )
         act.add_argument("--operator", default=argparse.SUPPRESS)
+        _add_server_flag(act)
+
+    serve = sub.add_parser(
+        "serve", help="the team hub: one engine for the team, an HTTP API and /metrics"
+    )
+    serve.add_argument("--config", type=Path, default=argparse.SUPPRESS)
+    serve.add_argument(
+        "--listen",
+        default="127.0.0.1:8765",
+        metavar="HOST:PORT",
+        help="where to listen (127.0.0.1:8765); beyond loopback needs TLS or --insecure",
+    )
+    serve.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow plain HTTP beyond loopback (every client then shows it)",
+    )
+    serve.add_argument("--tls-cert", type=Path, metavar="FILE", help="TLS certificate (PEM)")
+    serve.add_argument("--tls-key", type=Path, metavar="FILE", help="TLS private key (PEM)")
+    serve.add_argument("--name", help="the hub's name in /fleet and /metrics (the host name)")
+    serve.add_argument(
+        "--event-buffer",
+        type=positive_int,
+        default=10_000,
+        metavar="N",
+        help="events kept for clients that resume after a reconnect (10000)",
+    )
 
     pair = sub.add_parser(
         "pair", help="show the login QR of a SCAN_QR_CODE instance and wait for WORKING"
@@ -142,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pair.add_argument(
         "--timeout",
-        type=_positive_int,
+        type=positive_int,
         default=300,
         help="seconds to wait for WORKING (300); then exit 2",
     )
@@ -153,28 +160,16 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--force", action="store_true", help="overwrite an existing file")
 
     sim = sub.add_parser("simulate", help="run the provider simulator alone")
-    sim.add_argument("--host", default="127.0.0.1")
-    sim.add_argument("--port", type=_port, default=8765, help="0 picks a free port")
-    sim.add_argument("--instances", type=_positive_int, default=40, help="fleet size (40)")
-    sim.add_argument("--seed", type=int, default=7, help="same seed, same fleet (7)")
-    sim.add_argument(
-        "--scenario",
-        type=_scenario,
-        default="incident",
-        help="calm, incident (default), flapping, ratelimit or chaos",
-    )
-    sim.add_argument(
-        "--write-config",
-        type=Path,
-        metavar="PATH",
-        help="write a fleet config pointing at the simulator, once the port is bound",
-    )
-    sim.add_argument(
-        "--token-env",
-        action="store_true",
-        help="with --write-config: name env variables instead of inline tokens",
-    )
+    add_simulate_arguments(sim)
     return parser
+
+
+def _add_server_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--server",
+        metavar="URL",
+        help="ask this team hub (tuiapp serve) instead; the token comes from $TUIAPP_TOKEN",
+    )
 
 
 def _config_path(args: argparse.Namespace) -> Path:
@@ -192,7 +187,7 @@ def _load(args: argparse.Namespace) -> FleetConfig:
 def _run(args: argparse.Namespace) -> int:
     command = args.command
     if command == "init":
-        from tuiapp.config import write_starter_config
+        from tuiapp.config_init import write_starter_config
 
         path = args.path if args.path is not None else _config_path(args)
         write_starter_config(path, force=args.force)
@@ -210,6 +205,7 @@ def _run(args: argparse.Namespace) -> int:
             args.scenario,
             args.write_config,
             args.token_env,
+            **simulator_options(args),
         )
     if command == "demo":
         from tuiapp.demo import run_demo
@@ -219,7 +215,31 @@ def _run(args: argparse.Namespace) -> int:
             seed=args.seed,
             scenario=args.scenario,
             read_only=args.read_only,
+            problems_only=args.problems,
             operator=args.operator,
+        )
+    if command == "serve":
+        from tuiapp.hub.serve import ServeOptions, UsageError, run_serve
+
+        options = ServeOptions(
+            listen=args.listen,
+            insecure=args.insecure,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            name=args.name,
+            event_buffer=args.event_buffer,
+        )
+        try:
+            return run_serve(_load(args), options)
+        except UsageError as exc:
+            raise _UsageError(str(exc)) from None
+    if command == "check" and args.server:
+        from tuiapp.hub.remote_check import run_remote_check
+
+        return run_remote_check(
+            args.server,
+            fmt="json" if args.json else "prometheus" if args.prometheus else "table",
+            tags=args.tag,
         )
     if command == "check":
         from tuiapp.report import run_check
@@ -234,6 +254,25 @@ def _run(args: argparse.Namespace) -> int:
 
         if args.force and not args.reason:
             raise _UsageError("--force needs --reason TEXT (the override is audited)")
+        if args.server:
+            from tuiapp.hub.remote_actions import run_remote_action
+
+            if args.operator:
+                raise _UsageError(
+                    "--operator does not go with --server: the hub names the"
+                    " operator from the token"
+                )
+            return run_remote_action(
+                args.server,
+                command,
+                args.names,
+                yes=args.yes,
+                dry_run=args.dry_run,
+                reason=args.reason,
+                max_targets=args.max_targets,
+                force=args.force,
+                stdin_isatty=sys.stdin is not None and sys.stdin.isatty(),
+            )
         return run_action_command(
             command,
             args.names,

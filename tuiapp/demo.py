@@ -56,6 +56,7 @@ def run_demo(
     seed: int = 7,
     scenario: str = "incident",
     read_only: bool = False,
+    problems_only: bool = False,
     operator: str | None = None,
 ) -> int:
     from tuiapp.simulator.fleet import build_fleet
@@ -71,6 +72,7 @@ def run_demo(
                 fleet,
                 demo=True,
                 read_only=read_only,
+                problems_only=problems_only,
                 operator=operator,
                 demo_scan=http_scan(simulator.url),
             )

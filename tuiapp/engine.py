@@ -33,8 +33,8 @@ from tuiapp.bulk import BULK_SLOTS
 from tuiapp.events import ActionFinished, EngineEvent
 from tuiapp.guards import ActionPlan, Verdict, clean_text
 from tuiapp.model import ActionReport
+from tuiapp.offload import run_blocking
 from tuiapp.snapshot import FleetSnapshot, fleet_snapshot
-from tuiapp.state import run_blocking
 
 __all__ = [
     "BULK_SLOTS",

@@ -2,7 +2,7 @@
 
 The safety rules (README.md, "Safety") as functions of a small context, with no I/O and no clock
 (the caller passes ``now`` and a snapshot of the shared state), so every refusal and
-warning can be checked with a table (tests/test_guards.py). In order of precedence:
+warning can be checked with a table (tests/unit/test_guards.py). In order of precedence:
 
     refusals    read-only mode; shared state unreadable; no adapter, or an action the
                 provider lacks; another process acting on the instance (its action
@@ -62,7 +62,7 @@ _UNREACHABLE_WARN = frozenset(k for k in ErrorKind if k.is_restartable)
 
 
 class GuardedRow(Protocol):
-    """What the rules read of an instance (``tuiapp.poller.Row`` has all of it)."""
+    """What the rules read of an instance (``tuiapp.row.Row`` has all of it)."""
 
     @property
     def status(self) -> Status: ...

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from tuiapp.action_trail import audit_record
 from tuiapp.audit import AuditError, AuditLog
 from tuiapp.durations import human_duration
 from tuiapp.model import ActionReport
@@ -73,18 +74,18 @@ def recover(
             note = ""
             try:
                 audit.write(
-                    {
-                        "action_id": action_id,
-                        "operator": item.get("operator"),
-                        "ssh_client": item.get("ssh_client"),
-                        "reason": item.get("reason"),
-                        "instance": name,
-                        "account": item.get("account"),
-                        "provider": item.get("provider"),
-                        "action": action,
-                        "outcome": Outcome.UNKNOWN,
-                        "message": message,
-                    }
+                    audit_record(
+                        action_id=action_id,
+                        operator=_text(item.get("operator")),
+                        ssh_client=_text(item.get("ssh_client")),
+                        reason=_text(item.get("reason")),
+                        instance=name,
+                        account=_text(item.get("account")),
+                        provider=_text(item.get("provider")),
+                        action=action,
+                        outcome=Outcome.UNKNOWN,
+                        message=message,
+                    )
                 )
             except AuditError as exc:
                 note = f" (AUDIT LOG NOT WRITTEN: {exc})"
@@ -109,3 +110,8 @@ def _parse_time(value: object, default: float) -> float:
         return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return default
+
+
+def _text(value: object) -> str | None:
+    """A field of an audit line read back: its string, or None."""
+    return value if isinstance(value, str) else None

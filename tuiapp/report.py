@@ -15,24 +15,26 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from dataclasses import replace
-from typing import TYPE_CHECKING, Any, TextIO
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, TextIO
 
 import httpx
 
 from tuiapp.clock import Clock
 from tuiapp.config import FleetConfig
 from tuiapp.durations import rough_duration
+from tuiapp.metrics import FleetFacts, render_text
 from tuiapp.model import Status, iso_utc
 from tuiapp.providers.text import one_line
+from tuiapp.row import Row
 from tuiapp.secrets import GLOBAL_REDACTOR
-
-if TYPE_CHECKING:
-    from tuiapp.poller import Row
+from tuiapp.tracker import snapshot_outages
 
 __all__ = [
+    "CheckResult",
     "check_exit_code",
+    "note_words",
     "render_json",
     "render_prometheus",
     "render_table",
@@ -41,6 +43,31 @@ __all__ = [
 ]
 
 EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_UNKNOWN = 0, 1, 2, 3
+VERDICTS = {
+    EXIT_OK: "OK",
+    EXIT_WARNING: "WARNING",
+    EXIT_CRITICAL: "CRITICAL",
+    EXIT_UNKNOWN: "UNKNOWN",
+}
+NOT_POLLED = "not polled (rate budget or no answer)"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """One sweep's rows, the account-wide outages it found, and when it ended."""
+
+    rows: Sequence[Row]
+    outages: Mapping[str, str]  # account -> the outage message (tracker.py's rule)
+    checked_at: float
+
+    @property
+    def exit_code(self) -> int:
+        return check_exit_code(self.rows)
+
+    @property
+    def complete(self) -> bool:
+        """Every instance answered or was accounted for (nothing left unread)."""
+        return all(row.obs is not None for row in self.rows)
 
 
 def _effective(row: Row) -> Status:
@@ -63,9 +90,30 @@ def check_exit_code(rows: Iterable[Row]) -> int:
 
 def _error(row: Row) -> str | None:
     if row.obs is None:
-        return "not polled (rate budget or no answer)" if row.status is Status.UNKNOWN else None
+        return NOT_POLLED if row.status is Status.UNKNOWN else None
     text = row.obs.error or row.last_error
     return one_line(GLOBAL_REDACTOR.redact(text)) if text else None
+
+
+def note_words(row: Row) -> str:
+    """The NOTE column: what the TUI's note says, in words (``logged out``, ``http 503``).
+
+    The full error text stays in ``--json``'s ``error``; class names never reach here.
+    """
+    notes: list[str] = []
+    if row.instance.muted:
+        notes.append("muted")
+    if row.instance.expect is not None and row.status == row.instance.expect:
+        notes.append("expected")
+    if row.obs is None:
+        if row.status is Status.UNKNOWN:
+            notes.append(NOT_POLLED)
+    elif row.status.is_bad or row.obs.keep_last:
+        if row.obs.reason:
+            notes.append(str(row.obs.reason).replace("_", " "))
+        elif row.obs.error_kind is not None:
+            notes.append(str(row.obs.error_kind).replace("_", " "))
+    return "; ".join(notes)
 
 
 def _record(row: Row) -> dict[str, Any]:
@@ -91,87 +139,71 @@ def _ordered(rows: Iterable[Row]) -> list[Row]:
     return sorted(rows, key=lambda r: (-_effective(r).severity, r.instance.name))
 
 
-def render_json(rows: Sequence[Row], now: float) -> str:
-    summary = Counter(row.status.value for row in rows)
+def _worst_first() -> list[Status]:
+    return sorted(Status, key=lambda s: (-s.severity, list(Status).index(s)))
+
+
+def _summary(rows: Sequence[Row]) -> dict[str, int]:
+    """Instances per status, worst status first."""
+    counts = Counter(row.status for row in rows)
+    return {status.value: counts[status] for status in _worst_first() if counts[status]}
+
+
+def render_json(result: CheckResult) -> str:
+    code = result.exit_code
     payload = {
-        "checked_at": iso_utc(now),
-        "summary": {
-            status.value: summary[status.value] for status in Status if summary[status.value]
-        },
-        "instances": [_record(row) for row in _ordered(rows)],
+        "checked_at": iso_utc(result.checked_at),
+        "verdict": VERDICTS[code],
+        "exit_code": code,
+        "summary": _summary(result.rows),
+        "outages": [
+            {"account": account, "message": message}
+            for account, message in sorted(result.outages.items())
+        ],
+        "instances": [_record(row) for row in _ordered(result.rows)],
     }
     return json.dumps(payload, indent=2, ensure_ascii=False)
 
 
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+def render_prometheus(result: CheckResult) -> str:
+    """Text for node_exporter's textfile collector: every state as a 0/1 series per
+    instance, plus ``tuiapp_check_success`` and ``tuiapp_check_timestamp_seconds``."""
+    facts = FleetFacts(
+        rows=result.rows,
+        outages=result.outages,
+        timestamp=result.checked_at,
+        success=result.complete,
+        exit_code=result.exit_code,
+    )
+    return render_text(facts).rstrip("\n")
 
 
-def render_prometheus(rows: Sequence[Row]) -> str:
-    lines = [
-        "# HELP tuiapp_instance_up 1 when the instance is WORKING.",
-        "# TYPE tuiapp_instance_up gauge",
-    ]
-    ordered = sorted(rows, key=lambda r: r.instance.name)
-
-    def labels(row: Row, **extra: str) -> str:
-        pairs = {
-            "name": row.instance.name,
-            "account": row.instance.account,
-            "provider": row.account.provider,
-            **extra,
-        }
-        return ",".join(f'{key}="{_label(value)}"' for key, value in pairs.items())
-
-    for row in ordered:
-        lines.append(f"tuiapp_instance_up{{{labels(row)}}} {int(row.status is Status.WORKING)}")
-    lines += [
-        "# HELP tuiapp_instance_status 1 for the instance's current normalized status.",
-        "# TYPE tuiapp_instance_status gauge",
-    ]
-    for row in ordered:
-        lines.append(f"tuiapp_instance_status{{{labels(row, status=row.status.value)}}} 1")
-    lines += [
-        "# HELP tuiapp_check_latency_seconds Latency of the last status read.",
-        "# TYPE tuiapp_check_latency_seconds gauge",
-    ]
-    for row in ordered:
-        if row.obs is not None and row.obs.latency_ms is not None:
-            seconds = row.obs.latency_ms / 1000.0
-            lines.append(f"tuiapp_check_latency_seconds{{{labels(row)}}} {seconds:.4f}")
-    return "\n".join(lines)
+def _since_text(row: Row, now: float) -> str:
+    if row.since is None:
+        return ""
+    if row.since_exact:
+        return rough_duration(now - row.since)
+    if now - row.since >= 1:
+        return f"≥ {rough_duration(now - row.since)}"  # only a lower bound: first seen by tuiapp
+    return "first seen"  # no earlier reading in the state dir
 
 
-def render_table(rows: Sequence[Row], now: float) -> str:
+def render_table(result: CheckResult) -> str:
+    now = result.checked_at
     header = ("STATUS", "NAME", "ACCOUNT", "PROVIDER", "SINCE", "LATENCY", "NOTE")
     body: list[tuple[str, ...]] = []
-    for row in _ordered(rows):
-        record = _record(row)
-        since = ""
-        if row.since is not None and row.since_exact:
-            since = rough_duration(now - row.since)
-        elif row.since is not None and now - row.since >= 1:
-            # only a lower bound: first seen by tuiapp
-            since = f"≥ {rough_duration(now - row.since)}"
-        latency = f"{record['latency_ms']:.0f}ms" if record["latency_ms"] is not None else ""
-        notes = []
-        if row.instance.muted:
-            notes.append("muted")
-        if record["expected"]:
-            notes.append("expected")
-        if record["error"]:
-            notes.append(record["error"])
-        elif record["reason"]:
-            notes.append(record["reason"])
+    for row in _ordered(result.rows):
+        obs = row.obs
+        latency = f"{obs.latency_ms:.0f}ms" if obs and obs.latency_ms is not None else ""
         body.append(
             (
                 f"{row.status.glyph} {row.status.value}",
                 row.instance.name,
                 row.instance.account,
                 row.account.provider,
-                since,
+                _since_text(row, now),
                 latency,
-                one_line("; ".join(notes), 80),
+                one_line(note_words(row), 80),
             )
         )
     widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header) - 1)]
@@ -179,14 +211,12 @@ def render_table(rows: Sequence[Row], now: float) -> str:
     for line in [header, *body]:
         cells = [cell.ljust(width) for cell, width in zip(line, widths, strict=False)]
         out.append("  ".join([*cells, line[-1]]).rstrip())
-    summary = Counter(row.status.value for row in rows)
     out.append("")
-    out.append(
-        f"{len(rows)} instances: "
-        + ", ".join(
-            f"{status.value} {summary[status.value]}" for status in Status if summary[status.value]
-        )
-    )
+    summary = ", ".join(f"{status} {count}" for status, count in _summary(result.rows).items())
+    out.append(f"{len(result.rows)} instances: {summary}")
+    for account, message in sorted(result.outages.items()):
+        out.append(f"OUTAGE {account}: {message.removeprefix(account).lstrip(' :')}")
+    out.append(f"verdict: {VERDICTS[result.exit_code]} (exit {result.exit_code})")
     return "\n".join(out)
 
 
@@ -195,13 +225,20 @@ async def sweep(
     *,
     transport: httpx.AsyncBaseTransport | None = None,
     clock: Clock = time.time,
-) -> list[Row]:
-    """One sweep of the whole fleet on the poller's machinery; returns its rows."""
+) -> CheckResult:
+    """One sweep of the whole fleet on the poller's machinery."""
     from tuiapp.runtime import open_check
 
     async with open_check(fleet, transport=transport, clock=clock) as runtime:
         await runtime.poller.sweep_once()
-        return list(runtime.poller.rows.values())
+        return CheckResult(
+            rows=list(runtime.poller.rows.values()),
+            outages={
+                **snapshot_outages(runtime.poller.rows.values()),
+                **runtime.poller.tracker.outages,
+            },
+            checked_at=clock(),
+        )
 
 
 def select_tags(fleet: FleetConfig, tags: Sequence[str]) -> FleetConfig:
@@ -226,18 +263,17 @@ def run_check(
     if tags and not selected.instances:
         print(f"tuiapp: no instance has tag {', '.join(tags)}", file=sys.stderr)
         return EXIT_UNKNOWN
-    rows = asyncio.run(sweep(selected, transport=transport, clock=clock))
-    now = clock()
+    result = asyncio.run(sweep(selected, transport=transport, clock=clock))
     if fmt == "json":
-        text = render_json(rows, now)
+        text = render_json(result)
     elif fmt == "prometheus":
-        text = render_prometheus(rows)
+        text = render_prometheus(result)
     else:
-        text = render_table(rows, now)
+        text = render_table(result)
     try:
         print(GLOBAL_REDACTOR.redact(text), file=out)
         out.flush()
     except BrokenPipeError:  # `tuiapp check | head`: the reader left; the verdict still stands
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-    return check_exit_code(rows)
+    return result.exit_code

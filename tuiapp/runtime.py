@@ -37,7 +37,7 @@ import httpx
 from tuiapp.audit import AuditLog, ssh_client
 from tuiapp.clock import Clock, Sleep
 from tuiapp.config import FleetConfig
-from tuiapp.engine import LOCK_SLACK, ActionEngine
+from tuiapp.engine import ActionEngine
 from tuiapp.poller import Poller
 from tuiapp.providers.base import Adapter
 from tuiapp.providers.registry import make_adapters, make_client
@@ -104,9 +104,7 @@ def build_runtime(
     audit_path = state_dir / "audit.jsonl" if state_dir is not None else monitor.audit_log
     client = make_client(monitor, transport)
     adapters = make_adapters(fleet, client, clock=clock)
-    state = SharedState(
-        state_dir or monitor.state_dir, clock, lock_ttl=monitor.verify_window + LOCK_SLACK
-    )
+    state = SharedState(state_dir or monitor.state_dir, clock)
     audit = AuditLog(audit_path, clock, lock=state.lock)
     poller = Poller(fleet, adapters, clock=clock, sleep=sleep, state=state, rng=rng)
     engine = ActionEngine(

@@ -15,36 +15,31 @@ without the lock always sees a whole file. The file lock is held only around
 short synchronous sections, never across an await: the action *lock record*
 (``LockHolder``) is what keeps an instance reserved for the whole action.
 
-Within one process the lock is reentrant (one ``FileLock`` per path, a depth
-count and an RLock), so the audit log can write under the lock the engine holds.
-
-The event loop never waits for this lock or for an fsync: the sync API (``locked``,
-``append_transitions``) is for the CLI's set-up and tests; async code uses the async
-facade (``update``, ``asnapshot``, ``aappend_transitions``, ``AuditLog.awrite``),
-which runs the same code in a worker thread through ``run_blocking``. The holder
-writes who it is into ``state.lock`` (``LockOwner``), so a process that has to wait
-can say "waiting for the team lock (held by alice, pid 4242)".
+The lock itself is ``tuiapp.filelock.FileLock``. The event loop never waits for it
+or for an fsync: the sync API (``locked``, ``append_transitions``) is for the CLI's
+set-up and tests; async code uses the async facade (``update``, ``asnapshot``,
+``aappend_transitions``), which runs the same code in a worker thread through
+``tuiapp.offload.run_blocking``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import copy
-import fcntl
 import json
 import os
-import socket
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
 from tuiapp.clock import Clock
+from tuiapp.filelock import HOSTNAME, FileLock, OnWait, StateError, pid_alive
 from tuiapp.model import Status, Transition
+from tuiapp.offload import run_blocking
 
 __all__ = [
     "ACTIONS_FILE",
@@ -52,20 +47,9 @@ __all__ = [
     "HISTORY_LIMIT",
     "LOCK_FILE",
     "ActionRecord",
-    "FileLock",
-    "LockCancelled",
     "LockHolder",
-    "LockOwner",
-    "LockTimeout",
-    "OnWait",
     "SharedState",
     "StateData",
-    "StateError",
-    "offloads_done",
-    "offloads_in_flight",
-    "pid_alive",
-    "read_lock_owner",
-    "run_blocking",
 ]
 
 LOCK_FILE = "state.lock"
@@ -73,316 +57,9 @@ ACTIONS_FILE = "actions.json"
 HISTORY_FILE = "history.json"
 HISTORY_LIMIT = 50  # transitions kept per instance
 RECORD_LIMIT = 50  # action records kept per instance (the loop breaker needs only a window's worth)
-LOCK_WAIT_SECONDS = 10.0  # another process holding the file lock longer than this is a fault
-DEFAULT_LOCK_TTL = 120.0  # verify_window (60) + 60: an action lock older than this is stale
 _FORMAT_VERSION = 1
 
-HOSTNAME = socket.gethostname()
 T = TypeVar("T")
-
-
-class StateError(Exception):
-    """The shared state cannot be read or written; ``str()`` is one line naming the file."""
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this id exists on this host (another user's counts as alive)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError:
-        return False
-    return True
-
-
-@dataclass(frozen=True, slots=True)
-class LockOwner:
-    """Who holds the state file lock (written into the lock file by the holder)."""
-
-    operator: str
-    pid: int
-    host: str
-
-    def describe(self) -> str:
-        where = "" if self.host in ("", HOSTNAME) else f" on {self.host}"
-        return f"{self.operator}, pid {self.pid}{where}"
-
-
-class LockTimeout(StateError):
-    """Another process held the state lock past the wait bound; ``owner`` if it said who."""
-
-    def __init__(self, message: str, owner: LockOwner | None) -> None:
-        super().__init__(message)
-        self.owner = owner
-
-
-class LockCancelled(StateError):
-    """The wait for the state lock was abandoned (the task that wanted it was cancelled)."""
-
-
-def _default_operator() -> str:
-    for key in ("SUDO_USER", "USER"):
-        value = os.environ.get(key, "").strip()
-        if value:
-            return " ".join(value.split())
-    return "unknown"
-
-
-def read_lock_owner(path: Path) -> LockOwner | None:
-    """The holder a tuiapp process wrote into the lock file, or None (unknown, or free)."""
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read(4096)
-    except OSError:
-        return None
-    try:
-        data = json.loads(raw) if raw.strip() else None
-    except ValueError:
-        return None
-    if not isinstance(data, dict):
-        return None
-    try:
-        return LockOwner(
-            str(data.get("operator") or "?"), int(data.get("pid") or 0), str(data.get("host") or "")
-        )
-    except (TypeError, ValueError):
-        return None
-
-
-OnWait = Callable[[LockOwner | None], None]
-
-
-class FileLock:
-    """An exclusive ``fcntl.flock`` on one file, reentrant within the process.
-
-    ``FileLock.for_path`` hands out one object per path, so every part of a process
-    (shared state, audit log) nests on the same lock instead of deadlocking on a
-    second file descriptor. Waiting for another process is bounded: after
-    ``LOCK_WAIT_SECONDS`` (or ``wait``) a ``LockTimeout`` says so, naming the holder.
-
-    The holder writes who it is (operator, pid, host: ``LockOwner``) into the lock
-    file and truncates it on release, so a process that has to wait can say for whom
-    (``on_wait`` is called, from the waiting thread, whenever that changes).
-
-    Waiting blocks the calling thread: async code must not call ``acquire`` on its
-    event loop. It goes through ``SharedState``'s async methods, ``AuditLog.awrite``
-    or ``run_blocking``, which wait in a worker thread.
-    """
-
-    _registry: ClassVar[dict[str, FileLock]] = {}
-    _registry_guard: ClassVar[threading.Lock] = threading.Lock()
-    operator: ClassVar[str] = _default_operator()  # written into the lock file while held
-
-    def __init__(self, path: Path, *, wait_seconds: float = LOCK_WAIT_SECONDS) -> None:
-        self.path = Path(path)
-        self.wait_seconds = wait_seconds
-        self._rlock = threading.RLock()
-        self._depth = 0
-        self._fd: int | None = None
-
-    @classmethod
-    def for_path(cls, path: Path) -> FileLock:
-        """The process-wide lock object for ``path``."""
-        key = os.path.abspath(path)
-        with cls._registry_guard:
-            lock = cls._registry.get(key)
-            if lock is None:
-                lock = cls._registry[key] = cls(Path(key))
-            return lock
-
-    @classmethod
-    def set_operator(cls, operator: str) -> None:
-        """Who this process acts for: written into every lock file it holds."""
-        if operator and operator.strip():
-            cls.operator = " ".join(operator.split())
-
-    def __repr__(self) -> str:
-        return f"FileLock({str(self.path)!r}, depth={self._depth})"
-
-    @property
-    def held(self) -> bool:
-        """Whether this process holds the lock (in any thread)."""
-        return self._depth > 0
-
-    def owner(self) -> LockOwner | None:
-        """Who holds the lock now, as the holder wrote it (None: free, or not saying)."""
-        return read_lock_owner(self.path)
-
-    def acquire(
-        self,
-        *,
-        wait: float | None = None,
-        on_wait: OnWait | None = None,
-        cancel: threading.Event | None = None,
-    ) -> None:
-        """Take the lock, waiting up to ``wait`` seconds (default ``wait_seconds``).
-
-        ``on_wait(owner)`` is called (in this thread) when the wait starts and whenever
-        the holder changes; ``cancel`` being set abandons the wait (``LockCancelled``).
-        """
-        limit = self.wait_seconds if wait is None else wait
-        deadline = time.monotonic() + limit
-        told: list[LockOwner | None] = []
-
-        def blocked() -> None:
-            owner = self.owner()
-            if not told or told[-1] != owner:
-                told.append(owner)
-                if on_wait is not None:
-                    with contextlib.suppress(Exception):
-                        on_wait(owner)
-            if cancel is not None and cancel.is_set():
-                raise LockCancelled(f"{self.path}: gave up waiting for the state lock")
-            if time.monotonic() >= deadline:
-                raise self._timeout(limit, told[-1])
-
-        # Another thread of this process first (it may itself be waiting for another process).
-        while not self._rlock.acquire(timeout=0.05):
-            blocked()
-        if self._depth > 0:
-            self._depth += 1
-            return
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        except OSError as exc:
-            self._rlock.release()
-            raise StateError(f"{self.path}: cannot open the state lock ({exc.strerror})") from None
-        pause = 0.002
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                try:
-                    blocked()
-                except StateError:
-                    os.close(fd)
-                    self._rlock.release()
-                    raise
-                if cancel is not None:
-                    cancel.wait(pause)
-                else:
-                    time.sleep(pause)
-                pause = min(pause * 2, 0.05)
-            except OSError as exc:
-                os.close(fd)
-                self._rlock.release()
-                raise StateError(f"{self.path}: cannot lock ({exc.strerror})") from None
-        self._fd = fd
-        self._depth = 1
-        self._write_owner(fd)
-
-    def _timeout(self, limit: float, owner: LockOwner | None) -> LockTimeout:
-        who = f" (held by {owner.describe()})" if owner is not None else ""
-        return LockTimeout(
-            f"{self.path}: another tuiapp process{who} has held the state lock "
-            f"for over {limit:g} s",
-            owner,
-        )
-
-    def _write_owner(self, fd: int) -> None:
-        payload = json.dumps(
-            {"operator": self.operator, "pid": os.getpid(), "host": HOSTNAME},
-            separators=(",", ":"),
-        ).encode()
-        with contextlib.suppress(OSError):  # who holds it is a courtesy, not the lock
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, payload, 0)
-
-    def release(self) -> None:
-        if self._depth <= 0:
-            raise RuntimeError("FileLock released more often than acquired")
-        self._depth -= 1
-        if self._depth == 0 and self._fd is not None:
-            fd, self._fd = self._fd, None
-            try:
-                with contextlib.suppress(OSError):
-                    os.ftruncate(fd, 0)
-                fcntl.flock(fd, fcntl.LOCK_UN)
-            finally:
-                os.close(fd)
-        self._rlock.release()
-
-    def __enter__(self) -> FileLock:
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-    @contextlib.contextmanager
-    def holding(
-        self,
-        *,
-        wait: float | None = None,
-        on_wait: OnWait | None = None,
-        cancel: threading.Event | None = None,
-    ) -> Iterator[FileLock]:
-        """``with lock.holding(wait=..., on_wait=...):`` the lock with acquire's options."""
-        self.acquire(wait=wait, on_wait=on_wait, cancel=cancel)
-        try:
-            yield self
-        finally:
-            self.release()
-
-
-# ---- running blocking work off the event loop ----------------------------------------------
-
-_offload_futures: set[asyncio.Future[Any]] = set()  # run_blocking calls in threads now
-
-
-def _offloads_here() -> list[asyncio.Future[Any]]:
-    """The unfinished offloads of the running event loop (others' are not ours to wait
-    for: a loop that closed, say a test's, may never run their done callbacks)."""
-    for future in list(_offload_futures):
-        if future.done() or future.get_loop().is_closed():
-            _offload_futures.discard(future)
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        return list(_offload_futures)
-    return [f for f in _offload_futures if f.get_loop() is loop]
-
-
-def offloads_in_flight() -> int:
-    """How many ``run_blocking`` calls of this event loop are running in threads (virtual
-    clocks in tests wait for them before jumping, as a real clock would not have moved
-    much meanwhile)."""
-    return len(_offloads_here())
-
-
-async def offloads_done() -> None:
-    """Wait until every ``run_blocking`` call of this loop running now has finished (its
-    outcome is its caller's business); tests with fake time await this, not a sleep."""
-    pending = _offloads_here()
-    if pending:
-        await asyncio.wait([asyncio.shield(f) for f in pending])
-
-
-async def run_blocking(fn: Callable[[threading.Event], T]) -> T:
-    """``fn(cancel)`` in a worker thread; the event loop goes on meanwhile.
-
-    If the awaiting task is cancelled, ``cancel`` is set (a lock wait gives up) and the
-    thread is still awaited before ``CancelledError`` propagates, so nothing it does
-    (an audit line, a state write) happens after its caller has moved on.
-    """
-    cancel = threading.Event()
-    future = asyncio.ensure_future(asyncio.to_thread(fn, cancel))
-    _offload_futures.add(future)
-    future.add_done_callback(_offload_futures.discard)
-    try:
-        return await asyncio.shield(future)
-    except asyncio.CancelledError:
-        cancel.set()
-        with contextlib.suppress(BaseException):
-            await asyncio.shield(future)
-        raise
 
 
 @dataclass(frozen=True, slots=True)
@@ -570,12 +247,9 @@ class SharedState:
         self,
         state_dir: Path,
         clock: Clock = time.time,
-        *,
-        lock_ttl: float = DEFAULT_LOCK_TTL,
     ) -> None:
         self.state_dir = Path(state_dir)
         self.clock = clock
-        self.lock_ttl = lock_ttl
         self.lock = FileLock.for_path(self.state_dir / LOCK_FILE)
         self._actions_path = self.state_dir / ACTIONS_FILE
         self._history_path = self.state_dir / HISTORY_FILE
@@ -649,22 +323,8 @@ class SharedState:
             cached = self._cached = (key, self._read(self._actions_path, strict=True))
         return StateData(copy.deepcopy(cached[1]))
 
-    def last_action(self, name: str) -> ActionRecord | None:
-        records = self.snapshot().records(name)
-        return max(records, key=lambda r: r.at) if records else None
-
-    def actions(self, name: str, since: float) -> list[ActionRecord]:
-        """Actions sent to ``name`` at or after ``since`` (the loop breaker counts these)."""
-        return [rec for rec in self.snapshot().records(name) if rec.at >= since]
-
     def cooldown_until(self, name: str) -> float | None:
         return self.snapshot().cooldown_until(name)
-
-    def holder(self, name: str, ttl: float | None = None) -> LockHolder | None:
-        """Who is acting on ``name`` right now (stale locks ignored)."""
-        return self.snapshot().live_holder(
-            name, self.clock(), self.lock_ttl if ttl is None else ttl
-        )
 
     # ---- transition history --------------------------------------------------------------
 

@@ -55,9 +55,11 @@ __all__ = [
     "FLAP_CHANGES",
     "FLAP_WINDOW",
     "NETWORK_KINDS",
+    "OUTAGE_EVIDENCE",
     "OUTAGE_MIN_INSTANCES",
     "FleetTracker",
     "safe_text",
+    "snapshot_outages",
 ]
 
 logger = logging.getLogger("tuiapp.poller")  # the poller's events, as before the split
@@ -67,6 +69,11 @@ CONFIRM_SECONDS = 30.0  # ... or this long since the first read of it
 FLAP_CHANGES = 4  # confirmed changes within FLAP_WINDOW that make a row FLAPPING
 FLAP_WINDOW = 600.0
 OUTAGE_MIN_INSTANCES = 3  # the account-wide outage rule needs at least this many bad rows
+# What counts toward an outage: a down or logged-out number. STOPPED and STARTING alone
+# are weak evidence (someone stopped them; they are coming up) and never make one.
+OUTAGE_EVIDENCE = frozenset(
+    {Status.FAILED, Status.UNREACHABLE, Status.AUTH_ERROR, Status.NOT_FOUND, Status.SCAN_QR_CODE}
+)
 NETWORK_KINDS = frozenset(k for k in ErrorKind if k.is_network)
 
 
@@ -293,7 +300,7 @@ class FleetTracker:
         """>= half and >= 3 of the non-muted rows confirmed bad within two polls."""
         rows = [r for r in self.account_rows.get(account.name, []) if not r.instance.muted]
         total = len(rows)
-        bad = [r for r in rows if self._counts_bad(r, r.confirmed)]
+        bad = [r for r in rows if _outage_evidence(r, r.confirmed)]
         needed = max(OUTAGE_MIN_INSTANCES, math.ceil(total / 2))
         active = account.name in self.outages
         if not active:
@@ -377,3 +384,31 @@ def safe_text(exc: BaseException) -> str:
     """An exception as one redacted line (never a token, never a traceback with locals)."""
     text = one_line(GLOBAL_REDACTOR.redact(str(exc)), 160)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _outage_evidence(row: Row, status: Status) -> bool:
+    return status in OUTAGE_EVIDENCE and status != row.instance.expect
+
+
+def snapshot_outages(rows: Iterable[Row]) -> dict[str, str]:
+    """The outage rule over one moment (``check``: one sweep, no "within two polls"):
+    accounts where >= half and >= ``OUTAGE_MIN_INSTANCES`` non-muted rows are down."""
+    by_account: dict[str, list[Row]] = {}
+    for row in rows:
+        if not row.instance.muted:
+            by_account.setdefault(row.instance.account, []).append(row)
+    outages: dict[str, str] = {}
+    for account, members in sorted(by_account.items()):
+        bad = [r for r in members if _outage_evidence(r, r.status)]
+        needed = max(OUTAGE_MIN_INSTANCES, math.ceil(len(members) / 2))
+        if len(members) >= OUTAGE_MIN_INSTANCES and len(bad) >= needed:
+            counts: dict[str, int] = {}
+            for r in bad:
+                counts[r.status.value] = counts.get(r.status.value, 0) + 1
+            summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+            provider = members[0].account.provider
+            outages[account] = (
+                f"{account} ({provider}): {len(bad)} of {len(members)} instances are down"
+                f" ({summary}); looks account-wide, check {provider}'s status before restarting"
+            )
+    return outages

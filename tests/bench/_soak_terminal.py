@@ -1,4 +1,4 @@
-"""Terminal-loss trials on real ptys: shared by tests/test_terminal_loss.py and soak.py.
+"""Terminal-loss trials on real ptys: shared by tests/e2e/test_terminal_loss.py and soak.py.
 
 One trial runs ``python -m tuiapp demo`` on the slave side of a fresh pty, drives it
 to a moment (start-up, grid, confirm dialog, action verifying, bulk running) by

@@ -25,12 +25,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests" / "ui"))
 
-from sim_fixtures import pick  # noqa: E402
 from test_lock_holder import foreign_lock, line_of, press_and_measure  # noqa: E402
-from ui_rig import SIZE, Rig, make_rig  # noqa: E402
 
 from tuiapp.events import ActionProgressed  # noqa: E402
+
+from helpers.sim_fixtures import pick  # noqa: E402
+from helpers.ui_rig import SIZE, Rig, make_rig  # noqa: E402
 
 
 def figures(label: str, samples: list[float]) -> str:

@@ -44,7 +44,7 @@ from textual import events  # noqa: E402
 from tuiapp.config import FleetConfig, config_from_dict  # noqa: E402
 from tuiapp.events import InstanceObserved  # noqa: E402
 from tuiapp.model import Observation, Status  # noqa: E402
-from tuiapp.poller import Row  # noqa: E402
+from tuiapp.row import Row  # noqa: E402
 from tuiapp.runtime import Backend  # noqa: E402
 from tuiapp.ui.app import FleetApp, freeze_long_lived_objects  # noqa: E402
 from tuiapp.ui.grid import FleetGrid  # noqa: E402

@@ -67,7 +67,7 @@ def test_check_table_and_prometheus_agree_and_hide_secrets(fleet: Fleet, waha: W
     up = re.search(r'^tuiapp_instance_up\{[^}]*name="pair-open"[^}]*\} (\S+)$', prom.stdout, re.M)
     assert up is not None and float(up.group(1)) == 0, prom.stdout
     assert re.search(
-        r'^tuiapp_instance_status\{[^}]*name="gone-1"[^}]*status="NOT_FOUND"[^}]*\} 1',
+        r'^tuiapp_instance_status\{[^}]*name="gone-1"[^}]*state="NOT_FOUND"[^}]*\} 1',
         prom.stdout,
         re.M,
     ), prom.stdout

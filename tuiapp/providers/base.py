@@ -18,7 +18,9 @@ classified, never raised to the caller:
 So an adapter reads as its endpoint table, its status map and its provider's own
 refusals. The machinery lives next door: ``http`` (one request under a hard deadline,
 the body capped, transport failures classified), ``classify`` (what a status or a
-failure means) and ``text`` (one-line messages, masked fields, timestamps).
+failure means), ``pairing_answers`` (what a pairing answer means), ``listing`` (what a
+list call returns, the gate its inner reads pass), ``text`` (one-line messages, masked
+fields, timestamps); the rate-limit scopes a request spends are ``budgets.BudgetScope``.
 
 Every string built from a request or a response goes through the redactor, so that
 tokens (headers, Wawp's query parameters, secrets inside provider bodies) never reach
@@ -32,17 +34,16 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Mapping
-from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, cast
+from typing import Any, ClassVar
 
 import httpx
 
+from tuiapp.budgets import BudgetScope
+from tuiapp.catalog import ProviderInfo
 from tuiapp.clock import Clock
 from tuiapp.config import AccountConfig, InstanceConfig
-from tuiapp.model import ActionOutcome, ActionResponse, Observation, Status
-from tuiapp.providers.catalog import ProviderInfo
-from tuiapp.providers.classify import MAX_RETRY_SECONDS, NO_TOKEN, SHAPE_ERRORS, Classifier
+from tuiapp.model import ActionOutcome, ActionResponse, Observation
+from tuiapp.providers.classify import MAX_RETRY_SECONDS, NO_TOKEN, SHAPE_ERRORS
 from tuiapp.providers.http import (
     CALL_DEADLINE,
     INVALID,
@@ -53,13 +54,9 @@ from tuiapp.providers.http import (
     register_body_secrets,
     under_one_deadline,
 )
-from tuiapp.providers.pairing import (
-    DEFAULT_QR_SECONDS,
-    Pairing,
-    PairingSupport,
-    e164_digits,
-    register_code,
-)
+from tuiapp.providers.listing import ListResult, ReadGate
+from tuiapp.providers.pairing import Pairing, PairingSupport, e164_digits
+from tuiapp.providers.pairing_answers import PairingAnswers
 from tuiapp.providers.text import (
     SECRET_FIELD,
     mask_secret_fields,
@@ -80,12 +77,9 @@ __all__ = [
     "REQUEST_KINDS",
     "SECRET_FIELD",
     "Adapter",
-    "BudgetScope",
     "HttpAnswer",
-    "ListResult",
     "Pairing",
     "PairingSupport",
-    "ReadGate",
     "TransportFailure",
     "mask_secret_fields",
     "one_line",
@@ -99,50 +93,7 @@ _DEADLINE_CALLS = ("fetch", "list_instances", "restart", "reconnect", "pair_qr",
 _NO_PAIRING = "no pairing endpoint is documented"
 
 
-@dataclass(frozen=True, slots=True)
-class BudgetScope:
-    """A sliding-window budget: at most ``limit`` requests in any 60 s under ``key``."""
-
-    key: str
-    limit: int
-
-
-@dataclass(slots=True)
-class ListResult:
-    """One list call: the observations of every listed instance keyed by its provider id.
-
-    ``names`` maps each listed id to the provider's display name (for discovery).
-    ``failure`` is set when the call itself failed; it then applies to every row of
-    the account (UNREACHABLE, or ``keep_last`` for a 429).
-    """
-
-    observations: dict[str, Observation] = field(default_factory=dict)
-    names: dict[str, str] = field(default_factory=dict)
-    failure: Observation | None = None
-
-
-class ReadGate(Protocol):
-    """Budget and concurrency for the reads an adapter sends inside one list call.
-
-    The poller hands one to every adapter (``Adapter.read_gate``): Evolution reads each
-    instance's live state inside its list call, and those reads must spend the account's
-    budget and hold a slot of the fleet's in-flight bound like any other poll.
-    """
-
-    def slot(self) -> AbstractAsyncContextManager[Any]:
-        """Hold one slot of the in-flight bound for one request."""
-        ...
-
-    def spend(self, scopes: list[BudgetScope]) -> float | None:
-        """Spend one poll request on ``scopes``: None when spent, else when it would pass."""
-        ...
-
-    def note(self, scopes: list[BudgetScope], observation: Observation) -> None:
-        """Feed a read's 429 / rate headers back to the budget of ``scopes``."""
-        ...
-
-
-class Adapter(Classifier):
+class Adapter(PairingAnswers):
     """Base class of the six provider adapters.
 
     Subclasses set ``info``, implement ``auth_headers`` and ``fetch``; where the provider
@@ -315,63 +266,6 @@ class Adapter(Classifier):
         """The provider's pairing-code request for ``digits`` (international, no +)."""
         raise NotImplementedError
 
-    def pairing_answer(
-        self,
-        result: HttpAnswer | TransportFailure,
-        special: Callable[[HttpAnswer], ActionResponse | None] | None = None,
-    ) -> HttpAnswer | Pairing:
-        """The 2xx answer for the adapter to read, or the Pairing an error answer makes."""
-        answer = self.action_answer(result, special)
-        return Pairing.of(answer) if isinstance(answer, ActionResponse) else answer
-
-    def paired_answer(
-        self,
-        answer: HttpAnswer,
-        *,
-        qr: str | None = None,
-        image: bytes | None = None,
-        code: str | None = None,
-        expires_at: float | None = None,
-        missing: str = "no QR in the answer",
-    ) -> Pairing:
-        """ACCEPTED with what the answer carried (each secret registered first), or FAILED
-        ``bad_body`` (``missing``) when it carried nothing to show."""
-        for value in (qr, code):
-            if value is not None:
-                register_code(self.redactor, value)
-        base: dict[str, Any] = {"http_status": answer.status_code, "latency_ms": answer.latency_ms}
-        if qr is None and image is None and code is None:
-            return Pairing(
-                ActionOutcome.FAILED,
-                message=f"{missing}: {self.body_excerpt(answer)}",
-                reason=Reason.BAD_BODY,
-                **base,
-            )
-        if expires_at is None and code is None:
-            expires_at = self.clock() + DEFAULT_QR_SECONDS
-        return Pairing(
-            ActionOutcome.ACCEPTED,
-            qr=Secret(qr, "pairing") if qr is not None else None,
-            image=image,
-            code=Secret(code, "pairing") if code is not None else None,
-            expires_at=expires_at,
-            message="pairing code" if code is not None else "login QR",
-            **base,
-        )
-
-    def not_waiting(self, answer: HttpAnswer | None, status: Status, detail: str = "") -> Pairing:
-        """REFUSED: the answer says the instance waits for no QR (``status``): a WORKING
-        number must never be re-paired by accident."""
-        text = f"the instance is {status.value}, not waiting for a QR scan"
-        return Pairing(
-            ActionOutcome.REFUSED,
-            message=f"{text}: {detail}" if detail else text,
-            reason=Reason.NOT_SCAN_QR_CODE,
-            status=status,
-            http_status=answer.status_code if answer is not None else None,
-            latency_ms=answer.latency_ms if answer is not None else None,
-        )
-
     # ---- the templates: a read, an action -------------------------------------------------
 
     def credential(self, secret: Secret | None) -> Secret | None:
@@ -426,21 +320,6 @@ class Adapter(Classifier):
             return self.no_token_action()
         result = await self.send(method, path, headers=self.auth_headers(token))
         return self.action_answer(result, special)
-
-    def action_answer(
-        self,
-        result: HttpAnswer | TransportFailure,
-        special: Callable[[HttpAnswer], ActionResponse | None] | None = None,
-    ) -> HttpAnswer | ActionResponse:
-        """``special``'s word on an answer, else the generic one, else the 2xx answer itself."""
-        if special is not None and isinstance(result, HttpAnswer):
-            response = special(result)
-            if response is not None:
-                return response
-        generic = self.action_response(result)
-        if generic is not None:
-            return generic
-        return cast(HttpAnswer, result)  # action_response is None only for a 2xx answer
 
     # ---- requests ------------------------------------------------------------------------
 

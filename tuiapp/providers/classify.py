@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import email.utils
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from tuiapp.clock import Clock
 from tuiapp.model import ActionOutcome, ActionResponse, Observation, Status
@@ -251,6 +251,21 @@ class Classifier:
             reason=Reason.http(code),
             **base,
         )
+
+    def action_answer(
+        self,
+        result: HttpAnswer | TransportFailure,
+        special: Callable[[HttpAnswer], ActionResponse | None] | None = None,
+    ) -> HttpAnswer | ActionResponse:
+        """``special``'s word on an answer, else the generic one, else the 2xx answer itself."""
+        if special is not None and isinstance(result, HttpAnswer):
+            response = special(result)
+            if response is not None:
+                return response
+        generic = self.action_response(result)
+        if generic is not None:
+            return generic
+        return cast(HttpAnswer, result)  # action_response is None only for a 2xx answer
 
     def no_token_action(self, message: str = NO_TOKEN) -> ActionResponse:
         """No secret to send: the action FAILED (AUTH_ERROR, reason ``no_token``), nothing sent."""

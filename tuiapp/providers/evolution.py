@@ -26,7 +26,8 @@ of the fleet's concurrency when the poller hands the adapter a ``read_gate``; a 
 the budget does not allow now is reported ``keep_last`` (rate-limited), never guessed
 from the stored value.
 
-The mapping from a live state and the stored record: ``evolution_states``.
+The mapping from a live state and the stored record: ``evolution_states``; when an action
+cannot help: ``evolution_refusals``.
 
 ``fetch`` asks ``fetchInstances?instanceName=`` for that record when the live state is
 ``close`` or ``connecting`` (a list call hands its records to its own live reads).
@@ -52,20 +53,20 @@ import contextlib
 import re
 from typing import Any
 
+from tuiapp.budgets import BudgetScope
+from tuiapp.catalog import PROVIDERS
 from tuiapp.config import InstanceConfig
 from tuiapp.model import ActionOutcome, ActionResponse, Observation, Status
 from tuiapp.providers.base import (
     CALL_DEADLINE,
     Adapter,
-    BudgetScope,
     HttpAnswer,
-    ListResult,
     TransportFailure,
     one_line,
     segment,
 )
-from tuiapp.providers.catalog import PROVIDERS
 from tuiapp.providers.classify import SHAPE_ERRORS
+from tuiapp.providers.evolution_refusals import action_refusal
 from tuiapp.providers.evolution_states import (
     BANNED_CODES,
     LOGGED_OUT_CODE,
@@ -75,9 +76,11 @@ from tuiapp.providers.evolution_states import (
     is_error,
     item_fields,
     judge,
-    logged_out_or_banned,
     map_state,
+    not_read,
+    route_missing,
 )
+from tuiapp.providers.listing import ListResult
 from tuiapp.providers.pairing import Pairing, PairingSupport, png_from, text_value
 from tuiapp.secrets import Secret
 from tuiapp.vocabulary import Reason
@@ -95,13 +98,6 @@ __all__ = [
 QR_NEEDED = "QR scan needed"
 UNGATED_READS = 16  # live reads in flight at once inside one list call when no gate is given
 MIN_TIME_LEFT = 0.5  # share of ``timeout`` a live read needs left of the list call's deadline
-
-# Restart is worth sending on an open or connecting instance, and where the state is not
-# known (UNREACHABLE, UNKNOWN, never read): on a closed one its worst case is a clean error.
-_RESTARTABLE = frozenset({Status.WORKING, Status.STARTING, Status.UNREACHABLE, Status.UNKNOWN})
-# No action can succeed there: the engine's general rules say so, in their words.
-_GENERAL = frozenset({Status.AUTH_ERROR, Status.NOT_FOUND})
-_ROUTE_MISSING = re.compile(r"Cannot POST /")
 
 
 class EvolutionAdapter(Adapter):
@@ -239,10 +235,10 @@ class EvolutionAdapter(Adapter):
             async with gate.slot() if gate is not None else ungated:
                 deadline = CALL_DEADLINE.get()
                 if deadline is not None and deadline - loop.time() < self.timeout * MIN_TIME_LEFT:
-                    return record.name, self._not_read(record, None)
+                    return record.name, not_read(record, None, self.clock())
                 allowed_at = gate.spend(scopes) if gate is not None else None
                 if allowed_at is not None:  # nothing sent: no feedback for the budget
-                    return record.name, self._not_read(record, allowed_at)
+                    return record.name, not_read(record, allowed_at, self.clock())
                 observation = await self._live_read(record.name, token, record)
             if gate is not None:
                 gate.note(scopes, observation)
@@ -251,25 +247,6 @@ class EvolutionAdapter(Adapter):
         for name, observation in await asyncio.gather(*(one(record) for record in todo)):
             results[name] = observation
         return results
-
-    def _not_read(self, record: StoredRecord, allowed_at: float | None) -> Observation:
-        """A live read not sent (budget, or the list call's time): keep the last status.
-
-        Never the stored value: that is what this adapter must not show as the status.
-        """
-        if allowed_at is not None:
-            reason, error = Reason.RATE_LIMITED, "rate budget: live state not read this time"
-        else:
-            reason, error = Reason.NOT_READ, "the list call ran out of time before this live read"
-        return Observation(
-            status=Status.UNKNOWN,
-            reason=reason,
-            keep_last=True,
-            retry_at=allowed_at,
-            observed_at=self.clock(),
-            paired=record.paired,
-            error=f"{error} (nothing sent)",
-        )
 
     def _classify(
         self,
@@ -307,7 +284,7 @@ class EvolutionAdapter(Adapter):
         path = f"/instance/restart/{segment(instance.id)}"
         result = await self.send("POST", path, headers=self.auth_headers(token))
         v1 = False
-        if isinstance(result, HttpAnswer) and self._route_missing(result):
+        if isinstance(result, HttpAnswer) and route_missing(result.status_code, result.body):
             result = await self.send("PUT", path, headers=self.auth_headers(token))
             v1 = isinstance(result, HttpAnswer) and 200 <= result.status_code < 300
             self.speaks_v1 = self.speaks_v1 or v1
@@ -322,18 +299,6 @@ class EvolutionAdapter(Adapter):
             "GET", f"/instance/connect/{segment(instance.id)}", headers=self.auth_headers(token)
         )
         return await self._action_answer(result, "reconnect", instance.id, token)
-
-    def _route_missing(self, answer: HttpAnswer) -> bool:
-        """405, or Express's "Cannot POST /..." (v1 has no POST restart route).
-
-        Real v1 answers a JSON 404 whose ``response.message`` says it; never a 404 that
-        names a missing instance: that one is NOT_FOUND, and a PUT would only ask twice.
-        """
-        if answer.status_code == 405:
-            return True
-        if 200 <= answer.status_code < 300:
-            return False
-        return bool(_ROUTE_MISSING.search(answer.body[:4096].decode("utf-8", errors="replace")))
 
     async def _action_answer(
         self,
@@ -413,59 +378,12 @@ class EvolutionAdapter(Adapter):
         return record is not None and record.stored == "open" and record.paired is True
 
     def refusal(self, action: str, last: Observation | None) -> str | None:
-        """Restart only open/connecting; reconnect only a known close, paired, not out or banned."""
+        """Restart only open/connecting; reconnect only a known close, paired, not out or
+        banned (``evolution_refusals``)."""
         general = super().refusal(action, last)
         if general is not None:
             return general
-        status = last.status if last is not None else Status.UNKNOWN
-        if status in _GENERAL:
-            return None
-        if action == "restart":
-            return self._restart_refusal(status, last)
-        return self._reconnect_refusal(status, last)
-
-    def _restart_refusal(self, status: Status, last: Observation | None) -> str | None:
-        if self.speaks_v1 and status is Status.STARTING:
-            return (
-                "Evolution v1 restarts only an open instance (a connecting one answers "
-                "with its state and nothing is done)"
-            )
-        if status in _RESTARTABLE:
-            return None
-        if status is Status.STOPPED:
-            return "Evolution cannot restart a closed instance (state close); use reconnect"
-        out_or_banned = logged_out_or_banned(status, last)
-        if out_or_banned is not None:
-            return out_or_banned
-        return "Evolution restarts only an open or connecting instance"
-
-    def _reconnect_refusal(self, status: Status, last: Observation | None) -> str | None:
-        if last is None or status in (Status.UNKNOWN, Status.UNREACHABLE):
-            return (
-                "Evolution reconnect needs a known closed state (each connect call counts "
-                "toward the QR limit); wait for a successful poll"
-            )
-        out_or_banned = logged_out_or_banned(status, last)
-        if out_or_banned is not None:
-            return out_or_banned
-        if status is not Status.STOPPED:
-            return (
-                f"Evolution reconnect only helps a closed instance; this one is {status.value} "
-                "(restart helps an open or connecting one)"
-            )
-        if last.paired is None and self.speaks_v1:
-            return None  # v1 names the owner only while open; a QR in the answer ends it
-        if last.paired is None:
-            return (
-                "Evolution reconnect needs to know the instance is paired (ownerJid); "
-                "wait for the next list poll"
-            )
-        if last.paired is False:
-            return (
-                "the Evolution instance was never paired (no ownerJid): "
-                "scan a QR in the Evolution manager"
-            )
-        return None
+        return action_refusal(action, last, speaks_v1=self.speaks_v1)
 
     # ---- pairing ---------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ Pure functions over parsed bodies: the adapter (``evolution``) asks, these decid
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,12 +39,14 @@ __all__ = [
     "is_error",
     "item_fields",
     "judge",
-    "logged_out_or_banned",
     "map_state",
+    "not_read",
+    "route_missing",
 ]
 
 LOGGED_OUT_CODE = 401
 BANNED_CODES = frozenset({402, 403, 406})
+_ROUTE_MISSING = re.compile(r"Cannot POST /")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,28 +91,6 @@ def judge(live: str, record: StoredRecord | None) -> tuple[Status, str | None] |
     if value in ("connecting", "close") and stored == "connecting":
         return Status.SCAN_QR_CODE, "qr_pending"
     return map_state(value, record.close_code if record is not None else None)
-
-
-def logged_out_or_banned(status: Status, last: Observation | None) -> str | None:
-    code = last.close_code if last is not None else None
-    if status is Status.SCAN_QR_CODE and last is not None and last.reason == Reason.QR_PENDING:
-        return (
-            "the Evolution instance is waiting for a QR scan (it emitted a QR): scan it "
-            "in the Evolution manager (restart and reconnect cannot help)"
-        )
-    if status is Status.SCAN_QR_CODE or code == LOGGED_OUT_CODE:
-        return (
-            "the Evolution instance is logged out: scan a QR in the Evolution manager "
-            "(restart and reconnect cannot help)"
-        )
-    if (status is Status.FAILED and last is not None and last.reason == Reason.BANNED) or (
-        code in BANNED_CODES
-    ):
-        return (
-            f"the Evolution instance looks banned (close code {code}): restarting only loops; "
-            "check the number in WhatsApp"
-        )
-    return None
 
 
 def connection_state(data: Any) -> str | None:
@@ -178,3 +159,34 @@ def carries_qr(data: dict[str, Any]) -> bool:
                 if isinstance(value, str) and value.strip():
                     return True
     return False
+
+
+def not_read(record: StoredRecord, allowed_at: float | None, now: float) -> Observation:
+    """A live read not sent (budget ``allowed_at``, or the list call's time): keep the last
+    status. Never the stored value: that is what must not be shown as the status."""
+    if allowed_at is not None:
+        reason, error = Reason.RATE_LIMITED, "rate budget: live state not read this time"
+    else:
+        reason, error = Reason.NOT_READ, "the list call ran out of time before this live read"
+    return Observation(
+        status=Status.UNKNOWN,
+        reason=reason,
+        keep_last=True,
+        retry_at=allowed_at,
+        observed_at=now,
+        paired=record.paired,
+        error=f"{error} (nothing sent)",
+    )
+
+
+def route_missing(status_code: int, body: bytes) -> bool:
+    """405, or Express's "Cannot POST /..." (v1 has no POST restart route).
+
+    Real v1 answers a JSON 404 whose ``response.message`` says it; never a 404 that
+    names a missing instance: that one is NOT_FOUND, and a PUT would only ask twice.
+    """
+    if status_code == 405:
+        return True
+    if 200 <= status_code < 300:
+        return False
+    return bool(_ROUTE_MISSING.search(body[:4096].decode("utf-8", errors="replace")))

@@ -8,10 +8,10 @@ import time
 
 import httpx
 
+from tuiapp.catalog import PROVIDER_NAMES
 from tuiapp.clock import Clock
 from tuiapp.config import AccountConfig, FleetConfig, MonitorConfig
 from tuiapp.providers.base import Adapter
-from tuiapp.providers.catalog import PROVIDER_NAMES
 
 __all__ = ["adapter_class", "make_adapter", "make_adapters", "make_client"]
 

@@ -27,19 +27,19 @@ import re
 from dataclasses import replace
 from typing import Any
 
+from tuiapp.budgets import BudgetScope
+from tuiapp.catalog import PROVIDERS
 from tuiapp.config import InstanceConfig
 from tuiapp.model import ActionOutcome, ActionResponse, Observation, Status
 from tuiapp.providers.base import (
     REQUEST_KINDS,
     Adapter,
-    BudgetScope,
     HttpAnswer,
-    ListResult,
     TransportFailure,
     one_line,
     segment,
 )
-from tuiapp.providers.catalog import PROVIDERS
+from tuiapp.providers.listing import ListResult
 from tuiapp.providers.pairing import Pairing, PairingSupport, png_from, text_value
 from tuiapp.secrets import Secret
 from tuiapp.vocabulary import ErrorKind, Reason

@@ -21,18 +21,18 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from tuiapp.budgets import BudgetScope
+from tuiapp.catalog import PROVIDERS
 from tuiapp.config import InstanceConfig
 from tuiapp.model import ActionOutcome, ActionResponse, Observation, Status
 from tuiapp.providers.base import (
     Adapter,
-    BudgetScope,
     HttpAnswer,
-    ListResult,
     one_line,
     segment,
 )
-from tuiapp.providers.catalog import PROVIDERS
 from tuiapp.providers.classify import SHAPE_ERRORS
+from tuiapp.providers.listing import ListResult
 from tuiapp.providers.pairing import Pairing, PairingSupport, png_from, text_value
 from tuiapp.secrets import Secret
 from tuiapp.vocabulary import Reason

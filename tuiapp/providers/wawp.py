@@ -32,17 +32,17 @@ import binascii
 import json
 from typing import Any
 
+from tuiapp.budgets import BudgetScope
+from tuiapp.catalog import PROVIDERS
 from tuiapp.config import InstanceConfig
 from tuiapp.model import ActionOutcome, ActionResponse, Observation, Status
 from tuiapp.providers.base import (
     Adapter,
-    BudgetScope,
     HttpAnswer,
     TransportFailure,
     one_line,
     parse_timestamp,
 )
-from tuiapp.providers.catalog import PROVIDERS
 from tuiapp.providers.pairing import Pairing, PairingSupport, text_value
 from tuiapp.secrets import Secret
 from tuiapp.vocabulary import Reason

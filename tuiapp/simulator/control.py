@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Container
 from typing import Any
 
 from starlette.requests import Request
@@ -69,6 +70,30 @@ def _kwargs(body: dict[str, Any], allowed: set[str]) -> dict[str, Any] | JSONRes
     return kwargs
 
 
+async def _force(
+    request: Request,
+    what: str,
+    known: Container[str],
+    allowed: set[str],
+    force: Callable[..., dict[str, Any]],
+) -> Response:
+    """``force(name, **body)`` for the ``what`` named in the path: 404 when it is not
+    ``known``, 400 for a body ``force`` refuses."""
+    name = request.path_params["name"]
+    if name not in known:
+        return _bad(f"no {what} named {name!r}", 404)
+    body = await _json_object(request)
+    if isinstance(body, JSONResponse):
+        return body
+    kwargs = _kwargs(body, allowed)
+    if isinstance(kwargs, JSONResponse):
+        return kwargs
+    try:
+        return JSONResponse(force(name, **kwargs))
+    except (ValueError, TypeError) as exc:
+        return _bad(str(exc))
+
+
 def control_routes(sim: Simulator) -> list[Route]:
     """Starlette routes of the control API, bound to ``sim``."""
 
@@ -90,19 +115,7 @@ def control_routes(sim: Simulator) -> list[Route]:
         return JSONResponse(sim.describe(sim.instances[name]))
 
     async def force_instance(request: Request) -> Response:
-        name = request.path_params["name"]
-        if name not in sim.instances:
-            return _bad(f"no instance named {name!r}", 404)
-        body = await _json_object(request)
-        if isinstance(body, JSONResponse):
-            return body
-        kwargs = _kwargs(body, _INSTANCE_KEYS)
-        if isinstance(kwargs, JSONResponse):
-            return kwargs
-        try:
-            return JSONResponse(sim.force(name, **kwargs))
-        except (ValueError, TypeError) as exc:
-            return _bad(str(exc))
+        return await _force(request, "instance", sim.instances, _INSTANCE_KEYS, sim.force)
 
     async def scan_instance(request: Request) -> Response:
         name = request.path_params["name"]
@@ -126,19 +139,7 @@ def control_routes(sim: Simulator) -> list[Route]:
         return JSONResponse([sim.describe_account(acc) for acc in sim.accounts.values()])
 
     async def force_account(request: Request) -> Response:
-        name = request.path_params["name"]
-        if name not in sim.accounts:
-            return _bad(f"no account named {name!r}", 404)
-        body = await _json_object(request)
-        if isinstance(body, JSONResponse):
-            return body
-        kwargs = _kwargs(body, _ACCOUNT_KEYS)
-        if isinstance(kwargs, JSONResponse):
-            return kwargs
-        try:
-            return JSONResponse(sim.force_account(name, **kwargs))
-        except (ValueError, TypeError) as exc:
-            return _bad(str(exc))
+        return await _force(request, "account", sim.accounts, _ACCOUNT_KEYS, sim.force_account)
 
     async def get_requests(request: Request) -> Response:
         q = request.query_params

@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from tuiapp.simulator.fleet_data import SimFleet, SimInstance
 from tuiapp.simulator.limits import TIGHT_LIMITS
-
-if TYPE_CHECKING:
-    from tuiapp.simulator.fleet import SimFleet, SimInstance
 
 __all__ = ["SCENARIOS", "apply_scenario"]
 

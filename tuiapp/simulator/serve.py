@@ -184,6 +184,15 @@ def start_in_thread(
 def write_fleet_config(path: Path, fleet: SimFleet, url: str, *, token_env: bool) -> dict[str, str]:
     """Write the fleet's tuiapp config (mode 0600); returns the environment it needs."""
     config, env = fleet.to_config(url, token_env=token_env)
+    path = Path(path)
+    # A simulated fleet's cooldowns, history and audit stay beside its config, never in
+    # the team's state dir (relative paths resolve against the config's directory).
+    state = f"{path.stem}-state"
+    config["monitor"] = {
+        **config["monitor"],
+        "state_dir": state,
+        "audit_log": f"{state}/audit.jsonl",
+    }
     if token_env:
         note = "# Tokens are read from the environment variables named below (token_env).\n"
     else:
@@ -192,9 +201,9 @@ def write_fleet_config(path: Path, fleet: SimFleet, url: str, *, token_env: bool
         f"# tuiapp config for the simulator at {url}\n"
         f"# (scenario {fleet.scenario}, seed {fleet.seed}, {len(fleet.instances)} instances)\n"
         + note
+        + f"# Its state and audit log: {path.parent / state}\n"
     )
     text = header + tomli_w.dumps(config)
-    path = Path(path)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         os.fchmod(fh.fileno(), 0o600)
@@ -256,6 +265,9 @@ def run_simulate(
                 "not real secrets)",
                 file=out,
             )
+    if write_config is not None:
+        state = Path(write_config).parent / f"{Path(write_config).stem}-state"
+        print(f"its cooldowns, history and audit log go in {state}/", file=out)
     print(f"base_url of each provider: {url}/<provider>; control API: {url}/_sim/", file=out)
     print(f"listening on {url}  (Ctrl-C to stop)", file=out)
     out.flush()

@@ -15,7 +15,6 @@ the app needs when a worker ends (its targets, whether a bulk run is still going
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from textual.worker import Worker
 
@@ -23,10 +22,8 @@ from tuiapp.events import BulkProgressed
 from tuiapp.guards import ActionPlan, Verdict
 from tuiapp.secrets import redact
 from tuiapp.ui.dialogs import ConfirmPlan, ConfirmScreen, ReasonScreen, Target
-from tuiapp.ui.widgets import LogEntry
-
-if TYPE_CHECKING:
-    from tuiapp.ui.app import FleetApp
+from tuiapp.ui.event_log import LogEntry
+from tuiapp.ui.shell import Shell
 
 __all__ = ["ActionFlow"]
 
@@ -34,9 +31,9 @@ log = logging.getLogger("tuiapp.ui")
 
 
 class ActionFlow:
-    """Plan, reason, confirmation and the run, for one ``FleetApp``."""
+    """Plan, reason, confirmation and the run, for one app (``Shell``)."""
 
-    def __init__(self, app: FleetApp) -> None:
+    def __init__(self, app: Shell) -> None:
         self.app = app
         self.bulk: BulkProgressed | None = None  # the latest progress while a bulk action runs
         self.bulk_running = False
@@ -205,7 +202,11 @@ class ActionFlow:
                 markup=False,
             )
 
-    # ---- when an action worker ends --------------------------------------------------
+    # ---- while it runs, and when an action worker ends ---------------------------------
+
+    def bulk_progressed(self, event: BulkProgressed) -> None:
+        """The engine's latest progress of the running bulk action (the status line)."""
+        self.bulk = event
 
     def succeeded(self, worker: Worker[object]) -> None:
         """An action worker returned: forget its targets; is a bulk run still going?"""

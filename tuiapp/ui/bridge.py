@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from tuiapp.events import (
     ActionFinished,
@@ -31,12 +31,10 @@ from tuiapp.events import (
 from tuiapp.model import Status
 from tuiapp.secrets import redact
 from tuiapp.ui.detail import DetailFacts
+from tuiapp.ui.event_log import LogEntry
 from tuiapp.ui.messages import EngineEventReceived, RowsObserved
 from tuiapp.ui.present import RowLike, status_class, status_text
-from tuiapp.ui.widgets import LogEntry
-
-if TYPE_CHECKING:
-    from tuiapp.ui.app import FleetApp
+from tuiapp.ui.shell import Shell
 
 __all__ = ["OUTCOME_SEVERITY", "EngineBridge"]
 
@@ -55,10 +53,14 @@ OUTCOME_SEVERITY = {
 
 
 class EngineBridge:
-    """Subscribes to the engine for one ``FleetApp`` and applies its events to the view."""
+    """Subscribes to the engine for one app (``Shell``) and applies its events to the view.
 
-    def __init__(self, app: FleetApp) -> None:
+    ``on_bulk`` receives each ``BulkProgressed`` (the action flow keeps the latest).
+    """
+
+    def __init__(self, app: Shell, *, on_bulk: Callable[[BulkProgressed], None]) -> None:
         self.app = app
+        self._on_bulk = on_bulk
         self.outages: dict[str, str] = {}  # account -> the outage message, while it holds
         self.network_down = False
         self.last_sweep: SweepFinished | None = None
@@ -105,7 +107,7 @@ class EngineBridge:
                 app.notify(f"Shared state unreadable: {text}", severity="warning", markup=False)
             return
         self._state_error = None
-        from tuiapp.state import HOSTNAME
+        from tuiapp.filelock import HOSTNAME
 
         rows = app.poller.rows
         for name in data.names():
@@ -161,7 +163,7 @@ class EngineBridge:
             case WorkStuck():
                 self._work_stuck(event)
             case BulkProgressed():
-                self.app.actions.bulk = event
+                self._on_bulk(event)
             case InstanceObserved():  # coalesced in ``receive``; never posted
                 pass
 

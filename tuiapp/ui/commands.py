@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from functools import partial
-from typing import TYPE_CHECKING
 
 from textual.app import SystemCommand
 from textual.command import DiscoveryHit, Hit, Hits, Provider
@@ -29,16 +28,14 @@ from tuiapp.ui.messages import (
     SortCycled,
 )
 from tuiapp.ui.present import status_text
-
-if TYPE_CHECKING:
-    from tuiapp.ui.app import FleetApp
+from tuiapp.ui.shell import Shell
 
 __all__ = ["InstanceJumpProvider", "fleet_commands"]
 
 MAX_HITS = 30
 
 
-def fleet_commands(app: FleetApp) -> Iterator[SystemCommand]:
+def fleet_commands(app: Shell) -> Iterator[SystemCommand]:
     """tuiapp's fixed palette commands, in palette order (Quit last)."""
     post = app.post_message
     if not app.read_only:
@@ -63,10 +60,6 @@ def fleet_commands(app: FleetApp) -> Iterator[SystemCommand]:
             lambda: post(ActionRequested(None, "reconnect", override=True)),
         )
 
-    def open_filter() -> None:
-        app.jump_home()
-        app.main.action_filter()
-
     def poll_selected() -> None:
         if app.model.cursor is not None:
             post(PollRequested(app.model.cursor))
@@ -80,7 +73,7 @@ def fleet_commands(app: FleetApp) -> Iterator[SystemCommand]:
         "Show the login QR or a pairing code of the selected SCAN_QR_CODE instance",
         pair_selected,
     )
-    yield SystemCommand("Filter", "Filter rows by text", open_filter)
+    yield SystemCommand("Filter", "Filter rows by text", app.open_filter)
     yield SystemCommand("Clear filter", "Show every row", lambda: post(FilterChanged("")))
     yield SystemCommand("Problems only", "Toggle problems only", lambda: post(ProblemsToggled()))
     yield SystemCommand(
@@ -97,11 +90,9 @@ def fleet_commands(app: FleetApp) -> Iterator[SystemCommand]:
 class InstanceJumpProvider(Provider):
     """Hits "Jump to <instance>" for instances matching the typed text."""
 
-    def _fleet_app(self) -> FleetApp | None:
-        from tuiapp.ui.app import FleetApp
-
+    def _fleet_app(self) -> Shell | None:
         app = self.app
-        return app if isinstance(app, FleetApp) else None
+        return app if isinstance(app, Shell) else None
 
     async def discover(self) -> Hits:
         app = self._fleet_app()

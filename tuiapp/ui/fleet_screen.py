@@ -8,7 +8,7 @@ come from ``ui/header.py`` (the app gathers what they read); the screen shows th
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from textual import on
 from textual.app import ComposeResult
@@ -19,6 +19,7 @@ from textual.screen import Screen
 from textual.widgets import Input
 
 from tuiapp.model import Status
+from tuiapp.ui.event_log import EventLog
 from tuiapp.ui.grid import FleetGrid
 from tuiapp.ui.keys import action_bindings
 from tuiapp.ui.messages import (
@@ -33,11 +34,9 @@ from tuiapp.ui.messages import (
     SortCycled,
     deliver,
 )
+from tuiapp.ui.shell import Shell
 from tuiapp.ui.textual_fixes import LeanFooter
-from tuiapp.ui.widgets import EventLog, StatusCounts, TextCell
-
-if TYPE_CHECKING:
-    from tuiapp.ui.app import FleetApp
+from tuiapp.ui.widgets import StatusCounts, TextCell
 
 __all__ = ["FleetScreen"]
 
@@ -110,7 +109,7 @@ class FleetScreen(Screen[None]):
     class Ready(Message):
         """The widgets are mounted: the app may subscribe, fill the grid and start polling."""
 
-    def __init__(self, fleet_app: FleetApp) -> None:
+    def __init__(self, fleet_app: Shell) -> None:
         super().__init__(id="fleet")
         self.fleet_app = fleet_app  # read for check_action and compose; never called
 

@@ -54,7 +54,7 @@ OUTCOME_SHOWN_FOR = 600.0  # seconds an action outcome stays in the note column
 
 
 class RowLike(Protocol):
-    """The part of ``tuiapp.poller.Row`` the UI reads (the poller mutates it in place)."""
+    """The part of ``tuiapp.row.Row`` the UI reads (the poller mutates it in place)."""
 
     instance: InstanceConfig
     account: AccountConfig

@@ -20,7 +20,7 @@ Textual's input thread:
   waiting for a non-daemon thread), it runs the ``last_words`` (bounded; tuiapp's
   cancels the action workers on the event loop, so their ``unknown`` lines are written)
   and ends the process with ``os._exit``. SIGHUP and SIGTERM arm the same backstop
-  (``quitting``).
+  (``quitting``; ``quit_on_signals`` installs their handlers on the app's loop).
 
 Outside a ``guard`` (tests, headless runs) ``report_lost`` and ``quitting`` only log:
 nothing here ever calls ``os._exit`` in a process that did not ask for it.
@@ -33,6 +33,7 @@ import contextlib
 import logging
 import os
 import select
+import signal
 import stat
 import sys
 import threading
@@ -46,6 +47,7 @@ __all__ = [
     "cancel_workers",
     "early_watch",
     "guard",
+    "quit_on_signals",
     "quitting",
     "report_lost",
     "was_lost",
@@ -286,6 +288,22 @@ def report_lost(reason: str) -> None:
         log.warning("terminal lost (%s)", reason)
         return
     watch.lost(reason)
+
+
+def quit_on_signals(exit_app: Callable[[int], object]) -> None:
+    """SIGTERM and SIGHUP (the SSH link dropped) quit the way q does, minus the question:
+    ``exit_app(128 + signal)`` on the running loop, the backstop armed (``quitting``)."""
+
+    def on_signal(sig: int) -> None:
+        log.warning("received signal %s: quitting", sig)
+        quitting(128 + sig)  # hard exit if the clean quit hangs
+        exit_app(128 + sig)
+
+    with contextlib.suppress(RuntimeError):
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, on_signal, sig)
 
 
 def quitting(code: int) -> None:

@@ -36,7 +36,14 @@ class ViewRefresh:
         self._detail = False
 
     def request(self, *, rows: Collection[str] | None = None, detail: bool = False) -> None:
-        """Note a change (``rows`` None: every line on screen); see ``FleetApp.refresh_view``."""
+        """Note a change; the view is brought up to date once, after the message.
+
+        ``rows`` names the rows whose data changed: only their grid lines (and lines now
+        showing another instance) are compared, and the detail view is rebuilt if it
+        shows one of them. Without ``rows`` every line on screen is compared. ``detail``
+        rebuilds the detail view regardless. The header and status line always follow.
+        Any number of calls while one message is handled make one paint.
+        """
         if rows is None:
             self._full = True
         else:

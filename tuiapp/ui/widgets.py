@@ -1,6 +1,7 @@
-"""Small widgets around the grid: header parts, banners, the status line, the event log.
+"""Small widgets around the grid: header parts, banners, the status line.
 
-Their styles live in ui/tuiapp.tcss with everything else (one stylesheet).
+The event log has its own module (``ui/event_log.py``). Styles live in ui/tuiapp.tcss
+with everything else (one stylesheet).
 
 Each text widget repaints only when its text really changed (``TextCell.set``), so
 a once-a-second tick that recomputes the header costs nothing on the wire unless a
@@ -9,22 +10,15 @@ number moved. Colours come from the shared ``status--*`` component classes.
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import ClassVar
 
-from rich.segment import Segment
 from rich.text import Text
-from textual.geometry import Size
-from textual.scroll_view import ScrollView
-from textual.strip import Strip
 from textual.widget import Widget
 
 from tuiapp.model import Status
-from tuiapp.ui.present import NOTE_COMPONENTS, STATUS_COMPONENTS, clock_text, status_class
+from tuiapp.ui.present import STATUS_COMPONENTS, status_class
 
-__all__ = ["EventLog", "LogEntry", "StatusCounts", "TextCell"]
+__all__ = ["StatusCounts", "TextCell"]
 
 # Worst first, as the grid sorts; WORKING last.
 COUNT_ORDER: tuple[Status, ...] = tuple(sorted(Status, key=lambda s: -s.severity))
@@ -103,51 +97,3 @@ class StatusCounts(Widget):
 
     def render(self) -> Text:
         return self._text(self.size.width)
-
-
-@dataclass(frozen=True, slots=True)
-class LogEntry:
-    """One event log line: when, what, and the component class that colours it."""
-
-    at: float
-    text: str
-    css: str = ""
-
-
-class EventLog(ScrollView, can_focus=False):
-    """Confirmed transitions and action outcomes, newest first, bounded."""
-
-    COMPONENT_CLASSES: ClassVar[set[str]] = {*STATUS_COMPONENTS, *NOTE_COMPONENTS}
-
-    def __init__(self, limit: int = 500, *, id: str | None = None) -> None:
-        super().__init__(id=id)
-        self.entries: deque[LogEntry] = deque(maxlen=limit)
-        self.border_title = "event log · newest first"
-
-    def add(self, entries: Iterable[LogEntry]) -> None:
-        added = False
-        for entry in entries:
-            self.entries.append(entry)
-            added = True
-        if added:
-            self.virtual_size = Size(self.scrollable_content_region.width, len(self.entries))
-            if self.display:
-                self.refresh()
-
-    def lines(self) -> list[str]:
-        """The log as plain lines, newest first (tests and the detail screen use it)."""
-        return [f"{clock_text(e.at)}  {e.text}" for e in reversed(self.entries)]
-
-    def render_line(self, y: int) -> Strip:
-        width = self.scrollable_content_region.width
-        index = int(self.scroll_y) + y
-        if index >= len(self.entries):
-            return Strip.blank(width, self.rich_style)
-        entry = self.entries[len(self.entries) - 1 - index]
-        base = self.rich_style
-        style = base
-        if entry.css:
-            style = base + self.get_component_rich_style(entry.css)
-        stamp = f"{clock_text(entry.at)}  "
-        segments = [Segment(stamp, base), Segment(entry.text, style)]
-        return Strip(segments).crop_extend(0, width, base)

@@ -18,23 +18,24 @@ from __future__ import annotations
 import base64
 import io
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, ClassVar, Literal
 
 import segno
 
 from tuiapp.simulator.faults import AFTER_ACTION, BEFORE_ACTION
-from tuiapp.simulator.limits import Verdict
-
-if TYPE_CHECKING:
-    from tuiapp.simulator.state import AccountState, InstanceState, Simulator
+from tuiapp.simulator.limits import SimLimits, Verdict
+from tuiapp.simulator.world import AccountState, InstanceState, World
 
 __all__ = [
     "Call",
     "ProviderAPI",
     "Reply",
     "Route",
+    "ScopeKey",
     "SimulatedReset",
+    "Window",
     "dumps",
     "echo_text",
     "not_scanning",
@@ -85,7 +86,7 @@ def echo_text(call: Call) -> str:
 class Call:
     """One request as a provider module sees it."""
 
-    sim: Simulator
+    sim: World
     method: str
     path: str  # below the provider prefix, e.g. "/v2/session/info"
     query: dict[str, str]
@@ -131,10 +132,36 @@ class Route:
     action: str | None = None  # restart | reconnect | start | stop | connect | qr
 
 
+ScopeKey = tuple[str | None, ...]  # a rate-limit window's key in the simulator's limiter
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The one rate-limit window a provider counts every request in (``ProviderAPI.window``).
+
+    Its key is ``(tag, who)``, ``who`` being the account's name (``per="account"``), the
+    instance the request names (``"instance"``) or the ``token`` header as sent, whoever
+    it belongs to (``"token"``); its limit is ``limit`` of the fleet's SimLimits.
+    """
+
+    tag: str
+    per: Literal["account", "instance", "token"]
+    limit: Callable[[SimLimits], int]
+
+    def key(self, call: Call, route: Route, account: AccountState) -> ScopeKey:
+        if self.per == "account":
+            return self.tag, account.name
+        if self.per == "instance":
+            return self.tag, route.instance_id
+        return self.tag, call.headers.get("token")
+
+
 class ProviderAPI:
     """Base of the six simulated APIs; subclasses fill in the provider-specific parts."""
 
     provider: str = ""
+    # The window every request spends; None: none, or the module's own ``budget``.
+    window: ClassVar[Window | None] = None
 
     # --- provider-specific parts -------------------------------------------------
 
@@ -152,9 +179,11 @@ class ProviderAPI:
 
     def budget(
         self, call: Call, route: Route, account: AccountState, owner: InstanceState | None
-    ) -> tuple[tuple[Any, ...], int] | None:
-        """The rate-limit scope key and limit this request spends, or None."""
-        return None
+    ) -> tuple[ScopeKey, int] | None:
+        """The rate-limit scope key and limit this request spends (``window``'s), or None."""
+        if self.window is None:
+            return None
+        return self.window.key(call, route, account), self.window.limit(call.sim.limits)
 
     def single_target(self, call: Call, account: AccountState) -> InstanceState | None:
         """The one instance a list call is filtered to, where the provider reads that way."""
@@ -168,11 +197,11 @@ class ProviderAPI:
     def instance(self, call: Call, route: Route, inst: InstanceState) -> Reply:
         raise NotImplementedError
 
-    def raw_status(self, sim: Simulator, inst: InstanceState, read: str) -> str:
+    def raw_status(self, sim: World, inst: InstanceState, read: str) -> str:
         """The provider's own word for a read state (for the control API)."""
         return read
 
-    def expected(self, sim: Simulator, inst: InstanceState, read: str) -> str:
+    def expected(self, sim: World, inst: InstanceState, read: str) -> str:
         """The normalized status docs/providers.md's mapping gives for this read."""
         return read
 

@@ -25,13 +25,11 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tuiapp.model import iso_utc
-from tuiapp.simulator.apis.base import Call, ProviderAPI, Reply, Route, qr_png_b64
-
-if TYPE_CHECKING:
-    from tuiapp.simulator.state import AccountState, InstanceState, Simulator
+from tuiapp.simulator.apis.base import Call, ProviderAPI, Reply, Route, Window, qr_png_b64
+from tuiapp.simulator.world import AccountState, InstanceState, World
 
 BAN_CODES = (402, 403, 406)
 _REASONS = {
@@ -48,6 +46,7 @@ _REASONS = {
 
 class Evolution(ProviderAPI):
     provider = "evolution"
+    window = Window("evo", "account", lambda limits: limits.evolution)
     unauthorized_message = "Unauthorized"
     forbidden_message = "Forbidden"
 
@@ -94,11 +93,6 @@ class Evolution(ProviderAPI):
         if who is None:
             return self.error(401, self.unauthorized_message)
         return who
-
-    def budget(
-        self, call: Call, route: Route, account: AccountState, owner: InstanceState | None
-    ) -> tuple[tuple[Any, ...], int] | None:
-        return ("evo", account.name), call.sim.limits.evolution
 
     def not_found(self, call: Call, route: Route) -> Reply:
         return self.error(404, [f'The "{route.instance_id}" instance does not exist'], call)
@@ -182,7 +176,7 @@ class Evolution(ProviderAPI):
             "count": count,
         }
 
-    def item(self, sim: Simulator, inst: InstanceState, read: str) -> dict[str, Any]:
+    def item(self, sim: World, inst: InstanceState, read: str) -> dict[str, Any]:
         """The stored row: connectionStatus and close code as the database holds them."""
         code = inst.stored_code
         owner = f"{inst.spec.phone}@s.whatsapp.net" if inst.paired else None
@@ -219,7 +213,7 @@ class Evolution(ProviderAPI):
             return inst.close_code
         return 500 if read == "FAILED" else 428
 
-    def raw_status(self, sim: Simulator, inst: InstanceState, read: str) -> str:
+    def raw_status(self, sim: World, inst: InstanceState, read: str) -> str:
         """The live socket state for a read state."""
         if read == "WORKING":
             return "open"
@@ -229,7 +223,7 @@ class Evolution(ProviderAPI):
             return "connecting"  # a QR on screen
         return "close"
 
-    def expected(self, sim: Simulator, inst: InstanceState, read: str) -> str:
+    def expected(self, sim: World, inst: InstanceState, read: str) -> str:
         """Live state judged with the stored row (see the module docstring)."""
         state = self.raw_status(sim, inst, read)
         if state == "open":

@@ -8,13 +8,17 @@ health 10/min and restart 5/min per instance. List items carry each instance's
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from tuiapp.model import iso_utc
-from tuiapp.simulator.apis.base import Call, ProviderAPI, Reply, Route, bearer, not_scanning
-
-if TYPE_CHECKING:
-    from tuiapp.simulator.state import AccountState, InstanceState
+from tuiapp.simulator.apis.base import (
+    Call,
+    ProviderAPI,
+    Reply,
+    Route,
+    ScopeKey,
+    bearer,
+    not_scanning,
+)
+from tuiapp.simulator.world import AccountState, InstanceState
 
 _ENDPOINTS = {"health": "GET", "restart": "POST", "request-new-qr-code": "POST"}
 _ACTIONS = {"restart": "restart", "request-new-qr-code": "qr"}
@@ -74,7 +78,7 @@ class Hypersender(ProviderAPI):
 
     def budget(
         self, call: Call, route: Route, account: AccountState, owner: InstanceState | None
-    ) -> tuple[tuple[Any, ...], int] | None:
+    ) -> tuple[ScopeKey, int] | None:
         limits = call.sim.limits
         if route.endpoint == "list":
             return ("hs-list", account.name), limits.hypersender_list

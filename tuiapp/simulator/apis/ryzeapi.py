@@ -10,19 +10,18 @@ requests/min per token; ``X-RateLimit-Limit/Remaining/Reset`` on every response.
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any
 
 from tuiapp.model import iso_utc
-from tuiapp.simulator.apis.base import Call, ProviderAPI, Reply, Route, qr_png_b64
-
-if TYPE_CHECKING:
-    from tuiapp.simulator.state import AccountState, InstanceState, Simulator
+from tuiapp.simulator.apis.base import Call, ProviderAPI, Reply, Route, Window, qr_png_b64
+from tuiapp.simulator.world import AccountState, InstanceState, World
 
 NO_SESSION = "Instance has no saved session, call /connect first"
+_WINDOW = Window("ryze", "token", lambda limits: limits.ryzeapi)  # 100/min per token
 
 
 class RyzeAPI(ProviderAPI):
     provider = "ryzeapi"
+    window = _WINDOW
     unauthorized_message = "Invalid token"
     not_found_message = "Instance not found"
     forbidden_message = "Token does not have access to this instance"
@@ -68,16 +67,11 @@ class RyzeAPI(ProviderAPI):
             return self.error(401, self.unauthorized_message)
         return who
 
-    def budget(
-        self, call: Call, route: Route, account: AccountState, owner: InstanceState | None
-    ) -> tuple[tuple[Any, ...], int] | None:
-        return ("ryze", call.headers.get("token")), call.sim.limits.ryzeapi
-
     def decorate(self, call: Call, reply: Reply) -> Reply:
         verdict = call.verdict
         if verdict is None:
-            key = ("ryze", call.headers.get("token"))
-            verdict = call.sim.limiter.peek(key, call.sim.limits.ryzeapi, call.now)
+            key = (_WINDOW.tag, call.headers.get("token"))
+            verdict = call.sim.limiter.peek(key, _WINDOW.limit(call.sim.limits), call.now)
         reply.headers += [
             ("x-ratelimit-limit", str(verdict.limit)),
             ("x-ratelimit-remaining", str(verdict.remaining)),
@@ -176,10 +170,10 @@ class RyzeAPI(ProviderAPI):
             return "loggedout", None
         return "disconnected", jid  # STOPPED, FAILED
 
-    def raw_status(self, sim: Simulator, inst: InstanceState, read: str) -> str:
+    def raw_status(self, sim: World, inst: InstanceState, read: str) -> str:
         return self._connection(inst, read)[0]
 
-    def expected(self, sim: Simulator, inst: InstanceState, read: str) -> str:
+    def expected(self, sim: World, inst: InstanceState, read: str) -> str:
         state, jid = self._connection(inst, read)
         if state == "connected":
             return "WORKING"

@@ -9,12 +9,10 @@ quirk is the ``false_stopped`` fault.
 from __future__ import annotations
 
 import base64
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from tuiapp.simulator.apis.base import Call, ProviderAPI, Reply, Route, not_scanning, qr_png
-
-if TYPE_CHECKING:
-    from tuiapp.simulator.state import AccountState, InstanceState, Simulator
+from tuiapp.simulator.apis.base import Call, ProviderAPI, Reply, Route, Window, not_scanning, qr_png
+from tuiapp.simulator.world import AccountState, InstanceState, World
 
 _REASONS = {
     422: "Unprocessable Entity",
@@ -31,6 +29,7 @@ _REASONS = {
 
 class Waha(ProviderAPI):
     provider = "waha"
+    window = Window("waha", "account", lambda limits: limits.waha)
     unauthorized_message = "Unauthorized"
     not_found_message = "Session not found"
 
@@ -70,11 +69,6 @@ class Waha(ProviderAPI):
         if who is None:
             return self.error(401, self.unauthorized_message)
         return who[0], None
-
-    def budget(
-        self, call: Call, route: Route, account: AccountState, owner: InstanceState | None
-    ) -> tuple[tuple[Any, ...], int] | None:
-        return ("waha", account.name), call.sim.limits.waha
 
     def list(
         self, call: Call, route: Route, account: AccountState, owner: InstanceState | None
@@ -139,8 +133,8 @@ class Waha(ProviderAPI):
             "engine": {"engine": "NOWEB"},
         }
 
-    def raw_status(self, sim: Simulator, inst: InstanceState, read: str) -> str:
+    def raw_status(self, sim: World, inst: InstanceState, read: str) -> str:
         return "STARTING" if read == "PENDING" else read
 
-    def expected(self, sim: Simulator, inst: InstanceState, read: str) -> str:
+    def expected(self, sim: World, inst: InstanceState, read: str) -> str:
         return self.raw_status(sim, inst, read)

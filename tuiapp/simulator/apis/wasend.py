@@ -8,13 +8,11 @@ Bearer``; errors ``{success: false, error}``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tuiapp.model import iso_utc
-from tuiapp.simulator.apis.base import Call, ProviderAPI, Reply, Route, bearer, not_scanning
-
-if TYPE_CHECKING:
-    from tuiapp.simulator.state import AccountState, InstanceState, Simulator
+from tuiapp.simulator.apis.base import Call, ProviderAPI, Reply, Route, Window, bearer, not_scanning
+from tuiapp.simulator.world import AccountState, InstanceState, World
 
 _RAW = {
     "WORKING": "CONNECTED",
@@ -29,6 +27,7 @@ _RESTARTABLE = ("STOPPED", "FAILED")
 
 class Wasend(ProviderAPI):
     provider = "wasend"
+    window = Window("wasend", "account", lambda limits: limits.wasend)
     unauthorized_message = "Unauthorized"
     not_found_message = "Session not found"
     rate_message = "Too many requests"
@@ -78,11 +77,6 @@ class Wasend(ProviderAPI):
             return self.error(401, self.unauthorized_message)
         return who[0], None
 
-    def budget(
-        self, call: Call, route: Route, account: AccountState, owner: InstanceState | None
-    ) -> tuple[tuple[Any, ...], int] | None:
-        return ("wasend", account.name), call.sim.limits.wasend
-
     def list(
         self, call: Call, route: Route, account: AccountState, owner: InstanceState | None
     ) -> Reply:
@@ -119,10 +113,10 @@ class Wasend(ProviderAPI):
             "updatedAt": iso_utc(inst.since),
         }
 
-    def raw_status(self, sim: Simulator, inst: InstanceState, read: str) -> str:
+    def raw_status(self, sim: World, inst: InstanceState, read: str) -> str:
         if read == "STOPPED" and inst.variant == "created":
             return "CREATED"
         return _RAW[read]
 
-    def expected(self, sim: Simulator, inst: InstanceState, read: str) -> str:
+    def expected(self, sim: World, inst: InstanceState, read: str) -> str:
         return "STARTING" if read == "PENDING" else read

@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from tuiapp.simulator.apis.base import Call, ProviderAPI, Reply, Route, not_scanning
-
-if TYPE_CHECKING:
-    from tuiapp.simulator.state import AccountState, InstanceState
+from tuiapp.simulator.apis.base import Call, ProviderAPI, Reply, Route, Window, not_scanning
+from tuiapp.simulator.world import AccountState, InstanceState, World
 
 _ENDPOINTS = {"info": "GET", "restart": "POST", "start": "POST", "stop": "POST"}
 
 
 class Wawp(ProviderAPI):
     provider = "wawp"
+    window = Window("wawp", "instance", lambda limits: limits.wawp)
     unauthorized_message = "Invalid access token"
     not_found_message = "Instance not found"
 
@@ -62,11 +61,6 @@ class Wawp(ProviderAPI):
         if call.sim.authenticate(self.provider, token) != (inst.account, inst):
             return self.error(401, self.unauthorized_message)
         return inst.account, inst
-
-    def budget(
-        self, call: Call, route: Route, account: AccountState, owner: InstanceState | None
-    ) -> tuple[tuple[Any, ...], int] | None:
-        return ("wawp", route.instance_id), call.sim.limits.wawp
 
     def auth(self, call: Call, route: Route, inst: InstanceState) -> Reply:
         """``/v2/auth/qr`` -> ``{mimetype, data}`` (base64 of ``{value, expiry}``, expiry in
@@ -113,8 +107,8 @@ class Wawp(ProviderAPI):
             "me": me,
         }
 
-    def raw_status(self, sim: Any, inst: InstanceState, read: str) -> str:
+    def raw_status(self, sim: World, inst: InstanceState, read: str) -> str:
         return "STARTING" if read == "PENDING" else read
 
-    def expected(self, sim: Any, inst: InstanceState, read: str) -> str:
+    def expected(self, sim: World, inst: InstanceState, read: str) -> str:
         return self.raw_status(sim, inst, read)

@@ -1,0 +1,1 @@
+"""Shared test helpers: the in-process simulator rig, the Pilot rig, provider mocks, QR decoding."""

@@ -1,0 +1,21 @@
+"""The team hub: ``tuiapp serve`` and the headless clients that attach to it.
+
+One process runs the engine for the whole team (tuiapp.runtime, tuiapp.engine) and serves
+it over HTTP (the contract: docs/hub-api.md):
+
+    service.py      the hub itself: runtime, one engine per operator, row change
+                    detection, the shared state's action facts, plans, shutdown
+    ring.py         the event ring: ids, resume after ``Last-Event-ID``, gaps
+    wire.py         rows, verdicts, plans, reports and events as JSON
+    routes.py       the starlette app: endpoints, auth, the error shape, the SSE stream
+    auth.py         [[operators]] tokens, compared in constant time
+    counters.py     what /metrics counts beyond the rows (actions, 429s, poll errors)
+    serve.py        ``tuiapp serve``: listen/TLS rules, uvicorn, signals, logs
+    logs.py         structured logs: one JSON object per line on stderr, redacted
+    client.py       an httpx client of the API (token from ``TUIAPP_TOKEN``), SSE reader
+    remote_rows.py  a hub's rows back into ``Row`` objects (``check``'s renderers)
+    remote_check.py ``tuiapp check --server URL``
+    remote_actions.py ``tuiapp restart|reconnect NAME… --server URL``
+
+Nothing here imports Textual or tuiapp.ui (import-linter contracts in pyproject.toml).
+"""

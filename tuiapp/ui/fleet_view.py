@@ -1,0 +1,163 @@
+"""``FleetView``: what the screens show of the poller's rows, painted once per message.
+
+    apply_rows      changed rows folded into the ``GridModel`` (status, problem,
+                    since, the filter's haystack)
+    grid_cells      a row's cells and dimness, as the grid asks for them while it paints
+    open_detail     the detail screen of one instance; ``build_detail``, its text
+    update_header   counts, the polling line (``Polling``), the banners, the status line
+    paint           what ``ViewRefresh`` collected during a message, brought to the
+                    grid, the header and the open detail view at once
+
+``FleetApp`` calls ``paint`` through its ``ViewRefresh`` (``refresh_view``), never
+directly; nothing is painted before ``show`` hands the view its fleet screen (the
+app's start). The operator's view changes (filter, problems only, sort) are here too:
+each changes the model and asks for one refresh.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from rich.text import Text
+
+from tuiapp.ui.bridge import EngineBridge
+from tuiapp.ui.detail import DetailScreen, detail_text
+from tuiapp.ui.fleet_screen import FleetScreen
+from tuiapp.ui.header import outage_text, status_line_text
+from tuiapp.ui.polling import Polling
+from tuiapp.ui.present import CellStyle, RowLike, haystack, interval_lookup, row_cells, row_dim
+from tuiapp.ui.shell import Shell
+
+__all__ = ["FleetView"]
+
+
+def _unstyled(component: str) -> object:
+    """No style: the detail text built outside the detail screen (tests, exports)."""
+    return ""
+
+
+class FleetView:
+    """The grid model, the header and the detail view of one app (``Shell``)."""
+
+    def __init__(self, app: Shell, bridge: EngineBridge, polling: Polling) -> None:
+        self.app = app
+        self.bridge = bridge
+        self.polling = polling
+        self.interval_of = interval_lookup(app.fleet.poll_interval_for)
+        self.screen: FleetScreen | None = None  # set by ``show``: painting starts
+
+    def show(self, screen: FleetScreen) -> None:
+        """Paint on ``screen`` from now on: every row into the grid, then the header."""
+        self.screen = screen
+        for name, row in self.app.poller.rows.items():
+            self._upsert(name, row)
+        screen.grid.sync()
+        self.update_header()
+
+    # ---- rows -> the model -------------------------------------------------------------
+
+    def apply_rows(self, names: Iterable[str]) -> list[str]:
+        """Fold changed rows into the model and ask for their repaint; returns the names."""
+        rows = self.app.poller.rows
+        names = list(names)
+        for name in names:
+            row = rows.get(name)
+            if row is not None:
+                self._upsert(name, row)
+        self.app.refresh_view(rows=names)
+        return names
+
+    def _upsert(self, name: str, row: RowLike) -> None:
+        self.app.model.upsert(
+            name,
+            status=row.status,
+            problem=row.problem,
+            provider=row.account.provider,
+            since=row.since,
+            haystack=haystack(row),
+        )
+
+    # ---- the operator's view changes ------------------------------------------------
+
+    def apply_filter(self, text: str) -> None:
+        model = self.app.model
+        if text.strip() == model.filter_text:
+            return
+        model.set_filter(text)
+        self.app.refresh_view()
+
+    def toggle_problems(self) -> None:
+        model = self.app.model
+        model.set_problems_only(not model.problems_only)
+        self.app.refresh_view()
+
+    def cycle_sort(self) -> None:
+        model = self.app.model
+        model.set_sort(model.next_sort_mode())
+        if self.screen is not None:
+            self.screen.grid.refresh()  # the header line's sort mark
+        self.app.refresh_view()
+
+    # ---- what the widgets ask for -------------------------------------------------------
+
+    def grid_cells(self, name: str, now: float) -> tuple[dict[str, CellStyle], bool]:
+        row = self.app.poller.rows[name]
+        interval = self.interval_of(row)
+        return row_cells(row, self.app.notes, now, interval), row_dim(row, now, interval)
+
+    def open_detail(self, name: str) -> None:
+        """enter: everything about ``name``; r and c greyed out where they cannot act."""
+        app = self.app
+        offered = app.offered_actions(name)
+        app.push_screen(
+            DetailScreen(name, self.build_detail, read_only=app.read_only, offered=offered)
+        )
+
+    def build_detail(
+        self, name: str, style_for: Callable[[str], object] | None = None
+    ) -> Text | None:
+        """The detail text of ``name``, styled by ``style_for`` (the detail screen's own
+        component styles). Never styled through the app's current screen: a tick runs
+        whatever screen is on top, and a modal lacks the detail view's component classes."""
+        app = self.app
+        row = app.poller.rows.get(name)
+        if row is None:
+            return None
+        facts = self.bridge.detail_facts(name, row, self.interval_of(row))
+        return detail_text(row, facts, app.notes, app.clock(), style_for or _unstyled)
+
+    # ---- the paint ----------------------------------------------------------------------
+
+    def paint(self, full: bool, rows: set[str], detail: bool) -> None:
+        """What changed during one message, on screen (``ViewRefresh`` calls it)."""
+        screen = self.screen
+        if screen is None:
+            return
+        if full:
+            screen.grid.sync()
+        else:
+            screen.grid.sync(dirty=rows)
+        self.update_header()
+        shown = self._detail_screen()
+        if shown is not None and (detail or shown.instance_name in rows):
+            shown.update_detail()
+
+    def update_header(self) -> None:
+        """The header, banners and status line (their texts: ``ui/header.py``)."""
+        screen = self.screen
+        if screen is None:
+            return
+        app, bridge, model = self.app, self.bridge, self.app.model
+        screen.show_header(
+            dict(model.counts),
+            self.polling.line(),
+            outage_text(bridge.outages),
+            bridge.network_down,
+            status_line_text(model, bulk_running=app.bulk_running, bulk=app.bulk),
+        )
+
+    def _detail_screen(self) -> DetailScreen | None:
+        for screen in reversed(self.app.screen_stack):
+            if isinstance(screen, DetailScreen):
+                return screen
+        return None

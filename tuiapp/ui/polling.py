@@ -1,0 +1,67 @@
+"""Polling as the operator sees and steers it: the polling line, p (pause) and u (poll now).
+
+The header's polling line (its text: ``header.polling_text``) reads the poller (paused,
+its last sweep), the bridge's last ``SweepFinished``, the poller worker's error once it
+died (``failed``, set by ``WorkerFailures``) and how many rows wait out a provider's
+rate limit (``rate_limited``, counted by the one-second tick, never per observation).
+"""
+
+from __future__ import annotations
+
+from tuiapp.ui.bridge import EngineBridge
+from tuiapp.ui.header import polling_text
+from tuiapp.ui.shell import Shell
+
+__all__ = ["Polling"]
+
+
+class Polling:
+    """The polling line's facts and the p and u keys, for one app (``Shell``)."""
+
+    def __init__(self, app: Shell, bridge: EngineBridge) -> None:
+        self.app = app
+        self.bridge = bridge
+        self.failed: str | None = None  # the poller worker's error, once it died
+        self.rate_limited = 0  # rows inside a provider's rate limit (see count_rate_limited)
+
+    def count_rate_limited(self, now: float) -> None:
+        """Once a second (the tick), not on every observation: O(rows)."""
+        self.rate_limited = sum(
+            1
+            for row in self.app.poller.rows.values()
+            if row.rate_limited_until is not None and row.rate_limited_until > now
+        )
+
+    def line(self) -> str:
+        """The polling line of the header."""
+        app, last_sweep = self.app, self.bridge.last_sweep
+        poller = app.poller
+        sweep_at = (last_sweep.at if last_sweep is not None else None) or poller.last_sweep_at
+        return polling_text(
+            app.model,
+            now=app.clock(),
+            sweep_at=sweep_at,
+            paused=poller.paused,
+            failed=self.failed,
+            rate_limited=self.rate_limited,
+        )
+
+    def poll_now(self, name: str) -> None:
+        """u: poll ``name`` now, within its budget (a toast says which it was)."""
+        app = self.app
+        why_not = app.poller.poll_now(name)
+        if why_not:
+            app.notify(f"Not polled: {why_not}", severity="warning", markup=False)
+        else:
+            app.notify(f"Polling {name} now.", markup=False)
+
+    def toggle_pause(self) -> None:
+        """p: pause or resume polling (paused rows age and go stale)."""
+        app = self.app
+        if app.poller.paused:
+            app.poller.resume()
+            app.notify("Polling resumed.")
+        else:
+            app.poller.pause()
+            app.notify("Polling paused: rows age and go stale until p resumes.")
+        app.refresh_view(rows=())
