@@ -35,10 +35,11 @@ from tuiapp.durations import human_duration
 from tuiapp.engine import ActionEngine, ActionReport, Verdict
 from tuiapp.events import ActionFinished, ActionProgressed, BulkProgressed
 from tuiapp.filelock import StateError
+from tuiapp.guards import MAX_UNCOUNTED_TARGETS
 from tuiapp.model import ACTIONS
 from tuiapp.poller import Poller
 from tuiapp.runtime import open_runtime
-from tuiapp.vocabulary import Outcome, Stage
+from tuiapp.vocabulary import Outcome, Stage, outcome_text
 
 __all__ = [
     "EXIT_DECLINED",
@@ -53,7 +54,7 @@ EXIT_OK = 0
 EXIT_DECLINED = 1
 EXIT_NOT_ALL_RECOVERED = 2
 EXIT_USAGE = 3
-MAX_WITHOUT_FLAG = 5  # more targets than this need --max N
+MAX_WITHOUT_FLAG = MAX_UNCOUNTED_TARGETS  # more targets than this need --max N
 
 
 def run_action_command(
@@ -278,7 +279,7 @@ class _Command:
                 self.say(f"{event.name}: {event.message}")
         elif isinstance(event, ActionFinished):
             report = event.report
-            self.say(f"{report.name}: {report.outcome.upper()}: {report.message}")
+            self.say(f"{report.name}: {outcome_text(report.outcome).upper()}: {report.message}")
             if report.next_step:
                 self.say(f"{report.name}: next: {report.next_step}")
         elif isinstance(event, BulkProgressed) and event.total > 1:
@@ -294,7 +295,7 @@ class _Command:
         counts: dict[str, int] = {}
         for report in reports:
             counts[report.outcome] = counts.get(report.outcome, 0) + 1
-        self.say(", ".join(f"{n} {outcome.replace('_', ' ')}" for outcome, n in counts.items()))
+        self.say(", ".join(f"{n} {outcome_text(outcome)}" for outcome, n in counts.items()))
         if all(report.outcome == Outcome.RECOVERED for report in reports):
             return EXIT_OK
         return EXIT_NOT_ALL_RECOVERED

@@ -55,9 +55,7 @@ class Cadence:
 
     def interval(self, account: AccountConfig) -> float:
         """The account's poll interval (its own, else the monitor's)."""
-        if account.poll_interval is not None:
-            return account.poll_interval
-        return self._fleet.monitor.poll_interval
+        return self._fleet.poll_interval_for(account)
 
     def next_due(
         self,

@@ -25,6 +25,7 @@ Decisions beyond the schema:
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import math
 import re
@@ -52,6 +53,7 @@ from tuiapp.secrets import GLOBAL_REDACTOR, Secret
 __all__ = ["Loader"]
 
 _MONITOR_KINDS = {key.name: key.kind for key in MONITOR.keys}
+_INSTANCE_KEYS = INSTANCES.names  # looked up once: a big fleet has 100,000 entries
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +84,16 @@ def _did_you_mean(word: str, choices: tuple[str, ...] | list[str]) -> str:
 
 
 def _bad_chars(text: str) -> bool:
+    # isprintable() is False for every Cc and Cf character (and for separators other than
+    # the space): a printable text, nearly every one, needs no look at each character
+    if text.isprintable():
+        return False
     return any(unicodedata.category(ch) in ("Cc", "Cf") for ch in text)
+
+
+@functools.cache
+def _known(allowed: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(allowed)
 
 
 def _looks_like_token(name: str) -> bool:
@@ -112,6 +123,8 @@ class Loader:
         return value
 
     def known_keys(self, where: str, table: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
+        if len(table) <= len(allowed) and _known(allowed).issuperset(table):
+            return  # every key known: the common case, checked without a loop
         for key in table:
             if key not in allowed:
                 hint = _did_you_mean(key, allowed) or f" (known keys: {', '.join(allowed)})"
@@ -316,7 +329,7 @@ class Loader:
         name = table.get("name")
         named = isinstance(name, str) and bool(name.strip()) and not _bad_chars(name)
         where = f"instance {name!r}" if named else label
-        self.known_keys(where, table, INSTANCES.names)
+        self.known_keys(where, table, _INSTANCE_KEYS)
         if "name" not in table:
             self.fail(f"{label}.name", "required: a unique display name")
         name = self.text(f"{label}.name", name, "a non-empty name")

@@ -147,8 +147,9 @@ class FleetConfig:
         """The one secret fallback: the instance's own secret if it has one, else the account's."""
         return inst.token if inst.token is not None else self.account_of(inst).token
 
-    def poll_interval_for(self, inst: InstanceConfig) -> float:
-        account = self.account_of(inst)
+    def poll_interval_for(self, target: InstanceConfig | AccountConfig) -> float:
+        """The account's own poll interval, else the monitor's (for an instance: its account's)."""
+        account = target if isinstance(target, AccountConfig) else self.account_of(target)
         if account.poll_interval is not None:
             return account.poll_interval
         return self.monitor.poll_interval

@@ -1,13 +1,15 @@
 """`tuiapp demo`: the simulator on a free loopback port and the TUI against it.
 
 No config, no account, no network beyond 127.0.0.1. State and the audit log go to a
-temporary directory so that a demo never mixes with a real fleet's shared state. On the
+temporary directory so that a demo never mixes with a real fleet's shared state (the
+full-screen event log names it; the demo says on exit that it is gone). On the
 pairing screen (P on a SCAN_QR_CODE row) the ``s`` key plays the phone: it asks the
 simulator to scan the QR on screen (``http_scan``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import tempfile
@@ -20,7 +22,7 @@ if TYPE_CHECKING:
     from tuiapp.config import FleetConfig
     from tuiapp.simulator.fleet import SimFleet
 
-__all__ = ["demo_fleet_config", "http_scan", "run_demo"]
+__all__ = ["demo_exit_note", "demo_fleet_config", "http_scan", "run_demo"]
 
 
 def http_scan(url: str) -> Callable[[str], Awaitable[None]]:
@@ -36,6 +38,14 @@ def http_scan(url: str) -> Callable[[str], Awaitable[None]]:
             answer.raise_for_status()
 
     return scan
+
+
+def demo_exit_note(audit_log: Path) -> str:
+    """What the demo says when it ends: its audit log was temporary, and is gone."""
+    return (
+        f"tuiapp demo: its audit log ({audit_log}) was in a temporary directory, deleted "
+        "now; a real fleet's audit log is kept (monitor.audit_log, see 'tuiapp init')"
+    )
 
 
 def demo_fleet_config(sim_fleet: SimFleet, url: str, state_dir: Path) -> FleetConfig:
@@ -68,7 +78,7 @@ def run_demo(
     try:
         with tempfile.TemporaryDirectory(prefix="tuiapp-demo-") as tmp:
             fleet = demo_fleet_config(sim_fleet, simulator.url, Path(tmp))
-            return run_tui(
+            code = run_tui(
                 fleet,
                 demo=True,
                 read_only=read_only,
@@ -76,6 +86,19 @@ def run_demo(
                 operator=operator,
                 demo_scan=http_scan(simulator.url),
             )
+        _say(demo_exit_note(fleet.monitor.audit_log))
+        return code
     finally:
         simulator.stop()
-        sys.stdout.flush()
+        with contextlib.suppress(OSError):  # the terminal may be gone (SSH dropped)
+            sys.stdout.flush()
+
+
+def _say(text: str) -> None:
+    """One line for the person at the terminal, unless the terminal is gone."""
+    from tuiapp.ui import terminal_watch
+
+    if terminal_watch.was_lost():
+        return
+    with contextlib.suppress(OSError):
+        print(text, file=sys.stderr)

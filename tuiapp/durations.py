@@ -3,10 +3,13 @@
     duration_text(250)     "4m"      compact and coarse above a minute (a grid cell that
                                      changes once a minute repaints once a minute)
     countdown_text(65)     "1m05s"   exact to the second, rounded up (a cooldown ticking down)
-    human_duration(40)     "40 s"    a countdown for sentences (messages, refusals, audit)
+    human_duration(250)    "4 min 10 s"  exact to the second, rounded up, for sentences
+                                     (messages, refusals, toasts, the audit log, the CLI)
     rough_duration(250)    "4m"      one whole unit (s below 2 m, m below 2 h, h below 2 d, d)
     age_text(at, now)      "4m"      how long ago ``at`` was (``duration_text``), "—" if never
 
+One style per context: cells and countdowns are compact ("6s", "4m10s"), sentences are
+spaced ("6 s", "4 min 10 s", "15 min"), never the two mixed in one text.
 Negative durations read as zero. Pure functions: no clock is read here.
 """
 
@@ -41,11 +44,11 @@ def duration_text(seconds: float) -> str:
     return f"{days}d{hours:02d}h"
 
 
-def countdown_text(seconds: float, *, spaced: bool = False) -> str:
-    """A live countdown, exact to the second: 23s, 1m05s, 1h05m (``spaced``: "23 s")."""
+def countdown_text(seconds: float) -> str:
+    """A live countdown, exact to the second: 23s, 1m05s, 1h05m (cells, not sentences)."""
     seconds = max(0, math.ceil(seconds))
     if seconds < 60:
-        return f"{seconds} s" if spaced else f"{seconds}s"
+        return f"{seconds}s"
     minutes, seconds = divmod(seconds, 60)
     if minutes < 60:
         return f"{minutes}m{seconds:02d}s"
@@ -54,8 +57,15 @@ def countdown_text(seconds: float, *, spaced: bool = False) -> str:
 
 
 def human_duration(seconds: float) -> str:
-    """A short duration for messages: "40 s", "4m10s", "1h05m"."""
-    return countdown_text(seconds, spaced=True)
+    """A duration for sentences, rounded up: "40 s", "4 min 10 s", "15 min", "1 h 5 min"."""
+    seconds = max(0, math.ceil(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds} s" if seconds else f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
 
 
 def rough_duration(seconds: float) -> str:

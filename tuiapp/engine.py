@@ -8,7 +8,8 @@ rails, exactly-once sending, verification, audit) and adds:
                     with why and the next step, or allowed with warnings), with a bulk's
                     outage hold; what ``--dry-run`` prints and ``run_plan()`` executes.
     run_plan()      carry a plan out: ``run`` for one target, ``run_bulk`` for several.
-    record_refusals()  the ``refused`` audit lines of a plan's refused targets.
+    record_refusals()  the ``refused`` audit lines of a plan's refused targets, once
+                    the operator decided (never for a cancelled preview).
     verdict(s)()    the guard rails' word on targets now, without a plan.
     run()           one target (``ActionRunner.run``).
     run_bulk()      tuiapp.bulk: refused targets listed and skipped, the rest 2 at a
@@ -160,8 +161,10 @@ class ActionEngine(ActionRunner):
     async def record_refusals(self, plan: ActionPlan) -> list[ActionReport]:
         """One ``refused`` audit line (and ActionFinished) per target the plan refused.
 
-        For a view that says "refused" before its confirmation dialog: it then runs
-        ``run_plan(plan.allowed_only())``.
+        For a view that asks before it acts: it writes these once the operator decided
+        (confirmed a bulk that skips them, or pressed a key that would have acted on a
+        refused target alone), then runs ``run_plan(plan.allowed_only())``. A preview
+        that is cancelled writes nothing: it was not an attempt.
         """
         return [
             await self.run(

@@ -24,10 +24,12 @@ from collections.abc import Set
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
+from tuiapp.attempts import last_attempt
 from tuiapp.durations import human_duration
+from tuiapp.filelock import HOSTNAME
 from tuiapp.model import ACTIONS, Observation, Status
 from tuiapp.providers.text import one_line
-from tuiapp.vocabulary import ErrorKind, Reason
+from tuiapp.vocabulary import ErrorKind, Reason, reason_text
 
 if TYPE_CHECKING:
     from tuiapp.config import AccountConfig
@@ -58,6 +60,7 @@ OVERRIDABLE = frozenset({"cooldown", "loop_breaker"})
 _LIFTED_BY_A_REASON = OVERRIDABLE | {"outage"}
 MAX_UNCOUNTED_TARGETS = 5  # more allowed targets than this: the operator types the count
 _PAST = {"restart": "restarted", "reconnect": "reconnected"}
+_ING = {"restart": "restarting", "reconnect": "reconnecting"}
 _UNREACHABLE_WARN = frozenset(k for k in ErrorKind if k.is_restartable)
 
 
@@ -105,7 +108,8 @@ class Verdict:
     override those).
     ``warning_kinds`` names each warning (working, young, unreachable, outage, override)
     so a re-check can tell a new warning from a changed number; ``overrides`` lists
-    what an override reason lifted (cooldown, loop_breaker).
+    what an override reason lifted (cooldown, loop_breaker); ``last_attempt`` says what
+    the latest action in the loop breaker's window did (``tuiapp.attempts``).
     """
 
     name: str
@@ -119,6 +123,7 @@ class Verdict:
     by: str | None
     warning_kinds: tuple[str, ...] = ()
     overrides: tuple[str, ...] = ()
+    last_attempt: str | None = None  # "restart 35 s ago did not recover; this would be 2 of 3 …"
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +218,13 @@ def assess(
     by: str | None = None
     holder = data.live_holder(name, now, ctx.lock_ttl)
     if holder is not None and holder.action_id != own_action_id:
-        being = f"being {_PAST.get(holder.action, past)} by {holder.operator} (pid {holder.pid})"
+        mine = holder.pid == ctx.pid and holder.host == HOSTNAME  # this very process ...
+        if mine and holder.operator == ctx.operator:  # ... for this operator: "you"
+            being = f"you are {_ING.get(holder.action, holder.action)} it (this tuiapp)"
+        else:
+            being = (
+                f"being {_PAST.get(holder.action, past)} by {holder.operator} (pid {holder.pid})"
+            )
         by = being
         refusals.append(("locked", f"{being}: wait for it to finish"))
 
@@ -303,6 +314,9 @@ def assess(
         by=by,
         warning_kinds=tuple(kind for kind, _ in warnings),
         overrides=overrides,
+        last_attempt=last_attempt(
+            records, now, ctx.operator, max_restarts=ctx.max_restarts, window=ctx.restart_window
+        ),
     )
 
 
@@ -374,8 +388,9 @@ def status_warnings(row: GuardedRow, action: str, now: float) -> list[tuple[str,
         return []
     if status == Status.UNREACHABLE:
         kind = obs.error_kind if obs is not None else None
-        why = (obs.reason if obs is not None else None) or kind or "no answer"
-        if kind in _UNREACHABLE_WARN or why.startswith("http_5"):
+        raw = (obs.reason if obs is not None else None) or kind or ""
+        why = reason_text(raw) or "no answer"
+        if kind in _UNREACHABLE_WARN or raw.startswith("http_5"):
             return [
                 (
                     "unreachable",

@@ -10,18 +10,34 @@ without importing the poller.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from tuiapp.config import AccountConfig, InstanceConfig
 from tuiapp.model import Observation, Status, Transition
 
-__all__ = ["HISTORY_LENGTH", "STALE_INTERVALS", "Row"]
+__all__ = ["GLIMPSES_KEPT", "HISTORY_LENGTH", "STALE_INTERVALS", "Glimpse", "Row"]
 
 HISTORY_LENGTH = 50  # transitions kept per row (and in the shared history)
 STALE_INTERVALS = 3  # a row whose data is older than this many poll intervals is stale
+GLIMPSES_KEPT = 10  # unconfirmed statuses kept per row (this process only)
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, slots=True)
+class Glimpse:
+    """A status the reads showed (and the grid with them) that was never confirmed:
+    ``old`` (the confirmed status) -> ``seen`` for ``reads`` reads from ``at`` -> ``then``
+    at ``until``. Kept so that the detail view's history has every status the grid
+    showed (a FAILED -> STARTING -> FAILED blip included), marked as unconfirmed."""
+
+    old: Status
+    seen: Status
+    then: Status
+    at: float
+    until: float
+    reads: int
+
+
+@dataclass(eq=False, slots=True)
 class Row:
     """One instance as the UI and ``check`` see it.
 
@@ -42,9 +58,9 @@ class Row:
     last_error: str | None = None
     rate_limited_until: float | None = None
     flapping: bool = False
-    transitions: deque[Transition] = field(
-        default_factory=lambda: deque(maxlen=HISTORY_LENGTH)
-    )  # confirmed transitions, newest last
+    # confirmed transitions, newest last: () until the first one (add_transition), so
+    # that 100,000 rows do not carry 100,000 empty deques (760 bytes each)
+    transitions: deque[Transition] | tuple[()] = ()
     first_seen_at: float | None = None
     boost_until: float | None = None
     boost_started: float | None = None
@@ -55,10 +71,24 @@ class Row:
     confirmed_exact: bool = False
     bad_at: float | None = None  # when the confirmed status last turned bad (outage rule)
     absent_probed: bool = False  # missing from the list and already probed on its own endpoint
+    # statuses read but never confirmed, newest last: () until the first (add_glimpse)
+    glimpses: deque[Glimpse] | tuple[()] = ()
 
     @property
     def name(self) -> str:
         return self.instance.name
+
+    def add_transition(self, transition: Transition) -> None:
+        """Keep a confirmed transition (the newest ``HISTORY_LENGTH``)."""
+        if not isinstance(self.transitions, deque):
+            self.transitions = deque(self.transitions, maxlen=HISTORY_LENGTH)
+        self.transitions.append(transition)
+
+    def add_glimpse(self, glimpse: Glimpse) -> None:
+        """Keep an unconfirmed status (the newest ``GLIMPSES_KEPT``)."""
+        if not isinstance(self.glimpses, deque):
+            self.glimpses = deque(self.glimpses, maxlen=GLIMPSES_KEPT)
+        self.glimpses.append(glimpse)
 
     @property
     def expected(self) -> bool:

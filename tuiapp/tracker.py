@@ -9,6 +9,9 @@ time comes from the injected clock. The rules:
   without a contrary one (``confirm_overdue``); a change to a good status at once.
   A confirmed change is a ``Transition``: kept on the row (``HISTORY_LENGTH``), queued
   in ``unsaved`` for the shared history, and emitted as ``TransitionConfirmed``.
+  A pending status that another read replaces before it was confirmed (a FAILED ->
+  STARTING -> FAILED blip) is kept on the row as a ``Glimpse``: never a transition (no
+  history, no event, no flapping), but the detail view shows it, marked unconfirmed.
 * **A rate-limited read** (``keep_last``) keeps the previous status; it only marks the row.
 * **since.** When the displayed status began: the pending read's first time, else the
   confirmed transition's time; for the first status of a run, the shared history's last
@@ -45,7 +48,7 @@ from tuiapp.events import (
 )
 from tuiapp.model import Observation, Status, Transition
 from tuiapp.providers.text import one_line
-from tuiapp.row import HISTORY_LENGTH, Row
+from tuiapp.row import HISTORY_LENGTH, Glimpse, Row
 from tuiapp.secrets import GLOBAL_REDACTOR
 from tuiapp.vocabulary import ErrorKind
 
@@ -119,9 +122,9 @@ class FleetTracker:
     ) -> Row:
         """A row for ``instance``, its transitions seeded from the shared ``history``."""
         row = Row(instance=instance, account=account)
-        row.transitions.extend(
-            t for t in list(history)[-HISTORY_LENGTH:] if isinstance(t, Transition)
-        )
+        for transition in list(history)[-HISTORY_LENGTH:]:
+            if isinstance(transition, Transition):
+                row.add_transition(transition)
         self.rows[instance.name] = row
         self.account_rows.setdefault(account.name, []).append(row)
         self._sweep_left.add(instance.name)
@@ -192,9 +195,11 @@ class FleetTracker:
         """A change to a bad status is confirmed after 2 consecutive reads or 30 s."""
         status = obs.status
         if status is row.confirmed:
+            self._glimpsed(row, status, now)
             self._clear_pending(row)
             return
         if row.pending is not status:
+            self._glimpsed(row, status, now)
             row.pending = status
             row.pending_since = now
             row.pending_reads = 1
@@ -233,6 +238,16 @@ class FleetTracker:
             if since is not None
         ]
 
+    @staticmethod
+    def _glimpsed(row: Row, then: Status, now: float) -> None:
+        """A pending status that a different read replaces before it was confirmed: the
+        grid showed it, so the row's glimpses keep it (the detail view's history)."""
+        if row.pending is None or row.pending_since is None or row.pending is then:
+            return
+        row.add_glimpse(
+            Glimpse(row.confirmed, row.pending, then, row.pending_since, now, row.pending_reads)
+        )
+
     def _clear_pending(self, row: Row) -> None:
         row.pending = None
         row.pending_since = None
@@ -251,7 +266,7 @@ class FleetTracker:
             since, exact = self._first_since(row, new)
         else:
             transition = Transition(row.name, old, new, began, reason, True)
-            row.transitions.append(transition)
+            row.add_transition(transition)
             self.unsaved.append(transition)
             self.emit(TransitionConfirmed(transition))
             since, exact = began, True

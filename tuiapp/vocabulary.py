@@ -199,3 +199,79 @@ class Reason(enum.StrEnum):
     def http(code: int) -> str:
         """The reason of a non-2xx answer without a meaning of its own: ``http_NNN``."""
         return f"http_{code}"
+
+
+# --- words: how an outcome, a reason, a count read for a person ---------------------------
+# The one place for these words: the grid, toasts, the detail view, dialogs, the event
+# log and the CLI all spell an outcome through ``outcome_text`` (the values above stay
+# what the audit log and ``--json`` carry).
+
+__all__ += ["OUTCOME_TEXT", "count_text", "next_step_text", "outcome_text", "reason_text"]
+
+OUTCOME_TEXT: dict[str, str] = {
+    Outcome.REFUSED: "refused",
+    Outcome.CANCELLED: "cancelled",
+    Outcome.SENT: "sent",
+    Outcome.ACCEPTED: "accepted",
+    Outcome.FAILED: "failed",
+    Outcome.UNKNOWN: "outcome unknown",
+    Outcome.RECOVERED: "recovered",
+    Outcome.NOT_RECOVERED: "not recovered",
+    Outcome.ABORTED: "aborted",
+    Outcome.SHOWN: "shown",
+    Outcome.PAIRED: "paired",
+    Outcome.TIMEOUT: "timed out",
+}
+
+_REASON_TEXT: dict[str, str] = {
+    Reason.NO_TOKEN: "no token configured",
+    Reason.TIMEOUT: "timed out",
+    Reason.CONNECT_ERROR: "connection failed",
+    Reason.RESET: "connection reset",
+    Reason.PROTOCOL_ERROR: "not an HTTP answer",
+    Reason.TRANSPORT_ERROR: "network error",
+    Reason.NOT_READ: "not read yet",
+    Reason.INTERNAL_ERROR: "tuiapp's own error",
+    Reason.RATE_LIMITED: "rate-limited",
+    Reason.BAD_BODY: "unreadable answer",
+    Reason.UNKNOWN_STATUS: "unknown provider status",
+    Reason.CORE_DEFAULT_ONLY: "WAHA Core serves only the session 'default'",
+    Reason.QR_PENDING: "QR on screen, not scanned",
+    Reason.QR_NEEDED: "needs a QR scan",
+    Reason.CONFLICT_RUNNING: "already running",
+    ErrorKind.CONNECT: "connection failed",
+    ErrorKind.PROTOCOL: "not an HTTP answer",
+}
+
+
+def outcome_text(outcome: str) -> str:
+    """An outcome in words: ``not_recovered`` -> "not recovered" (one spelling everywhere)."""
+    return OUTCOME_TEXT.get(outcome, str(outcome).replace("_", " "))
+
+
+def reason_text(reason: str | None) -> str:
+    """A reason or error kind in words: ``http_503`` -> "HTTP 503", ``logged_out`` ->
+    "logged out"; "" for none."""
+    if not reason:
+        return ""
+    reason = str(reason)
+    if reason.startswith("http_") and reason[5:].isdigit():
+        return f"HTTP {reason[5:]}"
+    return _REASON_TEXT.get(reason, reason.replace("_", " "))
+
+
+def count_text(count: int, noun: str, plural: str | None = None) -> str:
+    """``count_text(1, "action")`` -> "1 action", 2 -> "2 actions" (never "action(s)")."""
+    word = noun if count == 1 else (plural or f"{noun}s")
+    return f"{count} {word}"
+
+
+def next_step_text(message: str, next_step: str | None) -> str:
+    """A message and its next step as two sentences: "… after the restart. Next: …"."""
+    message = message.rstrip()
+    if not next_step:
+        return message
+    if not message:
+        return f"Next: {next_step}"
+    stop = "" if message.endswith((".", "!", "?")) else "."
+    return f"{message}{stop} Next: {next_step}"

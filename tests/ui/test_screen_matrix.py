@@ -30,7 +30,9 @@ import tuiapp.ui
 from tuiapp.ui.app import FleetScreen
 from tuiapp.ui.detail import DetailScreen
 from tuiapp.ui.dialogs import ConfirmScreen, QuitScreen, ReasonScreen
+from tuiapp.ui.event_log import LogEntry
 from tuiapp.ui.help import HelpScreen, bindings_of
+from tuiapp.ui.log_screen import LogScreen
 from tuiapp.ui.pairing_screen import PairingScreen
 
 from helpers.sim_fixtures import pick
@@ -109,11 +111,34 @@ async def _bulk_confirm(rig: Rig, target: str, bulk: list[str]) -> None:
     assert isinstance(screen, ConfirmScreen) and len(screen.plan.targets) == len(bulk)
 
 
+def _cooling(rig: Rig, target: str) -> None:
+    """Someone restarted ``target`` just now: R has a cooldown to lift (with nothing to
+    lift, R says so and opens nothing)."""
+    from tuiapp.state import ActionRecord
+
+    with rig.app.state.locked() as data:
+        data.add_record(
+            target,
+            ActionRecord(
+                "earlier",
+                "restart",
+                rig.clock() - 5,
+                "bob",
+                "elsewhere",
+                1,
+                "recovered",
+                rig.clock() + 60,
+            ),
+        )
+
+
 async def _reason(rig: Rig, target: str, bulk: list[str]) -> None:
+    _cooling(rig, target)
     await _push(rig, ("R",), ReasonScreen)
 
 
 async def _reason_over_detail(rig: Rig, target: str, bulk: list[str]) -> None:
+    _cooling(rig, target)
     await _detail(rig, target, bulk)
     await _push(rig, ("R",), ReasonScreen)
 
@@ -146,6 +171,20 @@ async def _quit_guard(rig: Rig, target: str, bulk: list[str]) -> None:
     await _push(rig, ("q",), QuitScreen)
 
 
+async def _log_screen(rig: Rig, target: str, bulk: list[str]) -> None:
+    """L: the full-screen event log."""
+    await _push(rig, ("L",), LogScreen)
+
+
+async def _log_screen_searched(rig: Rig, target: str, bulk: list[str]) -> None:
+    """l twice: the full-screen log, with a search that matches (n / N step through)."""
+    rig.app.log_entries([LogEntry(rig.clock() - i, f"needle {i}") for i in range(3)])
+    await _push(rig, ("l", "l"), LogScreen)
+    await rig.keys("slash", *"needle", "enter")
+    screen = rig.app.screen
+    assert isinstance(screen, LogScreen) and screen.log_view.matches
+
+
 async def _pairing(rig: Rig, target: str, bulk: list[str]) -> None:
     """P on a SCAN_QR_CODE row (the default fleet has Evolution's and RyzeAPI's)."""
     await rig.select(pick(rig.sim, "evolution", "SCAN_QR_CODE"))
@@ -173,6 +212,8 @@ CONTEXTS = [
     Context("override reason over detail", ReasonScreen, _reason_over_detail),
     Context("quit guard", QuitScreen, _quit_guard, SLOW),
     Context("pairing", PairingScreen, _pairing),
+    Context("event log", LogScreen, _log_screen),
+    Context("event log, searched", LogScreen, _log_screen_searched),
 ]
 
 
@@ -299,9 +340,12 @@ SAME_ACTIONS = {
     "cursor_down",
     "page_up",
     "page_down",
+    "half_page_up",  # ctrl+u / ctrl+d
+    "half_page_down",
     "first",
     "last",
     "mark",
+    "sort_reverse",  # S
     # scrolling (detail, help) and the palette's own list
     "scroll_up",
     "scroll_down",
@@ -343,6 +387,9 @@ SAME_ACTIONS = {
     "copy_text",  # super+c: copy the selection (ctrl+c quits: a priority binding)
     "command_list",  # the palette's list: up, down, page up/down, first, last
     "code",  # the pairing screen: opens the phone number box on the same screen
+    "search",  # the full-screen log: opens its search box on the same screen
+    "next_match",  # the full-screen log: n / N move to a match, same screen
+    "previous_match",
     "scan",  # the pairing screen, demo only: the simulated phone scans
 }
 
@@ -363,6 +410,12 @@ def expectation(action: str, top: Screen[object]) -> Callable[[Seen], str | None
         return _pushed(CommandPalette)
     if base == "detail":
         return _pushed(DetailScreen)
+    if base == "log_screen":
+        return _pushed(LogScreen)
+    if base == "log" and isinstance(top, FleetScreen) and top.event_log.display:
+        return _pushed(LogScreen)  # l while the panel shows: the full-screen log
+    if base == "close_log":
+        return _popped  # l on the full-screen log: back to the grid, the panel hidden
     if base == "act":
         return _act(override="True" in name)
     if base == "pair":

@@ -46,8 +46,10 @@ async def test_restart_failed_row_sends_exactly_one_then_cooldown_refuses(tmp_pa
         await rig.until(lambda: name not in rig.app.engine.in_flight, "the action to end")
         rig.app.tick()
         await pilot.pause()
-        assert "cooldown" in rig.row_text(name)  # first in the note: never cut off
+        assert "hands-off" in rig.row_text(name)  # first in the note: never cut off
         before = len(rig.sim.requests(instance=name))
+        assert rig.app.model.cursor != name  # it sorted away; the next row is under the cursor
+        await rig.select(name)
         await rig.keys("r")
         await pilot.pause()
         assert not isinstance(rig.app.screen, ConfirmScreen)
@@ -161,14 +163,14 @@ async def test_filter_and_problems_only_change_the_visible_rows(tmp_path: Path) 
         assert len(model.visible) == len(rows)
 
 
-async def test_read_only_greys_out_actions_and_shows_the_badge(tmp_path: Path) -> None:
+async def test_read_only_hides_actions_and_shows_the_badge(tmp_path: Path) -> None:
     rig = make_rig(tmp_path, read_only=True)
     name = pick(rig.sim, "hypersender", "FAILED")
     async with rig.app.run_test(size=SIZE) as pilot:
         await rig.ready(pilot)
         await rig.select(name)
         bindings = rig.app.screen.active_bindings
-        assert bindings["r"].enabled is False and bindings["c"].enabled is False
+        assert not {"r", "c", "R", "C"} & set(bindings)  # review finding 12: not even shown
         assert rig.app.main.badge_read_only.display
         await rig.keys("r", "c")
         await pilot.pause()
@@ -232,7 +234,8 @@ async def test_x_aborts_what_has_not_started(tmp_path: Path) -> None:
 async def test_bulk_on_an_account_in_an_outage_is_held_until_a_reason_lifts_it(
     tmp_path: Path,
 ) -> None:
-    """The engine's plan holds the bulk (audited, nothing sent); R with a reason lifts it."""
+    """The engine's plan holds the bulk (nothing sent; no dialog, so nothing audited:
+    no target was acted on alone, no bulk confirmed); R with a reason lifts it."""
     rig = make_rig(tmp_path)
     names = clean_instances(rig.sim, ("hypersender",), "WORKING", 2)
     async with rig.app.run_test(size=SIZE) as pilot:
@@ -248,12 +251,8 @@ async def test_bulk_on_an_account_in_an_outage_is_held_until_a_reason_lifts_it(
         assert not isinstance(rig.app.screen, ConfirmScreen)
         held = [n for n in rig.notices() if "outage" in n]
         assert held and "nothing sent" in held[-1] and "shift+r overrides it" in held[-1]
-        await rig.until(
-            lambda: all(
-                [line["outcome"] for line in rig.audit_lines(n)] == ["refused"] for n in names
-            ),
-            "one refused audit line per target",
-        )
+        await rig.spin()
+        assert all(rig.audit_lines(n) == [] for n in names)
         await rig.keys("R")
         await rig.until(lambda: isinstance(rig.app.screen, ReasonScreen), "the reason prompt")
         prompt = rig.app.screen
@@ -404,7 +403,7 @@ async def test_cooldown_of_another_operator_shows_by_and_override_needs_a_reason
     async with rig.app.run_test(size=SIZE) as pilot:
         await rig.ready(pilot)
         await rig.select(name)
-        assert "by bob" in rig.note(name) and "cooldown" in rig.note(name)
+        assert "by bob" in rig.note(name) and rig.note(name).startswith("hands-off")
         await rig.keys("r")
         await pilot.pause()
         assert not isinstance(rig.app.screen, ConfirmScreen)
@@ -520,10 +519,11 @@ async def test_a_failing_worker_is_shown_and_logged_and_the_app_keeps_running(
     assert failed and "engine exploded" in str(failed[0].exc_info[1])
 
 
-async def test_cursor_follows_the_top_row_it_acted_on_when_that_row_resorts(
+async def test_acting_on_the_top_row_leaves_the_cursor_on_row_1_for_the_next_problem(
     tmp_path: Path,
 ) -> None:
-    """No arrow key pressed: r on the top row, y; the recovered row sorts away, the cursor too."""
+    """No arrow key pressed: r on the top row, y; the recovered row sorts away and the
+    cursor stays on row 1, now the next problem (review finding 6: k9s, htop)."""
     rig = make_rig(tmp_path)
     async with rig.app.run_test(size=SIZE) as pilot:
         await rig.ready(pilot)
@@ -538,5 +538,6 @@ async def test_cursor_follows_the_top_row_it_acted_on_when_that_row_resorts(
         await rig.advance(30, step=5)
         await rig.until(lambda: name not in rig.app.engine.in_flight, "the action to end")
         assert rig.app.poller.rows[name].status.value == "WORKING"
-        assert model.cursor == name, "another row slid under the cursor"
-        assert model.cursor_index == model.index_of(name) != 0
+        assert model.index_of(name) != 0, "the recovered row sorted away"
+        assert model.cursor != name and model.cursor_index == 0
+        assert rig.app.poller.rows[model.cursor].problem, "the next problem is under the cursor"

@@ -94,7 +94,7 @@ def test_columns_collapse_to_fit_80_columns_and_keep_status_name_note() -> None:
     placed = layout_columns(78)
     keys = [c.key for c, _x, _w in placed]
     assert {"mark", "status", "name", "note"} <= set(keys)
-    assert "account" not in keys
+    assert "account" in keys and "provider" not in keys  # review finding 5: account outranks
     assert placed[-1][1] + placed[-1][2] <= 78
     wide = [c.key for c, _x, _w in layout_columns(160)]
     assert wide == [c.key for c in COLUMNS]

@@ -298,7 +298,7 @@ async def test_loop_breaker_holds_after_max_restarts_in_the_window(rig: Rig) -> 
     await rig.read(name)
     verdict = rig.engine.verdict(name, "restart")
     assert not verdict.allowed and verdict.overridable
-    assert verdict.refusal.startswith("loop breaker: 3 actions in the last 15m00s")  # type: ignore[union-attr]
+    assert verdict.refusal.startswith("loop breaker: 3 actions in the last 15 min")  # type: ignore[union-attr]
     report = await rig.engine.run(name, "restart")
     assert report.outcome == "refused" and "loop breaker" in report.message
     assert len(rig.actions_sent(name)) == 3
@@ -398,7 +398,8 @@ async def test_warns_transient_for_under_60_s_only(rig: Rig, status: str) -> Non
 
 
 @pytest.mark.parametrize(
-    ("fault", "why"), [("http_500", "http_500"), ("reset", "reset"), ("timeout", "timeout")]
+    ("fault", "why"),
+    [("http_500", "HTTP 500"), ("reset", "connection reset"), ("timeout", "timed out")],
 )
 async def test_warns_unreachable_from_timeout_connection_or_5xx(
     tmp_path: Path, fault: str, why: str

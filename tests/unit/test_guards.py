@@ -142,7 +142,7 @@ WARNED = [
     (
         FakeRow(Status.UNREACHABLE, obs(Status.UNREACHABLE, reason="bad_body")),
         ("unreachable",),
-        "UNREACHABLE (bad_body): the real state is unknown",
+        "UNREACHABLE (unreadable answer): the real state is unknown",
     ),
     (FakeRow(Status.FAILED), (), ""),
 ]
@@ -202,8 +202,8 @@ def test_cooldown_and_loop_breaker_refuse_and_an_override_reason_lifts_them() ->
         looping.add_record("web-1", record(NOW - ago))
     breaker = judge(FakeRow(Status.FAILED), data=looping)
     assert breaker.overridable and breaker.refusal is not None
-    assert breaker.refusal.startswith("loop breaker: 3 actions in the last 15m00s")
-    assert "next allowed in 1m40s" in breaker.refusal
+    assert breaker.refusal.startswith("loop breaker: 3 actions in the last 15 min")
+    assert "next allowed in 1 min 40 s" in breaker.refusal
     assert judge(FakeRow(Status.FAILED), data=looping, override_reason="x").overrides == (
         "loop_breaker",
     )
@@ -268,4 +268,9 @@ def test_next_step(status: Status | None, why: str | None, words: str) -> None:
 def test_text_helpers() -> None:
     assert clean_text("  two\n lines ") == "two lines"
     assert clean_text("   ") is None and clean_text(None) is None
-    assert [human_duration(s) for s in (0, 40.2, 250, 3900)] == ["0 s", "41 s", "4m10s", "1h05m"]
+    assert [human_duration(s) for s in (0, 40.2, 250, 3900)] == [
+        "0 s",
+        "41 s",
+        "4 min 10 s",
+        "1 h 5 min",
+    ]

@@ -154,6 +154,9 @@ class _Remote:
                 }
             )
             self.operator = str(answer.get("operator") or "")
+            hub = _obj(answer.get("hub"))
+            if hub.get("insecure") is True:
+                self.warn(f"warning: hub {hub.get('name')} serves plain HTTP (--insecure)")
             plan = _obj(answer.get("plan"))
             verdicts = [_obj(v) for v in _list(plan.get("verdicts"))]
             self.print_verdicts(verdicts)

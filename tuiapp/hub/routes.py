@@ -7,6 +7,7 @@
     GET  /api/v1/instances/{name}   one row and its transitions
     GET  /api/v1/events             Server-Sent Events, resumable (``Last-Event-ID``)
     POST /api/v1/actions            plan or run restart / reconnect
+    POST /api/v1/actions/abort      stop the caller's running bulk (the TUI's ``x``)
     GET  /metrics                   Prometheus text
 
 Every error is ``{"error": {"code", "message"}}``; a token never reaches a response or
@@ -33,8 +34,9 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tuiapp.hub.auth import Authenticator, Identity, bearer_token
+from tuiapp.hub.desk import ActionRequest, HubStopping, PlanError
 from tuiapp.hub.ring import Gap, sse_frame
-from tuiapp.hub.service import ActionRequest, HubService, HubStopping, PlanError
+from tuiapp.hub.service import HubService
 from tuiapp.hub.wire import JSONObject, report_json
 from tuiapp.metrics import FleetCollector
 from tuiapp.model import ACTIONS
@@ -131,8 +133,6 @@ def parse_action_request(body: object) -> tuple[ActionRequest, int | None]:
 
 def create_app(service: HubService, auth: Authenticator) -> Starlette:
     """The hub's ASGI app over ``service`` (started and stopped by its owner)."""
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(FleetCollector(service.metrics_facts))
 
     def identify(request: Request) -> Identity:
         identity = auth.identify(bearer_token(request.headers.get("authorization")))
@@ -167,7 +167,11 @@ def create_app(service: HubService, auth: Authenticator) -> Starlette:
             if not service.ready.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(service.ready.wait(), seconds)
-        return _json(service.fleet_json(identity))
+        return Response(
+            await service.fleet_body(identity),
+            media_type="application/json",
+            headers={"Cache-Control": "no-store"},
+        )
 
     async def instance(request: Request) -> Response:
         identify(request)
@@ -215,7 +219,7 @@ def create_app(service: HubService, auth: Authenticator) -> Starlette:
         host = host_of(request)
         try:
             if req.plan_id is not None:
-                stored, plan_data = service.take_plan(identity, req.plan_id)
+                stored, plan_data = service.desk.take_plan(identity, req.plan_id)
                 plan = stored.plan
             else:
                 unknown = service.unknown(req.targets)
@@ -223,10 +227,12 @@ def create_app(service: HubService, auth: Authenticator) -> Starlette:
                     noun = "instance" if len(unknown) == 1 else "instances"
                     listed = ", ".join(repr(n) for n in unknown)
                     raise ApiError(404, "unknown_instance", f"unknown {noun} {listed}")
-                plan_id, plan_data = service.plan(identity, host, req)
+                plan_id, plan_data = service.desk.plan(identity, host, req)
                 if req.mode == "plan":
-                    return _json({"operator": identity.name, "plan": plan_data})
-                stored, plan_data = service.take_plan(identity, plan_id)
+                    return _json(
+                        {"hub": service.hub_json(), "operator": identity.name, "plan": plan_data}
+                    )
+                stored, plan_data = service.desk.take_plan(identity, plan_id)
                 plan = stored.plan
             count = len(plan.targets)
             if count > MAX_WITHOUT_COUNT and (max_targets is None or max_targets < count):
@@ -236,7 +242,7 @@ def create_app(service: HubService, auth: Authenticator) -> Starlette:
                     "count_required",
                     f"{count} targets: more than {MAX_WITHOUT_COUNT} need max_targets >= {count}",
                 )
-            reports = await service.run(identity, host, plan)
+            reports = await service.desk.run(identity, host, plan)
         except PlanError as exc:
             raise ApiError(409 if exc.code == "plan_used" else 404, exc.code, str(exc)) from None
         except HubStopping:
@@ -247,15 +253,29 @@ def create_app(service: HubService, auth: Authenticator) -> Starlette:
             ) from None
         return _json(
             {
+                "hub": service.hub_json(),
                 "operator": identity.name,
                 "plan": plan_data,
                 "reports": [report_json(r) for r in reports],
             }
         )
 
+    async def abort(request: Request) -> Response:
+        identity = identify(request)
+        if not identity.can_act:
+            raise ApiError(403, "forbidden", f"viewer {identity.name} may not abort actions")
+        told = service.desk.abort(identity)
+        log.info("bulk abort", extra={"operator": identity.name, "engines": told})
+        return _json({"operator": identity.name, "aborted": told > 0})
+
     async def metrics(request: Request) -> Response:
         identify(request)
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        # The facts are copied on the loop; the text (10 series per instance: a big
+        # fleet's is megabytes) is rendered in a worker thread, off the event streams.
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(FleetCollector(service.metrics_facts()))
+        text = await asyncio.to_thread(generate_latest, registry)
+        return Response(text, media_type=CONTENT_TYPE_LATEST)
 
     async def on_api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
@@ -277,6 +297,7 @@ def create_app(service: HubService, auth: Authenticator) -> Starlette:
         Route("/api/v1/instances/{name:path}", instance),
         Route("/api/v1/events", events),
         Route("/api/v1/actions", actions, methods=["POST"]),
+        Route("/api/v1/actions/abort", abort, methods=["POST"]),
         Route("/metrics", metrics),
     ]
     return Starlette(

@@ -3,12 +3,8 @@
 ``HubService`` is everything ``tuiapp serve`` does except HTTP (tuiapp.hub.routes):
 
     start()         recover interrupted actions, read the shared state, start polling
-    fleet_json()    the snapshot, with the id of the last event it already contains
-    plan() / run()  an action request on the engine of the operator who asked (one
-                    ``ActionEngine`` per operator and client host, all over the same
-                    poller, shared state and audit log: the audit names the operator
-                    from the token); a run is a task of the hub, so a client that goes
-                    away does not stop it
+    fleet_body()    the snapshot as JSON, with the id the event stream resumes from
+    desk            the operators' engines, plans and runs (tuiapp.hub.desk)
     stop()          no new requests, streams end, polling stops, actions in flight are
                     cancelled and audited ``unknown`` as when the TUI quits
 
@@ -23,12 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
-import secrets
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -37,7 +32,6 @@ import httpx
 from tuiapp import __version__
 from tuiapp.clock import Clock, Sleep
 from tuiapp.config_types import FleetConfig
-from tuiapp.engine import ActionEngine, ActionPlan, ActionReport
 from tuiapp.events import (
     ActionFinished,
     ActionProgressed,
@@ -45,10 +39,12 @@ from tuiapp.events import (
     InstanceObserved,
     SweepFinished,
 )
-from tuiapp.filelock import FileLock, StateError
+from tuiapp.filelock import StateError
 from tuiapp.hub.auth import Identity
 from tuiapp.hub.counters import HubCounters
+from tuiapp.hub.desk import ActionDesk
 from tuiapp.hub.ring import EventRing
+from tuiapp.hub.snapshot_body import encode_snapshot
 from tuiapp.hub.wire import (
     NO_ACTIONS,
     ActionFacts,
@@ -56,7 +52,6 @@ from tuiapp.hub.wire import (
     JSONValue,
     action_facts,
     event_payload,
-    plan_json,
     row_json,
     transition_json,
 )
@@ -64,51 +59,17 @@ from tuiapp.metrics import FleetFacts, HubFacts
 from tuiapp.poller import Poller
 from tuiapp.row import Row
 from tuiapp.runtime import Runtime, build_runtime
-from tuiapp.snapshot import fleet_snapshot, instance_snapshot
+from tuiapp.snapshot import InstanceSnapshot, instance_snapshot
 from tuiapp.state import StateData
 
-__all__ = ["PLAN_TTL", "HubService", "HubStopping", "PlanError", "StoredPlan"]
+__all__ = ["HubService"]
 
 log = logging.getLogger("tuiapp.hub")
 
-PLAN_TTL = 300.0  # seconds a plan may be run after it was made
-MAX_PLANS = 1000
 TICK_SECONDS = 1.0
-STOP_GRACE = 10.0  # seconds actions in flight get to write their audit lines on stop
-
-
-class HubStopping(Exception):
-    """The hub is shutting down: no new work."""
-
-
-class PlanError(Exception):
-    """A run's ``plan_id`` cannot be used; ``code`` is the API's error code."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-@dataclass(slots=True)
-class StoredPlan:
-    plan: ActionPlan
-    operator: str
-    host: str
-    expires_at: float
-    used: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class ActionRequest:
-    """A checked ``POST /api/v1/actions`` body (tuiapp.hub.routes parses it)."""
-
-    mode: str  # plan | run
-    action: str | None = None
-    targets: tuple[str, ...] = ()
-    reason: str | None = None
-    override_reason: str | None = None
-    allow_outage: bool = False
-    plan_id: str | None = None
+CLOCK_FLAG_TICKS = 3  # every 3 ticks: rows gone stale (3 poll intervals) by the clock alone
+SNAPSHOT_REUSE = 1.0  # seconds an encoded snapshot is served again (its event_id matches it)
+STOP_GRACE = 10.0  # seconds the poller gets to end on stop
 
 
 class HubService:
@@ -150,14 +111,21 @@ class HubService:
         self.stopping = False
         self.stream_clients = 0
         self._tick_seconds = tick
-        self._engines: dict[tuple[str, str], ActionEngine] = {}
-        self._plans: dict[str, StoredPlan] = {}
-        self._runs: set[asyncio.Task[list[ActionReport]]] = set()
+        self.desk = ActionDesk(
+            fleet,
+            self.runtime,
+            clock=clock,
+            sleep=sleep,
+            hub_operator=self.operator,
+            on_engine=self._on_engine,
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self._keys: dict[str, tuple[object, ...]] = {}  # row -> what was published last
         self._clock_flags: dict[str, tuple[bool, bool]] = {}  # row -> (stale, rate limited)
         self._facts: dict[str, ActionFacts] = {}
         self._state_problem: str | None = None
+        self._snapshot_cache: tuple[float, bytes, bool] | None = None
+        self._snapshot_task: asyncio.Task[bytes] | None = None
         self._scopes = self._budget_scopes()
 
     # ---- life ----------------------------------------------------------------------------
@@ -189,11 +157,14 @@ class HubService:
             log.exception("the poller stopped")
 
     async def _tick(self) -> None:
+        ticks = 0
         while True:
             await asyncio.sleep(self._tick_seconds)
+            ticks += 1
             try:
                 self.refresh_state()
-                self._check_clock_flags()
+                if ticks % CLOCK_FLAG_TICKS == 0:
+                    self._check_clock_flags()
             except Exception:
                 log.exception("hub tick failed")
 
@@ -204,18 +175,14 @@ class HubService:
         self.stopping = True
         self.ring.close()
         self.poller.stop()
-        runs = list(self._runs)
-        for task in runs:
-            task.cancel()
-        if runs:
-            await asyncio.wait(runs, timeout=STOP_GRACE)
+        runs = await self.desk.cancel_runs()
         for task in self._tasks:
             if task.get_name() == "hub-tick":
                 task.cancel()
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=STOP_GRACE)
         await self.runtime.aclose()
-        log.info("hub stopped", extra={"interrupted_actions": len(runs)})
+        log.info("hub stopped", extra={"interrupted_actions": runs})
 
     # ---- events in -----------------------------------------------------------------------
 
@@ -248,12 +215,12 @@ class HubService:
     # ---- rows ----------------------------------------------------------------------------
 
     def in_flight(self) -> set[str]:
-        names = set(self.runtime.engine.in_flight)
-        for engine in self._engines.values():
-            names |= engine.in_flight
-        return names
+        return set(self.runtime.engine.in_flight) | self.desk.in_flight()
 
-    def _row_json(self, row: Row, now: float, busy: bool) -> tuple[tuple[object, ...], JSONObject]:
+    def _row_view(
+        self, row: Row, now: float, busy: bool
+    ) -> tuple[tuple[object, ...], InstanceSnapshot, float, ActionFacts]:
+        """What a view shows of ``row`` (the key compared between events) and its parts."""
         interval = self.fleet.poll_interval_for(row.instance)
         snap = instance_snapshot(row, now, interval, busy=busy)
         facts = self._facts.get(row.name, NO_ACTIONS)
@@ -271,7 +238,11 @@ class HubService:
             row.rate_limited_until if "rate limited" in snap.notes else None,
             facts,
         )
-        return key, row_json(snap, row, interval, facts)
+        return key, snap, interval, facts
+
+    def _row_json(self, row: Row, now: float, busy: bool) -> JSONObject:
+        _key, snap, interval, facts = self._row_view(row, now, busy)
+        return row_json(snap, row, interval, facts)
 
     def row_changed(self, name: str) -> None:
         """Publish ``name``'s row if something a view shows changed since the last one."""
@@ -279,13 +250,12 @@ class HubService:
         if row is None:
             return
         now = self.clock()
-        key, data = self._row_json(row, now, busy=name in self.in_flight())
-        interval = self.fleet.poll_interval_for(row.instance)
+        key, snap, interval, facts = self._row_view(row, now, busy=name in self.in_flight())
         self._clock_flags[name] = self._flags(row, now, interval)
         if self._keys.get(name) == key:
-            return
+            return  # a re-read that changed only the latency or the data age
         self._keys[name] = key
-        self.ring.publish("row", {"at": now, "row": data})
+        self.ring.publish("row", {"at": now, "row": row_json(snap, row, interval, facts)})
 
     @staticmethod
     def _flags(row: Row, now: float, interval: float) -> tuple[bool, bool]:
@@ -295,9 +265,13 @@ class HubService:
     def _check_clock_flags(self) -> None:
         """Rows that turned stale (or stopped being rate limited) with time alone."""
         now = self.clock()
+        intervals: dict[str, float] = {}
         for name, row in list(self.poller.rows.items()):
-            flags = self._flags(row, now, self.fleet.poll_interval_for(row.instance))
-            if self._clock_flags.get(name) != flags:
+            account = row.instance.account
+            interval = intervals.get(account)
+            if interval is None:
+                interval = intervals[account] = self.fleet.poll_interval_for(row.instance)
+            if self._clock_flags.get(name) != self._flags(row, now, interval):
                 self.row_changed(name)
 
     def refresh_state(self) -> None:
@@ -348,126 +322,58 @@ class HubService:
             "accounts": accounts,
         }
 
-    def fleet_json(self, identity: Identity) -> JSONObject:
-        """The snapshot, and the id of the newest event whose effect it already holds."""
+    async def fleet_body(self, identity: Identity) -> bytes:
+        """``GET /api/v1/fleet``'s body for ``identity`` (tuiapp.hub.snapshot_body).
+
+        One encoding serves every request for SNAPSHOT_REUSE seconds, and requests that
+        arrive while it is being made wait for it: clients that reconnect together pay
+        for one. A reused body stays consistent (its ``event_id`` goes with its rows).
+        """
+        cached = self._snapshot_cache
+        ready = self.ready.is_set()
+        fresh = cached is not None and time.monotonic() - cached[0] <= SNAPSHOT_REUSE
+        if not (fresh and cached is not None and cached[2] == ready):
+            task = self._snapshot_task
+            if task is None or task.done():
+                task = self._snapshot_task = asyncio.create_task(self._encode_fleet())
+            body = await asyncio.shield(task)
+        else:
+            body = cached[1]
+        operator = {"operator": {"name": identity.name, "role": identity.role}}
+        head = json.dumps(operator, separators=(",", ":"), ensure_ascii=False)
+        return head[:-1].encode() + b"," + body[1:]
+
+    async def _encode_fleet(self) -> bytes:
+        started = time.monotonic()
+        ready = self.ready.is_set()
         now = self.clock()
+        tracker = self.poller.tracker
         busy = self.in_flight()
-        snap = fleet_snapshot(self.poller.tracker, self.fleet, now=now, in_flight=busy)
-        rows: list[JSONValue] = []
-        for item in snap.rows:
-            row = self.poller.rows[item.name]
-            rows.append(self._row_json(row, now, busy=item.name in busy)[1])
-        return {
+        head: JSONObject = {
             "hub": self.hub_json(),
-            "operator": {"name": identity.name, "role": identity.role},
-            "ready": self.ready.is_set(),
+            "ready": ready,
             "at": now,
             "event_id": self.ring.latest_id,
-            "last_sweep_at": snap.last_sweep_at,
-            "network_down": snap.network_down,
-            "outages": [{"account": a, "message": m} for a, m in snap.outages],
-            "in_flight": list(snap.in_flight),
-            "rows": rows,
+            "last_sweep_at": tracker.last_sweep_at,
+            "network_down": tracker.network_down,
+            "outages": [{"account": a, "message": m} for a, m in sorted(tracker.outages.items())],
+            "in_flight": sorted(busy),
         }
+        body = await encode_snapshot(
+            head, self.poller.rows, fleet=self.fleet, facts=dict(self._facts), busy=busy, now=now
+        )
+        self._snapshot_cache = (started, body, ready)
+        return body
 
     def instance_json(self, name: str) -> JSONObject:
         """One row now and its recent transitions (KeyError: no such row)."""
         row = self.poller.rows[name]
-        data = self._row_json(row, self.clock(), busy=name in self.in_flight())[1]
+        data = self._row_json(row, self.clock(), busy=name in self.in_flight())
         data["transitions"] = [transition_json(t) for t in row.transitions]
         return data
 
     def unknown(self, names: Iterable[str]) -> list[str]:
         return [name for name in names if name not in self.poller.rows]
-
-    # ---- actions ---------------------------------------------------------------------------
-
-    def engine_for(self, identity: Identity, host: str) -> ActionEngine:
-        """The engine that acts for ``identity`` from ``host`` (made on first use)."""
-        key = (identity.name, host)
-        engine = self._engines.get(key)
-        if engine is None:
-            rt = self.runtime
-            engine = ActionEngine(
-                self.fleet,
-                rt.adapters,
-                rt.poller,
-                rt.state,
-                rt.audit,  # type: ignore[arg-type]  # build_runtime always sets it
-                clock=self.clock,
-                sleep=self.sleep,
-                operator=identity.name,
-                ssh_client=f"hub client {host}",
-                read_only=self.fleet.monitor.read_only,
-            )
-            FileLock.set_operator(self.operator)  # the lock file names the hub process
-            engine.subscribe(partial(self._on_engine, identity.name))
-            self._engines[key] = engine
-        return engine
-
-    def plan(self, identity: Identity, host: str, request: ActionRequest) -> tuple[str, JSONObject]:
-        """Plan ``request`` (names checked by the caller); kept for a later run."""
-        if self.stopping:
-            raise HubStopping
-        assert request.action is not None
-        engine = self.engine_for(identity, host)
-        plan = engine.plan(
-            request.targets,
-            request.action,
-            reason=request.reason,
-            override_reason=request.override_reason,
-            allow_outage=request.allow_outage,
-        )
-        now = self.clock()
-        for plan_id in [k for k, v in self._plans.items() if v.expires_at <= now]:
-            del self._plans[plan_id]
-        while len(self._plans) >= MAX_PLANS:
-            del self._plans[next(iter(self._plans))]
-        plan_id = secrets.token_hex(8)
-        stored = StoredPlan(plan, identity.name, host, now + PLAN_TTL)
-        self._plans[plan_id] = stored
-        return plan_id, plan_json(plan, plan_id, stored.expires_at)
-
-    def take_plan(self, identity: Identity, plan_id: str) -> tuple[StoredPlan, JSONObject]:
-        stored = self._plans.get(plan_id)
-        if stored is None or stored.operator != identity.name or stored.expires_at <= self.clock():
-            raise PlanError("unknown_plan", f"no plan {plan_id!r} of {identity.name} (or expired)")
-        if stored.used:
-            raise PlanError("plan_used", f"plan {plan_id!r} was already run")
-        stored.used = True
-        return stored, plan_json(stored.plan, plan_id, stored.expires_at)
-
-    async def run(self, identity: Identity, host: str, plan: ActionPlan) -> list[ActionReport]:
-        """Carry ``plan`` out on the operator's engine, as a task of the hub."""
-        if self.stopping:
-            raise HubStopping
-        engine = self.engine_for(identity, host)
-        task = asyncio.create_task(engine.run_plan(plan), name=f"hub-run-{identity.name}")
-        self._runs.add(task)
-        task.add_done_callback(self._runs.discard)
-        log.info(
-            "action run",
-            extra={
-                "operator": identity.name,
-                "client": host,
-                "action": plan.action,
-                "targets": list(plan.targets),
-                "allowed": len(plan.allowed),
-            },
-        )
-        await asyncio.wait({task})
-        if task.cancelled():
-            raise HubStopping
-        reports = task.result()
-        log.info(
-            "action done",
-            extra={
-                "operator": identity.name,
-                "action": plan.action,
-                "outcomes": {r.name: str(r.outcome) for r in reports},
-            },
-        )
-        return reports
 
     # ---- metrics ---------------------------------------------------------------------------
 

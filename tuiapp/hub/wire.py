@@ -115,7 +115,7 @@ def row_json(
         "error_kind": str(obs.error_kind) if obs is not None and obs.error_kind else None,
         "since": snap.since,
         "since_exact": snap.since_exact,
-        "latency_ms": round(snap.latency_ms, 1) if snap.latency_ms is not None else None,
+        "latency_ms": snap.latency_ms,
         "data_at": row.data_at,
         "data_age": round(snap.data_age, 3) if snap.data_age is not None else None,
         "poll_interval": poll_interval,
@@ -182,7 +182,7 @@ def transition_json(transition: Transition) -> JSONObject:
         "instance": transition.instance,
         "old": transition.old.value,
         "new": transition.new.value,
-        "at": transition.at,
+        "changed_at": transition.at,
         "reason": transition.reason,
     }
 

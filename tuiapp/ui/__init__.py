@@ -12,11 +12,16 @@ Its modules import one another one way (no cycles: an import-linter contract):
     polling             p / u, and the polling line's facts
     worker_failures     a background worker that raised: logged, shown once
     fleet_view          rows -> grid model; the header; the one paint per message
+    toasts              toasts kept narrow and off the rows being acted on
     bridge              engine events -> messages; what the engine told us
     fleet_screen        the grid screen: widgets and bindings (keys post intents)
     detail, pairing_screen, dialogs, help          the other screens
+    log_screen          L (or l twice): the full event log, wrapped, scrolled, searched
     grid, event_log, widgets, textual_fixes        widgets
+    footer              the grid's footer: ? and q always, the least useful keys go first
+    grid_columns        the grid's columns: which fit a width, cells cut to size
     commands, keys, header, view_refresh           palette, shared keys, texts, batching
     shell, messages     what the parts know of the app, and the messages they post
     present, gridmodel  no Textual: the rows as the grid shows them
+    wrap                no Textual: wrapped lines that keep their indent (detail, log)
 """

@@ -2,9 +2,15 @@
 
     ActionRequested -> targets (marked rows, else the cursor row)
         -> [override: ReasonScreen asks why, listing what a reason would lift]
-        -> engine.plan: every verdict, the bulk outage hold included; refusals audited
-        -> nothing allowed: say why, send nothing
+        -> engine.plan: every verdict, the bulk outage hold included
+        -> nothing allowed: say why, send nothing (one target: its refusal audited)
         -> ConfirmScreen -> a worker in the "actions" group: engine.run_plan
+           (a confirmed bulk's skipped targets audited as refused; a cancel audits nothing)
+
+A refusal is audited only when the operator pressed a key that would have acted on
+that target alone, or confirmed a bulk that skipped it: previewing a bulk and
+cancelling it is not an attempt on anything. ``R`` / ``C`` with nothing a reason
+could lift say so and open nothing.
 
 The UI, the CLI (``--dry-run`` prints the same plan) and any other view share the
 engine's one planner; this module only shows the plan and asks. The worker's own
@@ -15,15 +21,18 @@ the app needs when a worker ends (its targets, whether a bulk run is still going
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from textual.worker import Worker
 
 from tuiapp.events import BulkProgressed
 from tuiapp.guards import ActionPlan, Verdict
 from tuiapp.secrets import redact
+from tuiapp.ui.bridge import other_action_text
 from tuiapp.ui.dialogs import ConfirmPlan, ConfirmScreen, ReasonScreen, Target
 from tuiapp.ui.event_log import LogEntry
 from tuiapp.ui.shell import Shell
+from tuiapp.vocabulary import outcome_text
 
 __all__ = ["ActionFlow"]
 
@@ -35,7 +44,8 @@ class ActionFlow:
 
     def __init__(self, app: Shell) -> None:
         self.app = app
-        self.bulk: BulkProgressed | None = None  # the latest progress while a bulk action runs
+        self._bulk: BulkProgressed | None = None  # the latest progress while a bulk runs
+        self._bulk_at = 0.0  # when it came (the ETA counts down from there)
         self.bulk_running = False
         self._worker_targets: dict[str, tuple[str, ...]] = {}  # worker name -> its targets
 
@@ -63,6 +73,10 @@ class ActionFlow:
         # What a reason would be asked to lift: the refusals without one, and the
         # accounts whose outage holds a bulk (listed once each, not per target).
         plan = app.engine.plan(targets, action, allow_outage=True)
+        noun = targets[0] if len(targets) == 1 else f"{len(targets)} instances"
+        if not plan.outage_accounts and not any(v.overridable for v in plan.refused):
+            self._nothing_to_override(plan, noun)
+            return
         refusals = [f"{v.name}: {v.refusal}" for v in plan.refused]
         refusals += [
             f"{account}: account-wide outage (a bulk action needs the override)"
@@ -75,12 +89,23 @@ class ActionFlow:
             else:
                 app.notify("No override: nothing sent.")
 
-        noun = targets[0] if len(targets) == 1 else f"{len(targets)} instances"
         app.push_screen(
-            ReasonScreen(
-                f"Override for {action} of {noun}", refusals or ["(no refusal to lift)"], app.clock
-            ),
-            with_reason,
+            ReasonScreen(f"Override for {action} of {noun}", refusals, app.clock), with_reason
+        )
+
+    def _nothing_to_override(self, plan: ActionPlan, noun: str) -> None:
+        """R (or C) where no cooldown, loop breaker or outage hold stands in the way."""
+        key = {"restart": "r", "reconnect": "c"}[plan.action]
+        if plan.refused:
+            first = plan.refused[0]
+            why = f"{first.name} is refused for a reason an override cannot lift: {first.refusal}"
+        else:
+            why = f"{noun} {'is' if len(plan.verdicts) == 1 else 'are'} not refused"
+        self.app.notify(
+            f"Nothing to override: {why}. Use {key} to {plan.action}.",
+            title="Nothing to override",
+            severity="warning",
+            markup=False,
         )
 
     def _plan(self, targets: list[str], action: str, override_reason: str | None) -> None:
@@ -95,9 +120,9 @@ class ActionFlow:
         )
         allowed = tuple(self._target(verdict) for verdict in plan.allowed)
         skipped = tuple(self._target(verdict) for verdict in plan.refused)
-        if skipped:
-            self._record_refusals(plan)
         if not allowed:
+            if not plan.bulk:  # the key would have acted on this target alone: audited
+                self._record_refusals(plan)
             self._refused(skipped, action)
             return
         confirm = ConfirmPlan(plan, targets=allowed, skipped=skipped)
@@ -131,16 +156,7 @@ class ActionFlow:
         hint = f" (shift+{action[0]} overrides it with a reason)" if first.overridable else ""
         if len(skipped) == 1:
             message = f"{action} {first.name} refused: {first.refusal}{hint}"
-            other = "reconnect" if action == "restart" else "restart"
-            offered = app.offered_actions(first.name)
-            if action not in offered and other in offered:
-                # "no restart here" alone would hide the real trouble (a QR scan...)
-                alternative = app.engine.verdict(first.name, other)
-                if alternative.allowed:
-                    key = {"restart": "r", "reconnect": "c"}[other]
-                    message += f"; {other} is possible: press {key}"
-                else:
-                    message += f"; {other} is refused too: {alternative.refusal}"
+            message += other_action_text(app, first.name, action)  # the event log says it too
         else:
             message = (
                 f"{action} refused for all {len(skipped)} targets; nothing sent. "
@@ -156,10 +172,13 @@ class ActionFlow:
             app.notify(f"{action.capitalize()} cancelled: nothing sent.")
             return
         app.model.marks.clear()
+        if confirm.skipped:  # a confirmed bulk skips these: now their refusals are audited
+            self._record_refusals(confirm.plan)
         plan = confirm.plan.allowed_only()
+        app.model.keep_position(plan.targets)  # the next row comes under the cursor (k9s)
         if plan.bulk:
             self.bulk_running = True
-            self.bulk = None
+            self._bulk = None
             name = f"bulk {action} of {len(plan.verdicts)}"
         else:
             target = plan.targets[0]
@@ -189,7 +208,8 @@ class ActionFlow:
         try:
             for report in await app.engine.arecover_interrupted():
                 text = redact(
-                    f"{report.action} {report.name}: {report.outcome} ({report.message}); "
+                    f"{report.action} {report.name}: {outcome_text(report.outcome)} "
+                    f"({report.message}); "
                     "the instance stays in cooldown"
                 )
                 app.log_entries([LogEntry(app.clock(), text, "note--bad")])
@@ -206,7 +226,17 @@ class ActionFlow:
 
     def bulk_progressed(self, event: BulkProgressed) -> None:
         """The engine's latest progress of the running bulk action (the status line)."""
-        self.bulk = event
+        self._bulk = event
+        self._bulk_at = self.app.clock()
+
+    @property
+    def bulk(self) -> BulkProgressed | None:
+        """The latest progress, its ETA counted down to now (the tick repaints it)."""
+        event = self._bulk
+        if event is None or not event.eta_seconds:
+            return event
+        eta = max(0.0, event.eta_seconds - (self.app.clock() - self._bulk_at))
+        return replace(event, eta_seconds=eta)
 
     def succeeded(self, worker: Worker[object]) -> None:
         """An action worker returned: forget its targets; is a bulk run still going?"""
@@ -216,7 +246,7 @@ class ActionFlow:
             for w in self.app.workers
         )
         if not self.bulk_running:
-            self.bulk = None
+            self._bulk = None
 
     def failed(self, worker_name: str, error: str) -> None:
         """An action worker raised: its targets still in flight end as unknown."""

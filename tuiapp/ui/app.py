@@ -64,6 +64,7 @@ from tuiapp.ui.grid import FleetGrid
 from tuiapp.ui.gridmodel import GridModel
 from tuiapp.ui.help import HELP_NOTES, HelpScreen, bindings_of
 from tuiapp.ui.keys import type_ahead
+from tuiapp.ui.log_screen import LogScreen
 from tuiapp.ui.messages import (
     ActionRequested,
     BulkAbortRequested,
@@ -279,6 +280,9 @@ class FleetApp(App[int]):
         if isinstance(screen, PairingScreen):  # the same for the phone number box
             type_ahead(screen.phone_box, self.focused, event)
             return
+        if isinstance(screen, LogScreen):  # and for the log's search box
+            type_ahead(screen.search_box, self.focused, event)
+            return
         if self._main is None or screen is not self._main:
             return
         if type_ahead(self._main.filter_box, self.focused, event):
@@ -314,6 +318,9 @@ class FleetApp(App[int]):
 
     def log_entries(self, entries: list[LogEntry]) -> None:
         self.main.event_log.add(entries)
+        for screen in self.screen_stack:  # the full-screen log, live while it is open
+            if isinstance(screen, LogScreen):
+                screen.book_changed()
 
     # ---- worker failures (ui/worker_failures.py) ------------------------------------
 
@@ -384,7 +391,7 @@ class FleetApp(App[int]):
 
     @refreshing
     def on_sort_cycled(self, message: SortCycled) -> None:
-        self.fleet_view.cycle_sort()
+        self.fleet_view.cycle_sort(reverse=message.reverse, mode=message.mode)
 
     @refreshing
     def on_pause_toggled(self, message: PauseToggled) -> None:
@@ -406,6 +413,11 @@ class FleetApp(App[int]):
         while len(self.screen_stack) > 1 and self.screen is not self.main:
             self.pop_screen()
 
+    def open_log(self) -> None:
+        """The palette's Event log: back to the grid, the full-screen log over it."""
+        self.jump_home()
+        self.main.action_log_screen()
+
     def open_filter(self) -> None:
         """The palette's Filter: back to the grid, the filter box open."""
         self.jump_home()
@@ -417,6 +429,8 @@ class FleetApp(App[int]):
             title = "Keys: pairing"
         elif isinstance(screen, DetailScreen):
             title = "Keys: detail view"
+        elif isinstance(screen, LogScreen):
+            title = "Keys: event log"
         else:
             title = "Keys: fleet grid"
         self.push_screen(HelpScreen(title, bindings_of(screen), HELP_NOTES))
@@ -437,7 +451,7 @@ class FleetApp(App[int]):
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         for command in super().get_system_commands(screen):
-            if command.title != "Quit":
+            if command.title not in ("Quit", "Keys"):  # ours: Quit asks; Help lists our keys
                 yield command
         yield from fleet_commands(self)
 

@@ -30,13 +30,16 @@ from tuiapp.events import (
 )
 from tuiapp.model import Status
 from tuiapp.secrets import redact
+from tuiapp.tracker import FLAP_CHANGES, FLAP_WINDOW
 from tuiapp.ui.detail import DetailFacts
 from tuiapp.ui.event_log import LogEntry
+from tuiapp.ui.header import outage_entry
 from tuiapp.ui.messages import EngineEventReceived, RowsObserved
 from tuiapp.ui.present import RowLike, status_class, status_text
 from tuiapp.ui.shell import Shell
+from tuiapp.vocabulary import next_step_text, outcome_text, reason_text
 
-__all__ = ["OUTCOME_SEVERITY", "EngineBridge"]
+__all__ = ["OUTCOME_SEVERITY", "EngineBridge", "other_action_text"]
 
 log = logging.getLogger("tuiapp.ui")
 
@@ -50,6 +53,23 @@ OUTCOME_SEVERITY = {
     "failed": "error",
     "unknown": "error",
 }
+
+
+def other_action_text(app: Shell, name: str, action: str) -> str:
+    """For an action the provider lacks, what the other one would do: "; reconnect is
+    refused too: needs a QR scan…" ("no restart here" alone would hide the real trouble)."""
+    other = "reconnect" if action == "restart" else "restart"
+    offered = app.offered_actions(name)
+    if action in offered or other not in offered:
+        return ""
+    try:
+        alternative = app.engine.verdict(name, other)
+    except Exception:  # the row is gone: nothing to add
+        return ""
+    if alternative.allowed:
+        key = {"restart": "r", "reconnect": "c"}[other]
+        return f"; {other} is possible: press {key}"
+    return f"; {other} is refused too: {alternative.refusal}"
 
 
 class EngineBridge:
@@ -69,6 +89,7 @@ class EngineBridge:
         self._state_read_at = float("-inf")
         self._state_error: str | None = None
         self._pid = os.getpid()
+        self._flapping_said: set[str] = set()  # rows whose "is flapping" notice was shown
 
     # ---- engine -> messages (on the engine's call) ---------------------------------
 
@@ -176,19 +197,30 @@ class EngineBridge:
                 LogEntry(
                     tr.at,
                     f"{tr.instance}: {status_text(tr.old)} → {status_text(tr.new)}"
-                    + (f" ({tr.reason})" if tr.reason else ""),
+                    + (f" ({reason_text(tr.reason)})" if tr.reason else ""),
                     f"status--{status_class(tr.new)}",
                 )
             ]
         )
         if row is None or row.instance.muted or row.instance.expect == tr.new:
             return
-        if row.flapping and tr.old == Status.WORKING:
-            return  # the FLAPPING badge says it; a toast per flap would bury real news
+        if row.flapping:  # the FLAPPING note says it; a toast (and bell) per flap would
+            if tr.instance not in self._flapping_said:  # bury real news: say it once
+                self._flapping_said.add(tr.instance)
+                app.notify(
+                    f"{tr.instance} is flapping ({FLAP_CHANGES} or more status changes in "
+                    f"{FLAP_WINDOW / 60:g} min): no more alerts for it until it settles; "
+                    "its changes go to the event log",
+                    title="Flapping",
+                    severity="warning",
+                    markup=False,
+                )
+            return
+        self._flapping_said.discard(tr.instance)
         if tr.old == Status.WORKING and tr.new.is_bad:
             app.notify(
                 f"{tr.instance}: WORKING → {status_text(tr.new)}"
-                + (f" ({tr.reason})" if tr.reason else ""),
+                + (f" ({reason_text(tr.reason)})" if tr.reason else ""),
                 title="Instance down",
                 severity="error",
                 markup=False,
@@ -201,9 +233,8 @@ class EngineBridge:
             self.outages[event.account] = event.message
         else:
             self.outages.pop(event.account, None)
-        self.app.log_entries(
-            [LogEntry(self.app.clock(), f"outage {event.account}: {event.message}")]
-        )
+        entry = outage_entry(event.account, event.message)  # the account named once
+        self.app.log_entries([LogEntry(self.app.clock(), f"outage {entry}")])
 
     def _action_progressed(self, event: ActionProgressed) -> None:
         app = self.app
@@ -216,7 +247,10 @@ class EngineBridge:
                 severity="warning",
                 markup=False,
             )
-        app.notes.progressed(event.name, event.action, event.stage, event.message, app.clock())
+        now = app.clock()
+        # The verify window runs from the send: the note counts it down ("verifying 26s").
+        until = now + app.fleet.monitor.verify_window if event.stage == "verifying" else None
+        app.notes.progressed(event.name, event.action, event.stage, event.message, now, until=until)
         if event.stage in ("sent", "done"):
             self.read_shared_state(force=True)
         app.row_changed(event.name)
@@ -227,11 +261,13 @@ class EngineBridge:
         now = app.clock()
         app.notes.finished(report.name, report.action, report.outcome, report.message, now)
         self.read_shared_state(force=True)
-        text = f"{report.action} {report.name}: {report.outcome.replace('_', ' ')}"
-        if report.message:
-            text += f": {report.message}"
-        if report.next_step:
-            text += f" Next: {report.next_step}"
+        words = outcome_text(report.outcome)
+        message = report.message
+        if report.outcome == "refused":  # every reason the refusal's toast gave
+            message += other_action_text(app, report.name, report.action)
+        text = f"{report.action} {report.name}: {words}"
+        if message or report.next_step:
+            text += f": {next_step_text(message, report.next_step)}"
         text = redact(text)
         css = "note--bad" if OUTCOME_SEVERITY.get(report.outcome) == "error" else ""
         app.log_entries([LogEntry(now, text, css)])
@@ -240,7 +276,7 @@ class EngineBridge:
             return  # the refusal was already said when it was decided (see ActionFlow)
         app.notify(
             text,
-            title=f"{report.action.capitalize()} {report.outcome.replace('_', ' ')}",
+            title=f"{report.action.capitalize()} {words}",
             severity=OUTCOME_SEVERITY.get(report.outcome, "information"),  # type: ignore[arg-type]
             markup=False,
             timeout=8,

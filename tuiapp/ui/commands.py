@@ -1,15 +1,16 @@
 """Command palette (ctrl+p): the fixed commands, and jump to an instance.
 
-``fleet_commands`` lists the fixed commands (restart, reconnect, pair, filter, problems
-only, sort, pause, poll now, abort, quit) that ``FleetApp.get_system_commands`` adds
-to Textual's own; like keys, they post the operator's intents. ``InstanceJumpProvider``
-adds one "Jump to" hit per instance matching the typed name, id, account, provider or
-tag, at most ``MAX_HITS``.
+``fleet_commands`` lists the fixed commands (restart, reconnect, pair, event log, filter,
+problems only, sort by any column or reversed, pause, poll now, abort, help, quit) that
+``FleetApp.get_system_commands`` adds to Textual's own (less its Keys panel and Quit);
+like keys, they post the operator's intents. ``InstanceJumpProvider`` adds one "Jump to"
+hit per instance matching the typed name, id, account, provider or tag, at most
+``MAX_HITS``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
 
 from textual.app import SystemCommand
@@ -17,6 +18,7 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.content import Content
 from textual.markup import escape
 
+from tuiapp.ui.gridmodel import SORT_MODES
 from tuiapp.ui.messages import (
     ActionRequested,
     BulkAbortRequested,
@@ -73,18 +75,33 @@ def fleet_commands(app: Shell) -> Iterator[SystemCommand]:
         "Show the login QR or a pairing code of the selected SCAN_QR_CODE instance",
         pair_selected,
     )
+    yield SystemCommand(
+        "Event log (full screen)",
+        "Every event and action outcome, wrapped, scrollable, searchable; where the audit log is",
+        app.open_log,
+    )
     yield SystemCommand("Filter", "Filter rows by text", app.open_filter)
     yield SystemCommand("Clear filter", "Show every row", lambda: post(FilterChanged("")))
     yield SystemCommand("Problems only", "Toggle problems only", lambda: post(ProblemsToggled()))
+    yield SystemCommand("Sort: next column", "s: " + ", ".join(SORT_MODES), _sort(app))
+    for mode in SORT_MODES:
+        yield SystemCommand(f"Sort by {mode}", f"Sort the grid by {mode}", _sort(app, mode))
     yield SystemCommand(
-        "Sort", "Cycle sort: severity, name, provider, since", lambda: post(SortCycled())
+        "Reverse sort", "S: the same column, the other way round", _sort(app, reverse=True)
     )
     yield SystemCommand("Pause / resume polling", "Toggle polling", lambda: post(PauseToggled()))
     yield SystemCommand("Poll now", "Poll the selected row now", poll_selected)
     yield SystemCommand(
         "Abort bulk", "Abort the running bulk action", lambda: post(BulkAbortRequested())
     )
+    yield SystemCommand(
+        "Help: keys", "?: every key of this screen, and the status legend", app.action_help
+    )
     yield SystemCommand("Quit", "Quit (asks only while actions are in flight)", app.action_quit)
+
+
+def _sort(app: Shell, mode: str | None = None, *, reverse: bool = False) -> Callable[[], object]:
+    return lambda: app.post_message(SortCycled(mode=mode, reverse=reverse))
 
 
 class InstanceJumpProvider(Provider):

@@ -1,9 +1,11 @@
 """The detail screen (enter): everything tuiapp knows about one instance.
 
 Ids, account and provider, raw status and reason, connected_at, latency, data age,
-last error (redacted once more, to be sure), the last 10 transitions, the last
-actions and their outcomes (shared state, so other operators' too), and which
-actions are allowed now and why the others are not. ``r`` and ``c`` act on this
+last error (redacted once more, to be sure), the last 10 transitions (with the
+statuses the grid showed but the confirmation rule never confirmed, marked so), the
+last actions and their outcomes (shared state, so other operators' too), and which
+actions are allowed now and why the others are not. Long lines wrap under their own
+value (``wrap.hang_all``), never back to column 0. ``r`` and ``c`` act on this
 instance from here. The text is rebuilt by the app's one-second tick and on every
 update of the row, and repainted only when it changed.
 """
@@ -15,14 +17,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
-from textual.app import ComposeResult
+from textual.app import ComposeResult, RenderResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
+from textual.geometry import Size
 from textual.screen import Screen
-from textual.widgets import Static
+from textual.widget import Widget
 
-from tuiapp.durations import age_text, countdown_text
-from tuiapp.model import ACTIONS, iso_utc
+from tuiapp.durations import age_text, countdown_text, human_duration
+from tuiapp.model import ACTIONS, Status, Transition, iso_utc
+from tuiapp.row import Glimpse
 from tuiapp.secrets import redact
 from tuiapp.ui.keys import action_bindings
 from tuiapp.ui.messages import ActionRequested, PairRequested, PollRequested, deliver
@@ -36,12 +40,14 @@ from tuiapp.ui.present import (
     status_text,
 )
 from tuiapp.ui.textual_fixes import LeanFooter
+from tuiapp.ui.wrap import hang_all
+from tuiapp.vocabulary import count_text, outcome_text, reason_text
 
 if TYPE_CHECKING:
     from tuiapp.guards import Verdict
     from tuiapp.state import ActionRecord
 
-__all__ = ["DetailFacts", "DetailScreen", "detail_text"]
+__all__ = ["DetailFacts", "DetailScreen", "HangingText", "detail_text"]
 
 TRANSITIONS_SHOWN = 10
 ACTIONS_SHOWN = 5
@@ -56,6 +62,23 @@ class DetailFacts:
     offered: frozenset[str]
     records: Sequence[ActionRecord]  # shared state, oldest first
     outage: str | None = None
+
+
+def _unconfirmed_text(row: RowLike) -> str:
+    """The header's note when the latest read is not the confirmed status (yet)."""
+    if row.confirmed == row.status:
+        return ""
+    reads = count_text(max(1, getattr(row, "pending_reads", 0)), "read")
+    if row.confirmed == Status.UNKNOWN:
+        return f"  (not confirmed yet: {reads} so far)"
+    return f"  (not confirmed yet: {reads} so far; confirmed: {status_text(row.confirmed)})"
+
+
+def _history(row: RowLike) -> list[Transition | Glimpse]:
+    """Confirmed transitions and unconfirmed glimpses, newest first (at most 10)."""
+    items: list[Transition | Glimpse] = [*row.transitions, *getattr(row, "glimpses", ())]
+    items.sort(key=lambda item: item.at, reverse=True)
+    return items[:TRANSITIONS_SHOWN]
 
 
 def _when(at: float | None, now: float) -> str:
@@ -85,8 +108,7 @@ def detail_text(
     text.append(inst.name, style="bold")
     text.append("   ")
     text.append(status_text(row.status), style=status_style)  # type: ignore[arg-type]
-    if row.confirmed != row.status:
-        text.append(f"  (confirmed: {status_text(row.confirmed)}; this read is not yet)")
+    text.append(_unconfirmed_text(row))
     text.append("\n\n")
     line("id", inst.id)
     line("account", f"{inst.account} ({row.account.provider})")
@@ -94,6 +116,8 @@ def detail_text(
         line("tags", ", ".join(inst.tags))
     raw = obs.raw_status if obs is not None and obs.raw_status else "—"
     reason = obs.reason if obs is not None and obs.reason else "—"
+    if reason_text(reason) != reason:  # the words, and the code docs/providers.md uses
+        reason = f"{reason_text(reason)} ({reason})"
     line("raw status", f"{raw}   reason: {reason}")
     http = obs.http_status if obs is not None else None
     if http is not None:
@@ -153,16 +177,31 @@ def detail_text(
         text.append(f"  in progress: {note.action} {note.stage}  {note.message}\n")
 
     text.append("\nRecent transitions (newest first)\n", style="bold underline")
-    transitions = list(row.transitions)[-TRANSITIONS_SHOWN:]
-    if not transitions:
+    history = _history(row)
+    if not history:
         text.append("  none seen yet\n")
-    for tr in reversed(transitions):
-        text.append(f"  {iso_utc(tr.at)}  ")
-        text.append(status_text(tr.old), style=style_for(f"status--{status_class(tr.old)}"))  # type: ignore[arg-type]
-        text.append(" → ")
-        text.append(status_text(tr.new), style=style_for(f"status--{status_class(tr.new)}"))  # type: ignore[arg-type]
-        if tr.reason:
-            text.append(f"  ({tr.reason})")
+
+    def status(value: Status) -> None:
+        text.append(status_text(value), style=style_for(f"status--{status_class(value)}"))  # type: ignore[arg-type]
+
+    for item in history:
+        text.append(f"  {iso_utc(item.at)}  ")
+        if isinstance(item, Glimpse):
+            status(item.old)
+            text.append(" → ")
+            status(item.seen)
+            text.append(" → ")
+            status(item.then)
+            lasted = human_duration(item.until - item.at)
+            text.append(
+                f"  ({item.seen.value} not confirmed: {count_text(item.reads, 'read')}, {lasted})"
+            )
+        else:
+            status(item.old)
+            text.append(" → ")
+            status(item.new)
+            if item.reason:
+                text.append(f"  ({reason_text(item.reason)})")
         text.append("\n")
 
     text.append("\nRecent actions\n", style="bold underline")
@@ -172,7 +211,7 @@ def detail_text(
     for rec in reversed(records):
         text.append(
             f"  {iso_utc(rec.at)}  {rec.action} by {rec.operator}"
-            f"{' on ' + rec.host if rec.host else ''}  → {rec.outcome}"
+            f"{' on ' + rec.host if rec.host else ''}  → {outcome_text(rec.outcome)}"
         )
         if rec.override:
             text.append(f"  (override: {rec.override})")
@@ -180,9 +219,37 @@ def detail_text(
             text.append(f"  cooldown {countdown_text(rec.cooldown_until - now)}")
         text.append("\n")
     if note is not None and note.outcome and note.message:
-        text.append(f"  last outcome here: {note.action} {note.outcome}: {redact(note.message)}\n")
+        words = outcome_text(note.outcome)
+        text.append(f"  last outcome here: {note.action} {words}: {redact(note.message)}\n")
     text.rstrip()
     return text
+
+
+class HangingText(Widget):
+    """A text whose long lines wrap under their own value, never back to column 0."""
+
+    DEFAULT_CSS = "HangingText { height: auto; }"
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._text = Text()
+        self._wrapped: tuple[int, Text] | None = None  # (width, the text wrapped to it)
+
+    def update(self, text: Text) -> None:
+        self._text = text
+        self._wrapped = None
+        self.refresh(layout=True)
+
+    def wrapped(self, width: int) -> Text:
+        if self._wrapped is None or self._wrapped[0] != width:
+            self._wrapped = (width, hang_all(self._text, width))
+        return self._wrapped[1]
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        return self.wrapped(width).plain.count("\n") + 1
+
+    def render(self) -> RenderResult:
+        return self.wrapped(self.size.width)
 
 
 class DetailScreen(Screen[None]):
@@ -221,7 +288,7 @@ class DetailScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="detail-scroll"):
-            yield Static(id="detail-body")
+            yield HangingText(id="detail-body")
         yield LeanFooter()
 
     def on_mount(self) -> None:
@@ -235,7 +302,7 @@ class DetailScreen(Screen[None]):
         if self._shown is not None and text.plain == self._shown.plain:
             return
         self._shown = text
-        self.query_one("#detail-body", Static).update(text)
+        self.query_one("#detail-body", HangingText).update(text)
 
     @property
     def body_text(self) -> str:

@@ -1,6 +1,8 @@
 """Modal dialogs: action confirmation, override reason, quit while actions run.
 
-The confirmation dialog lists every target (marked rows hidden by the
+Every dialog fits an 80x24 terminal: the title is docked at the top, the buttons (and
+any input) at the bottom, and the list between them scrolls. The confirmation dialog
+lists every target (marked rows hidden by the
 filter included, and said so) with provider, status, warnings and what the action
 interrupts; refused targets listed as skipped; focus starts on Cancel; ``y``
 confirms, ``n`` or escape cancels; any key in the first 300 ms after it opens is
@@ -27,6 +29,7 @@ from tuiapp.clock import Clock
 from tuiapp.guards import MAX_UNCOUNTED_TARGETS
 from tuiapp.model import Status
 from tuiapp.ui.present import STATUS_COMPONENTS, status_class, status_text
+from tuiapp.vocabulary import count_text
 
 if TYPE_CHECKING:
     from tuiapp.guards import ActionPlan, Verdict
@@ -143,25 +146,26 @@ class ConfirmScreen(GuardedModal[bool]):
         with Vertical(id="confirm-dialog", classes="dialog"):
             yield Label(plan.title, id="confirm-title", classes="dialog-title", markup=False)
             yield VerticalScroll(Static(self._body(), id="confirm-body"), id="confirm-scroll")
-            if plan.needs_count:
-                yield Label(
-                    f"{len(plan.targets)} targets: type {len(plan.targets)} to confirm",
-                    id="confirm-count-label",
-                )
-                yield GuardedInput(
-                    placeholder=str(len(plan.targets)),
-                    restrict=r"[0-9]*",
-                    max_length=6,
-                    id="confirm-count",
-                )
-            with Horizontal(classes="dialog-buttons"):
-                yield Button("Cancel (n)", id="cancel", variant="primary")
-                yield Button(
-                    f"{plan.action.capitalize()} (y)",
-                    id="confirm",
-                    variant="error",
-                    disabled=plan.needs_count,
-                )
+            with Vertical(classes="dialog-foot"):  # docked: in sight however long the list
+                if plan.needs_count:
+                    yield Label(
+                        f"{len(plan.targets)} targets: type {len(plan.targets)} to confirm",
+                        id="confirm-count-label",
+                    )
+                    yield GuardedInput(
+                        placeholder=str(len(plan.targets)),
+                        restrict=r"[0-9]*",
+                        max_length=6,
+                        id="confirm-count",
+                    )
+                with Horizontal(classes="dialog-buttons"):
+                    yield Button("Cancel (n)", id="cancel", variant="primary")
+                    yield Button(
+                        f"{plan.action.capitalize()} (y)",
+                        id="confirm",
+                        variant="error",
+                        disabled=plan.needs_count,
+                    )
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -175,8 +179,9 @@ class ConfirmScreen(GuardedModal[bool]):
             self._target_line(text, target)
             for warning in target.verdict.warnings:
                 text.append(f"    ⚠ {warning}\n", style="bold")
-            if target.verdict.by:
-                text.append(f"    ⓘ {target.verdict.by}\n")
+            context = target.verdict.last_attempt or target.verdict.by  # what came before
+            if context:
+                text.append(f"    ⓘ {context}\n")
             if len(interrupts) > 1:
                 text.append(f"    interrupts: {target.verdict.interrupts}\n")
         if len(interrupts) == 1:
@@ -281,12 +286,13 @@ class ReasonScreen(GuardedModal[str | None]):
         with Vertical(id="reason-dialog", classes="dialog"):
             yield Label(self.question, classes="dialog-title", markup=False)
             body = "\n".join(f"✗ {line}" for line in self.refusals)
-            yield Static(Text(body), id="reason-refusals")
-            yield Label("Reason (written to the audit log):")
-            yield GuardedInput(placeholder="why this override is needed", id="reason-input")
-            with Horizontal(classes="dialog-buttons"):
-                yield Button("Cancel", id="cancel", variant="primary")
-                yield Button("Override", id="confirm", variant="error")
+            yield VerticalScroll(Static(Text(body), id="reason-refusals"), id="reason-scroll")
+            with Vertical(classes="dialog-foot"):  # docked: in sight however long the list
+                yield Label("Reason (written to the audit log):")
+                yield GuardedInput(placeholder="why this override is needed", id="reason-input")
+                with Horizontal(classes="dialog-buttons"):
+                    yield Button("Cancel", id="cancel", variant="primary")
+                    yield Button("Override", id="confirm", variant="error")
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -325,13 +331,17 @@ class QuitScreen(GuardedModal[bool]):
 
     def compose(self) -> ComposeResult:
         names = ", ".join(self.in_flight[:10]) + (" …" if len(self.in_flight) > 10 else "")
+        one = len(self.in_flight) == 1
         with Vertical(id="quit-dialog", classes="dialog"):
-            yield Label("Actions are in flight", classes="dialog-title")
+            yield Label(
+                f"{'An action is' if one else 'Actions are'} in flight", classes="dialog-title"
+            )
             yield Static(
                 Text(
-                    f"{len(self.in_flight)} action(s) still running: {names}.\n"
-                    "Quitting now stops their verification; the audit log keeps what was "
-                    "sent, and the next start reports them as unknown. Quit anyway?"
+                    f"{count_text(len(self.in_flight), 'action')} still running: {names}.\n"
+                    f"Quitting now stops {'its' if one else 'their'} verification; the audit "
+                    "log keeps what was sent, and the next start reports "
+                    f"{'it' if one else 'them'} as unknown. Quit anyway?"
                 )
             )
             with Horizontal(classes="dialog-buttons"):

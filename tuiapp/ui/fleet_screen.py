@@ -8,6 +8,7 @@ come from ``ui/header.py`` (the app gathers what they read); the screen shows th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar
 
 from textual import on
@@ -20,8 +21,12 @@ from textual.widgets import Input
 
 from tuiapp.model import Status
 from tuiapp.ui.event_log import EventLog
+from tuiapp.ui.footer import FleetFooter
 from tuiapp.ui.grid import FleetGrid
+from tuiapp.ui.gridmodel import SORT_MODES
+from tuiapp.ui.header import cut_words, outage_text
 from tuiapp.ui.keys import action_bindings
+from tuiapp.ui.log_screen import CLOSE_ALL, LogScreen
 from tuiapp.ui.messages import (
     ActionRequested,
     BulkAbortRequested,
@@ -35,10 +40,14 @@ from tuiapp.ui.messages import (
     deliver,
 )
 from tuiapp.ui.shell import Shell
-from tuiapp.ui.textual_fixes import LeanFooter
-from tuiapp.ui.widgets import StatusCounts, TextCell
+from tuiapp.ui.widgets import BannerLine, StatusCounts, TextCell
 
-__all__ = ["FleetScreen"]
+__all__ = ["NETWORK_DOWN", "FleetScreen"]
+
+NETWORK_DOWN = (
+    "⚠ Every account is unreachable: check tuiapp's own network (DNS, proxy, VPN, firewall) "
+    "before acting on instances."
+)
 
 
 class FleetScreen(Screen[None]):
@@ -59,7 +68,7 @@ class FleetScreen(Screen[None]):
             "filter",
             "Filter",
             id="fleet.filter",
-            tooltip="Filter by name, id, account, provider or tag",
+            tooltip="Filter by name, id, account, provider, tag or status (failed, qr...)",
         ),
         Binding("f", "problems", "Problems", id="fleet.problems", tooltip="Problems only"),
         Binding(
@@ -67,12 +76,20 @@ class FleetScreen(Screen[None]):
             "sort",
             "Sort",
             id="fleet.sort",
-            tooltip="Cycle sort: severity, name, provider, since",
+            tooltip="Sort by the next column: " + ", ".join(SORT_MODES),
+        ),
+        Binding(
+            "S",
+            "sort_reverse",
+            "Reverse sort",
+            show=False,
+            id="fleet.sort_reverse",
+            tooltip="The same column, the other way round",
         ),
         Binding(
             "u",
             "poll_now",
-            "Poll now",
+            "Poll the selected row now",
             show=False,
             id="fleet.poll_now",
             tooltip="Poll the selected row now (within its budget)",
@@ -80,7 +97,21 @@ class FleetScreen(Screen[None]):
         Binding(
             "p", "pause", "Pause", show=False, id="fleet.pause", tooltip="Pause or resume polling"
         ),
-        Binding("l", "log", "Log", id="fleet.log", tooltip="Toggle the event log"),
+        Binding(
+            "l",
+            "log",
+            "Log",
+            id="fleet.log",
+            tooltip="The event log under the grid; l again: full screen (esc hides it)",
+        ),
+        Binding(
+            "L",
+            "log_screen",
+            "Log, full screen",
+            show=False,
+            id="fleet.log_screen",
+            tooltip="Every event, wrapped, scrollable and searchable (/)",
+        ),
         Binding(
             "x",
             "abort",
@@ -119,15 +150,13 @@ class FleetScreen(Screen[None]):
         self.badge_demo = TextCell("DEMO", id="badge-demo", classes="badge")
         self.badge_read_only = TextCell("READ-ONLY", id="badge-read-only", classes="badge")
         self.polling = TextCell(id="polling")
-        self.outage_banner = TextCell(id="outage-banner", classes="banner")
-        self.network_banner = TextCell(
-            "Every account is unreachable: check tuiapp's own network (DNS, proxy, VPN, "
-            "firewall) before acting on instances.",
-            id="network-banner",
-            classes="banner",
+        self.banner = BannerLine(id="banner")  # outages, network down; blank otherwise
+        self.filter_box = Input(
+            placeholder="filter: name, id, account, provider, tag, status", id="filter"
         )
-        self.filter_box = Input(placeholder="filter: name, id, account, provider, tag", id="filter")
-        self.grid = FleetGrid(app.model, app.grid_cells, app.clock, id="grid")
+        self.grid = FleetGrid(
+            app.model, app.grid_cells, app.clock, read_only=app.read_only, id="grid"
+        )
         self.event_log = EventLog(id="event-log")
         self.status_line = TextCell(id="status-line")
         with Vertical(id="header"):
@@ -136,20 +165,17 @@ class FleetScreen(Screen[None]):
                 yield self.badge_demo
                 yield self.badge_read_only
             yield self.polling
-        yield self.outage_banner
-        yield self.network_banner
+        yield self.banner
         yield self.filter_box
         yield self.grid
         yield self.event_log
         yield self.status_line
-        yield LeanFooter()
+        yield FleetFooter()
 
     def on_mount(self) -> None:
         app = self.fleet_app
         self.badge_demo.display = app.demo
         self.badge_read_only.display = app.read_only
-        self.outage_banner.display = False
-        self.network_banner.display = False
         self.filter_box.display = False
         self.event_log.display = False
         self.grid.focus()
@@ -159,23 +185,33 @@ class FleetScreen(Screen[None]):
         self,
         counts: dict[Status, int],
         polling: str,
-        outage: str | None,
+        outages: Mapping[str, str],
         network_down: bool,
         status_line: str,
     ) -> None:
-        """The header, banners and status line (texts from ``ui/header.py``)."""
+        """The header, the banner line and the status line (texts from ``ui/header.py``).
+
+        The banner line is always there (blank when all is well): the network first,
+        else the account-wide outages, each fitted to the line.
+        """
         self.counts.show(counts)
         self.polling.set(polling)
-        if outage is not None:
-            self.outage_banner.set(outage)
-        self.outage_banner.display = outage is not None
-        self.network_banner.display = network_down
+        banner = self.banner
+        if network_down:
+            banner.show("network", lambda width: cut_words(NETWORK_DOWN, width))
+        elif outages:
+            held = dict(outages)
+            banner.show(tuple(sorted(held.items())), lambda width: outage_text(held, width) or "")
+        else:
+            banner.show(None, None)
+        banner.set_class(network_down or bool(outages), "banner")
+        banner.set_class(network_down, "-network")
         self.status_line.set(status_line)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         app = self.fleet_app
         if action == "act":
-            return None if app.read_only else True
+            return not app.read_only  # read-only: hidden (a key still says why: FleetApp)
         if action == "abort":
             return True if app.bulk_running else None
         if action in ("detail", "poll_now", "pair"):
@@ -207,6 +243,9 @@ class FleetScreen(Screen[None]):
     async def action_sort(self) -> None:
         await deliver(self, SortCycled())
 
+    async def action_sort_reverse(self) -> None:
+        await deliver(self, SortCycled(reverse=True))
+
     async def action_poll_now(self) -> None:
         if self.fleet_app.model.cursor is not None:
             await deliver(self, PollRequested(self.fleet_app.model.cursor))
@@ -215,10 +254,26 @@ class FleetScreen(Screen[None]):
         await deliver(self, PauseToggled())
 
     def action_log(self) -> None:
+        """l: the panel under the grid; l while it shows: the full-screen log."""
         event_log = self.event_log
-        event_log.display = not event_log.display
         if event_log.display:
-            event_log.refresh()
+            self.action_log_screen()
+            return
+        event_log.display = True
+        event_log.refresh()
+
+    def action_log_screen(self) -> None:
+        """L: the full-screen log; closed with l, the panel goes too (l cycles)."""
+        app = self.fleet_app
+        note = f"audit log: {app.engine.audit.path}"
+        if app.demo:
+            note += " (the demo's temporary directory: deleted when the demo quits)"
+
+        def closed(result: str | None) -> None:
+            if result == CLOSE_ALL:
+                self.event_log.display = False
+
+        self.app.push_screen(LogScreen(self.event_log.book, note), closed)
 
     async def action_abort(self) -> None:
         await deliver(self, BulkAbortRequested())

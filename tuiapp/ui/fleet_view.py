@@ -23,10 +23,11 @@ from rich.text import Text
 from tuiapp.ui.bridge import EngineBridge
 from tuiapp.ui.detail import DetailScreen, detail_text
 from tuiapp.ui.fleet_screen import FleetScreen
-from tuiapp.ui.header import outage_text, status_line_text
+from tuiapp.ui.header import status_line_text
 from tuiapp.ui.polling import Polling
 from tuiapp.ui.present import CellStyle, RowLike, haystack, interval_lookup, row_cells, row_dim
 from tuiapp.ui.shell import Shell
+from tuiapp.ui.toasts import acted_on, place_toasts
 
 __all__ = ["FleetView"]
 
@@ -45,14 +46,30 @@ class FleetView:
         self.polling = polling
         self.interval_of = interval_lookup(app.fleet.poll_interval_for)
         self.screen: FleetScreen | None = None  # set by ``show``: painting starts
+        self._unpolled: set[str] = set()  # until the first sweep is in, the cursor rides the top
 
     def show(self, screen: FleetScreen) -> None:
         """Paint on ``screen`` from now on: every row into the grid, then the header."""
         self.screen = screen
-        for name, row in self.app.poller.rows.items():
+        rows = self.app.poller.rows
+        for name, row in rows.items():
             self._upsert(name, row)
+        self._unpolled = {name for name, row in rows.items() if row.last_polled_at is None}
+        self._first_sweep_seen(())
         screen.grid.sync()
         self.update_header()
+
+    def _first_sweep_seen(self, names: Iterable[str]) -> None:
+        """Once every row has been read, the cursor stops riding the worst row: from then
+        on only the operator moves it to another instance."""
+        unpolled = self._unpolled
+        if unpolled:
+            rows = self.app.poller.rows
+            unpolled.difference_update(
+                [n for n in names if (row := rows.get(n)) and row.last_polled_at is not None]
+            )
+        if not unpolled:
+            self.app.model.follow_top = False
 
     # ---- rows -> the model -------------------------------------------------------------
 
@@ -64,10 +81,13 @@ class FleetView:
             row = rows.get(name)
             if row is not None:
                 self._upsert(name, row)
+        if self.app.model.follow_top:
+            self._first_sweep_seen(names)
         self.app.refresh_view(rows=names)
         return names
 
     def _upsert(self, name: str, row: RowLike) -> None:
+        obs = row.obs
         self.app.model.upsert(
             name,
             status=row.status,
@@ -75,6 +95,9 @@ class FleetView:
             provider=row.account.provider,
             since=row.since,
             haystack=haystack(row),
+            account=row.instance.account,
+            latency=obs.latency_ms if obs is not None else None,
+            checked=row.last_polled_at,
         )
 
     # ---- the operator's view changes ------------------------------------------------
@@ -91,9 +114,14 @@ class FleetView:
         model.set_problems_only(not model.problems_only)
         self.app.refresh_view()
 
-    def cycle_sort(self) -> None:
+    def cycle_sort(self, *, reverse: bool = False, mode: str | None = None) -> None:
+        """s: the next column; S (``reverse``): the same column the other way round;
+        the palette's "Sort by ...": ``mode``."""
         model = self.app.model
-        model.set_sort(model.next_sort_mode())
+        if reverse:
+            model.set_sort(model.sort_mode, reverse=not model.reverse)
+        else:
+            model.set_sort(mode or model.next_sort_mode())
         if self.screen is not None:
             self.screen.grid.refresh()  # the header line's sort mark
         self.app.refresh_view()
@@ -138,6 +166,8 @@ class FleetView:
         else:
             screen.grid.sync(dirty=rows)
         self.update_header()
+        app = self.app
+        place_toasts(screen, screen.grid, acted_on(app.notes, app.model.cursor, app.clock()))
         shown = self._detail_screen()
         if shown is not None and (detail or shown.instance_name in rows):
             shown.update_detail()
@@ -151,7 +181,7 @@ class FleetView:
         screen.show_header(
             dict(model.counts),
             self.polling.line(),
-            outage_text(bridge.outages),
+            bridge.outages,
             bridge.network_down,
             status_line_text(model, bulk_running=app.bulk_running, bulk=app.bulk),
         )

@@ -10,7 +10,13 @@ that differ, so a changed latency costs a few bytes on a slow SSH link, and a
 countdown tick repaints only the countdowns. Terminal time stays small: a line is
 never redrawn while nothing on it changed. The cursor is an instance name: when rows
 re-sort it moves with its instance, and the view scrolls only to keep it on screen.
-Colour comes from component classes (one per status), always with glyph and word.
+After a sort or filter change the view starts at the top when the cursor row fits on
+the first page, else it keeps the cursor on its screen line (no stale offset hides
+the worst rows). Colour comes from component classes (one per status), always with
+glyph and word.
+
+Keys: arrows or j / k, PgUp / PgDn, ctrl+u / ctrl+d (half a page), Home / g, End / G,
+space marks the row and moves down (not in read-only mode).
 
 tests/bench/bench_ui.py measures it: 10,000 rows paint first in ~0.4 s.
 """
@@ -18,10 +24,9 @@ tests/bench/bench_ui.py measures it: 10,000 rows paint first in ~0.4 s.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass
 from typing import ClassVar
 
-from rich.cells import cell_len, set_cell_size
+from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
 from textual import events
@@ -32,94 +37,23 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from tuiapp.clock import Clock
+from tuiapp.ui.grid_columns import (
+    COLUMNS,
+    SORT_COLUMN,
+    Column,
+    Placed,
+    empty_text,
+    fit,
+    header_title,
+    layout_columns,
+)
 from tuiapp.ui.gridmodel import GridModel
-from tuiapp.ui.present import NOTE_COMPONENTS, STATUS_COMPONENTS, STATUS_WIDTH, CellStyle
+from tuiapp.ui.present import NOTE_COMPONENTS, STATUS_COMPONENTS, CellStyle
 
-__all__ = ["COLUMNS", "Column", "FleetGrid", "layout_columns"]
+__all__ = ["COLUMNS", "Column", "FleetGrid", "fit", "layout_columns"]
 
 CellSource = Callable[[str, float], tuple[dict[str, CellStyle], bool]]
 """(name, now) -> (cells by column key, dim): how the grid learns what a row shows."""
-
-
-@dataclass(frozen=True, slots=True)
-class Column:
-    """One grid column. ``drop`` > 0: dropped on narrow screens, highest first."""
-
-    key: str
-    title: str
-    width: int
-    drop: int = 0
-    grow: int = 0  # share of spare width; 0 = fixed
-    max_width: int = 0  # cap for growing columns (0: none)
-
-
-COLUMNS: tuple[Column, ...] = (
-    Column("mark", "", 2),
-    Column("status", "STATUS", STATUS_WIDTH),
-    Column("name", "NAME", 16, grow=1, max_width=32),
-    Column("account", "ACCOUNT", 10, drop=5),
-    Column("provider", "PROVIDER", 11, drop=3),
-    Column("since", "SINCE", 6, drop=1),
-    Column("latency", "LATENCY", 7, drop=4),
-    Column("check", "CHECKED", 8, drop=2),
-    Column("note", "NOTE", 14, grow=3),
-)
-SORT_COLUMN = {"severity": "status", "name": "name", "provider": "provider", "since": "since"}
-
-Placed = tuple[tuple[Column, int, int], ...]  # (column, x, width)
-
-
-def layout_columns(width: int, columns: tuple[Column, ...] = COLUMNS) -> Placed:
-    """Fit columns into ``width`` cells: drop the least useful first, then grow the flexible."""
-    chosen = list(columns)
-
-    def needed(cols: list[Column]) -> int:
-        return sum(c.width for c in cols) + len(cols) - 1
-
-    while needed(chosen) > width and any(c.drop for c in chosen):
-        worst = max((c for c in chosen if c.drop), key=lambda c: c.drop)
-        chosen.remove(worst)
-    spare = max(0, width - needed(chosen))
-    widths = {c.key: c.width for c in chosen}
-    growers = [c for c in chosen if c.grow]
-    # first bring capped columns toward their cap, the rest goes to the uncapped ones
-    total_grow = sum(c.grow for c in growers) or 1
-    for column in growers:
-        extra = spare * column.grow // total_grow
-        if column.max_width:
-            extra = min(extra, max(0, column.max_width - column.width))
-        widths[column.key] += extra
-    leftover = width - (sum(widths.values()) + len(chosen) - 1)
-    uncapped = [c for c in growers if not c.max_width]
-    if leftover > 0 and uncapped:
-        widths[uncapped[-1].key] += leftover
-    placed = []
-    x = 0
-    for column in chosen:
-        placed.append((column, x, widths[column.key]))
-        x += widths[column.key] + 1
-    return tuple(placed)
-
-
-_FIT_CACHE: dict[tuple[str, int], str] = {}
-
-
-def fit(text: str, width: int) -> str:
-    """Pad or cut ``text`` to exactly ``width`` cells, with an ellipsis when cut."""
-    key = (text, width)
-    fitted = _FIT_CACHE.get(key)
-    if fitted is not None:
-        return fitted
-    if width <= 0:
-        fitted = ""
-    elif cell_len(text) <= width:
-        fitted = set_cell_size(text, width)
-    else:
-        fitted = set_cell_size(text, width - 1) + "…"
-    if len(_FIT_CACHE) > 50_000:  # bounded: names x widths of one screen fit easily
-        _FIT_CACHE.clear()
-    _FIT_CACHE[key] = fitted
-    return fitted
 
 
 LineSpec = tuple[str, tuple[tuple[str, str], ...]]  # (row style, ((cell text, cell class), ...))
@@ -138,13 +72,21 @@ class FleetGrid(ScrollView, can_focus=True, inherit_bindings=False):
     }
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("up", "cursor_up", "Up", show=False, id="grid.up"),
-        Binding("down", "cursor_down", "Down", show=False, id="grid.down"),
+        Binding("up,k", "cursor_up", "Up", show=False, id="grid.up"),
+        Binding("down,j", "cursor_down", "Down", show=False, id="grid.down"),
         Binding("pageup", "page_up", "Page up", show=False, id="grid.page_up"),
         Binding("pagedown", "page_down", "Page down", show=False, id="grid.page_down"),
-        Binding("home", "first", "First row", show=False, id="grid.first"),
-        Binding("end", "last", "Last row", show=False, id="grid.last"),
-        Binding("space", "mark", "Mark", id="grid.mark", tooltip="Mark or unmark the row"),
+        Binding("ctrl+u", "half_page_up", "Half a page up", show=False, id="grid.half_up"),
+        Binding("ctrl+d", "half_page_down", "Half a page down", show=False, id="grid.half_down"),
+        Binding("home,g", "first", "First row", show=False, id="grid.first"),
+        Binding("end,G", "last", "Last row", show=False, id="grid.last"),
+        Binding(
+            "space",
+            "mark",
+            "Mark",
+            id="grid.mark",
+            tooltip="Mark or unmark the row, then move down (r / c act on the marked rows)",
+        ),
     ]
 
     class MarksChanged(Message):
@@ -156,19 +98,22 @@ class FleetGrid(ScrollView, can_focus=True, inherit_bindings=False):
         cells: CellSource,
         clock: Clock,
         *,
+        read_only: bool = False,
         id: str | None = None,
     ) -> None:
         super().__init__(id=id)
         self.model = model
         self.cells = cells
         self.clock = clock
+        self.read_only = read_only  # no marking: nothing could act on the marks
         self._painted: dict[int, LineSpec] = {}
         self._styles: dict[tuple[str, str], Style] = {}
         self._placed: Placed = ()
-        self._placed_width = -1
+        self._placed_width: tuple[int, str] = (-1, "")
         self._last_cursor: str | None = None
         self._synced_version = -1
         self._painted_names: dict[int, str] = {}
+        self._cursor_line = 0  # the cursor's line on screen (0: the first row) at the last sync
         self._now = clock()
 
     # ---- geometry ------------------------------------------------------------------
@@ -180,9 +125,10 @@ class FleetGrid(ScrollView, can_focus=True, inherit_bindings=False):
 
     def placed(self) -> Placed:
         width = self.scrollable_content_region.width
-        if width != self._placed_width:
-            self._placed = layout_columns(max(width, 20))
-            self._placed_width = width
+        keep = SORT_COLUMN.get(self.model.sort_mode, "")
+        if (width, keep) != self._placed_width:
+            self._placed = layout_columns(max(width, 20), keep=keep)
+            self._placed_width = (width, keep)
         return self._placed
 
     def row_at(self, y: int, top: int | None = None) -> str | None:
@@ -216,19 +162,26 @@ class FleetGrid(ScrollView, can_focus=True, inherit_bindings=False):
         """What screen line ``y`` should show now (compared with what was painted)."""
         if placed is None:
             placed = self.placed()
+        model = self.model
         if y == 0:
-            sort_key = SORT_COLUMN.get(self.model.sort_mode)
+            sort_key = SORT_COLUMN.get(model.sort_mode)
+            arrow = "▲" if model.reverse else "▼"
             cells = tuple(
-                (fit(col.title + (" ▼" if col.key == sort_key else ""), width), "")
+                (header_title(col.title, width, arrow if col.key == sort_key else ""), "")
                 for col, _x, width in placed
             )
             return ("header", cells)
         name = self.row_at(y, top)
         if name is None:
+            if y == 1 and not model.visible:
+                hint = empty_text(model.filter_text, model.problems_only)
+                if hint:
+                    width = self.scrollable_content_region.width
+                    return ("", ((fit(f"   {hint}", width), "note--warn"),))
             return ("", ())
         values, dim = self.cells(name, self._now)
-        cursor = name == self.model.cursor
-        marked = name in self.model.marks
+        cursor = name == model.cursor
+        marked = name in model.marks
         row_css = " ".join(
             part for part, on in (("dim", dim), ("marked", marked), ("cursor", cursor)) if on
         )
@@ -286,6 +239,9 @@ class FleetGrid(ScrollView, can_focus=True, inherit_bindings=False):
         if self.virtual_size != Size(region.width, height):
             self.virtual_size = Size(region.width, height)
         top_before = int(self.scroll_y)
+        if model.reset_view:
+            model.reset_view = False
+            self._replace_top()
         self._place_cursor()
         cursor_moved = model.cursor != self._last_cursor
         self._last_cursor = model.cursor
@@ -307,6 +263,7 @@ class FleetGrid(ScrollView, can_focus=True, inherit_bindings=False):
             self.repaint_changed(sorted(lines))
         self._synced_version = model.version
         self._painted_names = {y + 1: name for y, name in enumerate(occupants)}
+        self._cursor_line = model.cursor_index - top
 
     def repaint_changed(self, lines: Iterable[int] | None = None) -> None:
         """Refresh the regions of the cells whose painted text or style is out of date."""
@@ -328,6 +285,17 @@ class FleetGrid(ScrollView, can_focus=True, inherit_bindings=False):
             ):
                 if old != new:
                     self.refresh(Region(x, y, width, 1))
+
+    def _replace_top(self) -> None:
+        """After a rebuild (sort, filter): the top when the cursor row fits on the first
+        page, else the cursor on the screen line it had."""
+        index = self.model.cursor_index
+        page = self.page_rows
+        top = 0 if index < page else index - max(0, min(self._cursor_line, page - 1))
+        top = max(0, min(top, max(0, len(self.model.visible) - page)))
+        if top != int(self.scroll_y):
+            self.scroll_to(y=top, animate=False, immediate=True, force=True)
+            self._painted.clear()
 
     def _place_cursor(self) -> None:
         """Scroll as little as possible to keep the cursor row on screen."""
@@ -372,18 +340,30 @@ class FleetGrid(ScrollView, can_focus=True, inherit_bindings=False):
     def action_page_down(self) -> None:
         self._move(self.model.cursor_index + self.page_rows)
 
+    def action_half_page_up(self) -> None:
+        self._move(self.model.cursor_index - max(1, self.page_rows // 2))
+
+    def action_half_page_down(self) -> None:
+        self._move(self.model.cursor_index + max(1, self.page_rows // 2))
+
     def action_first(self) -> None:
         self._move(0)
 
     def action_last(self) -> None:
         self._move(len(self.model.visible) - 1)
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # mark is hidden in read-only mode: nothing could ever act on the marks
+        return not (action == "mark" and self.read_only)
+
     def action_mark(self) -> None:
+        """space: mark or unmark the cursor row, then go to the next one (htop, mc)."""
         name = self.model.cursor
-        if name is None:
+        if name is None or self.read_only:
             return
         self.model.toggle_mark(name)
         self.post_message(self.MarksChanged())
+        self.model.move_cursor_to(self.model.cursor_index + 1)
         self.sync()
 
     def on_click(self, event: events.Click) -> None:

@@ -2,23 +2,39 @@
 
 Keyed by instance name. The visible list is kept sorted incrementally (bisect on a
 total sort key ending with the name), so one changed row costs O(log n) plus a list
-move, not a re-sort of 10,000 rows. The cursor is an instance name, not an index:
-when rows re-sort, it stays on the same instance. A row that stops matching the
-filter because its data changed stays visible while the cursor is on it ("sticky")
-and goes when the cursor leaves it. No textual here.
+move, not a re-sort of 10,000 rows. Any column sorts, either way (``reverse``).
+
+The cursor is an instance name, not an index: when rows re-sort, it stays on the same
+instance, and nothing but the operator moves it to another one. Two exceptions, both
+asked for: until the first sweep is in (``follow_top``), it rides the worst row; and
+after an action on the cursor row (``keep_position``), when that row re-sorts away the
+cursor stays at its index, so the next problem row comes under it (as k9s and htop do).
+A row that stops matching the filter because its data changed stays visible while the
+cursor is on it ("sticky") and goes when the cursor leaves it. No textual here.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from tuiapp.model import Status
 
 __all__ = ["SORT_MODES", "Entry", "GridModel"]
 
-SORT_MODES: tuple[str, ...] = ("severity", "name", "provider", "since")
+SORT_MODES: tuple[str, ...] = (
+    "severity",
+    "name",
+    "account",
+    "provider",
+    "since",
+    "latency",
+    "checked",
+)
+"""``s`` cycles through them in this order; ``S`` reverses the current one."""
+_LIVE_MODES = frozenset({"latency", "checked"})  # sorted on what every poll changes
 
 SortKey = tuple[object, ...]
 
@@ -33,7 +49,27 @@ class Entry:
     provider: str
     since: float | None
     haystack: str
-    key: SortKey = ()
+    account: str = ""
+    latency: float | None = None
+    checked: float | None = None
+    key: SortKey | _Reversed = ()
+
+
+class _Reversed:
+    """A sort key that orders the other way round (``GridModel.reverse``)."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: SortKey) -> None:
+        self.key = key
+
+    def __lt__(self, other: _Reversed) -> bool:
+        return other.key < self.key
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Reversed) and other.key == self.key
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 def _group(entry: Entry) -> int:
@@ -49,11 +85,19 @@ def sort_key(mode: str, entry: Entry) -> SortKey:
         return (_group(entry), -entry.status.severity, entry.name)
     if mode == "name":
         return (entry.name,)
+    if mode == "account":
+        return (entry.account, _group(entry), -entry.status.severity, entry.name)
     if mode == "provider":
         return (entry.provider, _group(entry), -entry.status.severity, entry.name)
     if mode == "since":  # the most recent change first; unknown since last
         since = entry.since
         return (since is None, -(since or 0.0), entry.name)
+    if mode == "latency":  # the slowest first; never measured last
+        latency = entry.latency
+        return (latency is None, -(latency or 0.0), entry.name)
+    if mode == "checked":  # the longest unchecked first; never checked before all
+        checked = entry.checked
+        return (checked is not None, checked or 0.0, entry.name)
     raise ValueError(f"unknown sort mode {mode!r}")
 
 
@@ -63,18 +107,21 @@ class GridModel:
     def __init__(self, sort_mode: str = "severity", *, problems_only: bool = False) -> None:
         self.entries: dict[str, Entry] = {}
         self.sort_mode = sort_mode
+        self.reverse = False
         self.problems_only = problems_only
         self.filter_text = ""
         self._terms: tuple[str, ...] = ()
         self.visible: list[str] = []
-        self._keys: list[SortKey] = []
+        self._keys: list[SortKey | _Reversed] = []
         self._shown: set[str] = set()
         self.sticky: str | None = None
         self.cursor: str | None = None
         self._cursor_index = 0
-        self.follow_top = True  # until the operator moves it, the cursor stays on the worst row
+        self.follow_top = True  # until the first sweep or a key, the cursor rides the worst row
+        self.hold: str | None = None  # acted on: when it re-sorts away, the cursor keeps its index
         self.marks: set[str] = set()
         self.version = 0  # bumped whenever the visible order or membership changes
+        self.reset_view = False  # set by a rebuild: the view re-places its scroll offset
         self.counts: Counter[Status] = Counter()
         self.problem_count = 0
 
@@ -110,6 +157,10 @@ class GridModel:
 
     # ---- updates -------------------------------------------------------------------
 
+    def _key(self, entry: Entry) -> SortKey | _Reversed:
+        key = sort_key(self.sort_mode, entry)
+        return _Reversed(key) if self.reverse else key
+
     def upsert(
         self,
         name: str,
@@ -119,6 +170,9 @@ class GridModel:
         provider: str,
         since: float | None,
         haystack: str,
+        account: str = "",
+        latency: float | None = None,
+        checked: float | None = None,
     ) -> bool:
         """Add or update one row; True when the visible order or membership changed."""
         old = self.entries.get(name)
@@ -128,41 +182,71 @@ class GridModel:
                 and old.problem == problem
                 and old.since == since
                 and old.provider == provider
+                and old.account == account
+                and (
+                    self.sort_mode not in _LIVE_MODES
+                    or (old.latency == latency and old.checked == checked)
+                )
             ):
+                old.latency, old.checked = latency, checked  # shown, not sorted on
                 return False
             self.counts[old.status] -= 1
             self.problem_count -= old.problem
             was_shown = name in self._shown
+            held = name == self.hold and name == self.cursor and was_shown
+            held_at = self._cursor_index
             if was_shown:
                 self._remove(old)
             old.status, old.problem, old.provider, old.since = status, problem, provider, since
+            old.account, old.latency, old.checked = account, latency, checked
             old.haystack = haystack
             entry = old
         else:
-            entry = Entry(name, status, problem, provider, since, haystack)
+            entry = Entry(
+                name, status, problem, provider, since, haystack, account, latency, checked
+            )
             self.entries[name] = entry
-            was_shown = False
+            was_shown = held = False
+            held_at = 0
         self.counts[status] += 1
         self.problem_count += problem
-        entry.key = sort_key(self.sort_mode, entry)
-        if self.matches(entry) or (was_shown and name == self.cursor):
+        entry.key = self._key(entry)
+        if self.matches(entry) or (was_shown and name == self.cursor and not held):
             if not self.matches(entry):
                 self.sticky = name
             self._insert(entry)
+        if held and self.index_of(name) != held_at:
+            self._leave_behind(held_at)
         self._fix_cursor()
         return True
+
+    def _leave_behind(self, index: int) -> None:
+        """The held row moved: the cursor takes the row now at its old index."""
+        self.hold = None
+        if self.visible:
+            self._cursor_index = max(0, min(index, len(self.visible) - 1))
+            self.cursor = self.visible[self._cursor_index]
 
     def rebuild(self) -> None:
         """Recompute every key and the visible list (sort or filter changed)."""
         self.sticky = None
+        self.hold = None
         mode = self.sort_mode
         for entry in self.entries.values():
             entry.key = sort_key(mode, entry)
-        shown = sorted((e for e in self.entries.values() if self.matches(e)), key=lambda e: e.key)
+        shown = sorted(
+            (e for e in self.entries.values() if self.matches(e)),
+            key=lambda e: e.key,  # plain keys here: reversed by sorted, not by _Reversed
+            reverse=self.reverse,
+        )
+        if self.reverse:
+            for entry in self.entries.values():
+                entry.key = _Reversed(entry.key)  # type: ignore[arg-type]
         self._keys = [e.key for e in shown]
         self.visible = [e.name for e in shown]
         self._shown = set(self.visible)
         self.version += 1
+        self.reset_view = True
         self._fix_cursor()
 
     def set_filter(self, text: str) -> None:
@@ -174,10 +258,11 @@ class GridModel:
         self.problems_only = flag
         self.rebuild()
 
-    def set_sort(self, mode: str) -> None:
+    def set_sort(self, mode: str, *, reverse: bool = False) -> None:
         if mode not in SORT_MODES:
             raise ValueError(f"unknown sort mode {mode!r}")
         self.sort_mode = mode
+        self.reverse = reverse
         self.rebuild()
 
     def next_sort_mode(self) -> str:
@@ -214,6 +299,7 @@ class GridModel:
         if not self.visible:
             return
         self.follow_top = False
+        self.hold = None
         index = max(0, min(index, len(self.visible) - 1))
         target = self.visible[index]
         previous = self.cursor
@@ -241,6 +327,13 @@ class GridModel:
         self.move_cursor_to(index)
         return True
 
+    def keep_position(self, acted_on: Iterable[str]) -> None:
+        """An action on ``acted_on`` was sent: if the cursor row is one of them, the cursor
+        keeps its index when that row re-sorts away (once), so the next row comes under it."""
+        if self.cursor is not None and self.cursor in set(acted_on):
+            self.follow_top = False
+            self.hold = self.cursor
+
     # ---- marks ---------------------------------------------------------------------
 
     def toggle_mark(self, name: str) -> bool:
@@ -253,7 +346,11 @@ class GridModel:
 
     def marked_in_order(self) -> list[str]:
         """Marked rows in the current sort order, the hidden ones included."""
-        return sorted(self.marks, key=lambda n: self.entries[n].key if n in self.entries else ())
+        known = sorted((n for n in self.marks if n in self.entries), key=self._order_of)
+        return known + sorted(n for n in self.marks if n not in self.entries)
+
+    def _order_of(self, name: str) -> SortKey | _Reversed:
+        return self.entries[name].key
 
     def hidden_marks(self) -> set[str]:
         return {name for name in self.marks if name not in self._shown}

@@ -132,7 +132,12 @@ class ProblemsToggled(Message):
 
 
 class SortCycled(Message):
-    """s: the next sort column."""
+    """s: the next sort column; S (``reverse``): the same one reversed; ``mode``: that one."""
+
+    def __init__(self, *, reverse: bool = False, mode: str | None = None) -> None:
+        self.reverse = reverse
+        self.mode = mode
+        super().__init__()
 
 
 class PauseToggled(Message):

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from tuiapp.durations import NEVER, age_text, countdown_text, duration_text
 from tuiapp.model import Status
+from tuiapp.vocabulary import OUTCOME_TEXT, reason_text
 
 if TYPE_CHECKING:
     from tuiapp.config import AccountConfig, InstanceConfig
@@ -40,17 +41,9 @@ __all__ = [
 ]
 
 STATUS_WIDTH = max(len(f"{s.glyph} {s.value}") for s in Status)
-OUTCOME_WORDS = {
-    "recovered": "recovered",
-    "not_recovered": "NOT recovered",
-    "failed": "failed",
-    "unknown": "outcome unknown",
-    "cancelled": "cancelled",
-    "refused": "refused",
-    "aborted": "aborted",
-    "accepted": "accepted",
-}
+OUTCOME_WORDS = OUTCOME_TEXT  # one spelling per outcome everywhere (tuiapp.vocabulary)
 OUTCOME_SHOWN_FOR = 600.0  # seconds an action outcome stays in the note column
+NOTE_KEY_WIDTH = 16  # the note column at 80 columns: what is happening now fits in it
 
 
 class RowLike(Protocol):
@@ -124,6 +117,7 @@ class ActionNote:
     outcome: str | None = None  # the final outcome once finished
     operator: str | None = None  # set when another operator (or process) acted
     message: str = ""
+    until: float | None = None  # while verifying: when the verify window ends
 
 
 @dataclass
@@ -139,13 +133,25 @@ class NoteBook:
     notes: dict[str, ActionNote] = field(default_factory=dict)
     cooldowns: dict[str, float] = field(default_factory=dict)
 
-    def progressed(self, name: str, action: str, stage: str, message: str, now: float) -> None:
+    def progressed(
+        self,
+        name: str,
+        action: str,
+        stage: str,
+        message: str,
+        now: float,
+        *,
+        until: float | None = None,
+    ) -> None:
+        """An action in flight moved on; ``until``: when its verify window ends."""
         note = self.notes.get(name)
         if note is None or note.stage is None or note.action != action:
             note = ActionNote(action=action, at=now)
             self.notes[name] = note
         note.stage = None if stage == "done" else stage
         note.message = message
+        if until is not None:
+            note.until = until
 
     def finished(self, name: str, action: str, outcome: str, message: str, now: float) -> None:
         self.notes[name] = ActionNote(action=action, at=now, outcome=outcome, message=message)
@@ -177,32 +183,44 @@ class NoteBook:
         return 0.0 if until is None else max(0.0, until - now)
 
     def note_text(self, row: RowLike, now: float) -> tuple[str, str]:
-        """(text, component class) of the note column: progress, countdowns, outcomes, reasons."""
+        """(text, component class) of the note column: progress, countdowns, outcomes, reasons.
+
+        What is happening now comes first, in words that fit the narrowest note column
+        (``NOTE_KEY_WIDTH``, 80 columns), so a cut never takes the key word: "sending
+        restart…", "verifying 26s" (the verify window), then "hands-off 4s" (the
+        cooldown: stabilize after the action) with the outcome word, then the outcome
+        word before its action ("not recovered (restart)").
+        """
         name = row.instance.name
         parts: list[str] = []
         css = ""
-        if row.flapping:
-            parts.append("FLAPPING")
-            css = "note--warn"
         note = self.notes.get(name)
         remaining = self.cooldown_remaining(name, now)
-        if remaining > 0:  # the live countdown first: it is what changes, never cut off
-            parts.append(f"cooldown {countdown_text(remaining)}")
-            css = css or "note--busy"
         if note is not None and note.stage == "waiting" and note.message:
             parts.append(note.message)  # "waiting for the team lock (held by alice, pid 42)"
             css = "note--warn"
-        elif note is not None and note.stage is not None:
-            parts.append(f"{note.action} {note.stage}…")
+        elif note is not None and note.stage == "verifying":
+            left = 0.0 if note.until is None else note.until - now
+            parts.append(f"verifying {countdown_text(left)}" if left > 0 else "verifying…")
             css = "note--busy"
-        elif note is not None and note.outcome and now - note.at < OUTCOME_SHOWN_FOR:
+        elif note is not None and note.stage is not None:
+            sending = note.stage == "sending"
+            parts.append(f"sending {note.action}…" if sending else f"{note.action} {note.stage}…")
+            css = "note--busy"
+        elif remaining > 0:  # after the action: the instance is left alone
+            parts.append(f"hands-off {countdown_text(remaining)}")
+            css = "note--busy"
+        in_flight = note is not None and note.stage is not None
+        if row.flapping:
+            parts.append("FLAPPING")
+            css = css if in_flight else "note--warn"
+        if note is not None and note.outcome and now - note.at < OUTCOME_SHOWN_FOR:
             word = OUTCOME_WORDS.get(note.outcome, note.outcome)
             if note.operator:
-                parts.append(f"{note.action} by {note.operator} {age_text(note.at, now)} ago")
-                if note.outcome not in ("sent", "accepted"):
-                    parts.append(word)
-            else:
-                parts.append(f"{note.action} {word}")
+                by = f"{note.action} by {note.operator} {age_text(note.at, now)} ago"
+                parts.append(by if note.outcome in ("sent", "accepted") else f"{word} ({by})")
+            else:  # beside the hands-off countdown the word alone: it fits the note
+                parts.append(word if remaining > 0 else f"{word} ({note.action})")
             if note.outcome in ("not_recovered", "failed", "unknown"):
                 css = "note--bad"
         if row.rate_limited_until is not None and row.rate_limited_until > now:
@@ -212,7 +230,7 @@ class NoteBook:
         elif row.expected:
             parts.append("expected")
         elif row.status.is_bad and row.obs is not None and row.obs.reason:
-            parts.append(row.obs.reason.replace("_", " "))
+            parts.append(reason_text(row.obs.reason))
         return " · ".join(parts), css
 
 
@@ -267,9 +285,11 @@ def row_dim(row: RowLike, now: float, interval: float) -> bool:
 
 
 def haystack(row: RowLike) -> str:
-    """The lower-case text a filter matches: name, id, account, provider, tags."""
+    """The lower-case text a filter matches: name, id, account, provider, tags, and the
+    status word (``failed``, ``unreachable``, ``scan_qr_code``: ``qr`` finds it)."""
     inst = row.instance
-    return " ".join((inst.name, inst.id, inst.account, row.account.provider, *inst.tags)).lower()
+    words = (inst.name, inst.id, inst.account, row.account.provider, *inst.tags, row.status.value)
+    return " ".join(words).lower()
 
 
 def interval_lookup(

@@ -4,29 +4,38 @@ Runs ``FleetApp`` headless (``App.run_test``) against the in-process simulator
 (``incident`` scenario, fixed seed) on a ``ManualClock`` that only this script moves,
 and saves SVGs: the incident grid, the detail view, the confirmation dialog, a
 cooldown in progress, the help screen, the grid under NO_COLOR, and the pairing screen
-(with ``FAKE_QR``, never a value the simulator served). Latencies come
-from the simulator's own (seeded) latency model, measured for real, so they vary by
-a few milliseconds between runs; everything else is the same on every run.
+(with ``FAKE_QR``, never a value the simulator served).
+
+Byte-identical on every run (tests/ui/test_screenshots.py compares a fresh run with
+the checked-in files): nothing waits for real time. The simulator's seeded latency
+model still picks each answer's latency, but instead of sleeping it adds that latency
+to the request's own virtual ``perf_counter`` (``VirtualLatency``), which is what the
+provider layer reads to measure it; answers therefore arrive in the same order on
+every run, and LATENCY and CHECKED come out the same. Toasts stay until the shot.
+The monitor settings are the demo's (``tuiapp demo`` polls every 5 s), clock times UTC.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import contextvars
 import os
 import random
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from tuiapp.clock import ManualClock
 from tuiapp.runtime import Backend, build_backend
 from tuiapp.ui.app import FleetApp
 
-__all__ = ["SHOTS", "main", "take_screenshots"]
+__all__ = ["SHOTS", "VirtualLatency", "main", "take_screenshots"]
 
 SHOTS = (
     "incident-grid.svg",
@@ -42,12 +51,63 @@ FAKE_QR = "2@tuiapp-screenshot-FAKE-login-qr-not-a-real-session," + "A" * 44 + "
 START = 1_767_258_000.0  # 2026-01-01T09:00:00Z
 SIM_URL = "http://simulator.local"
 SIZE = (110, 34)
+TOAST_SECONDS = 3600.0  # a toast on screen stays for the shot, however slow the machine
+
+
+class VirtualLatency:
+    """Simulated latency without waiting: see the module docstring.
+
+    Each asyncio task (one request) gets its own elapsed-time cell on its first
+    ``perf_counter`` call; the simulator's answer task, started from the request's
+    task, inherits the cell and adds the latency it picked to it.
+    """
+
+    _cell: contextvars.ContextVar[list[float]] = contextvars.ContextVar("tuiapp_shot_perf")
+
+    def perf_counter(self) -> float:
+        try:
+            cell = self._cell.get()
+        except LookupError:
+            cell = [0.0]
+            self._cell.set(cell)
+        return cell[0]
+
+    def latency(self, pick: Callable[[float, float], float]) -> Callable[[float, float], float]:
+        """The simulator's ``latency`` method, accounted instead of slept."""
+
+        def accounted(base_ms: float, jitter_ms: float) -> float:
+            seconds = pick(base_ms, jitter_ms)
+            with contextlib.suppress(LookupError):
+                self._cell.get()[0] += seconds
+            return 0.0
+
+        return accounted
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        """The provider layer's clock (``tuiapp.providers.http.time``) reads this one."""
+        from tuiapp.providers import http
+
+        real = http.time
+        http.time = SimpleNamespace(perf_counter=self.perf_counter)  # type: ignore[assignment]
+        try:
+            yield
+        finally:
+            http.time = real
 
 
 class Session:
     """One app on one simulator; helpers to move time and wait without sleeping."""
 
-    def __init__(self, seed: int, instances: int, state_dir: Path, *, no_color: bool) -> None:
+    def __init__(
+        self,
+        seed: int,
+        instances: int,
+        state_dir: Path,
+        *,
+        no_color: bool,
+        virtual: VirtualLatency,
+    ) -> None:
         from tuiapp.config import config_from_dict
         from tuiapp.simulator import SimTransport, build_fleet, create_app
 
@@ -55,8 +115,9 @@ class Session:
         sim_fleet = build_fleet(instances=instances, seed=seed, scenario="incident")
         asgi = create_app(sim_fleet, self.clock, boot_seconds=8, latency=True)
         self.sim = asgi.state.sim
+        self.sim.latency = virtual.latency(self.sim.latency)
         data, environ = sim_fleet.to_config(SIM_URL)
-        data["monitor"] = {**data["monitor"], "poll_interval": 10, "stabilize": 60}
+        data["monitor"] = {**data["monitor"], "stabilize": 60}  # a countdown long enough to see
         fleet = config_from_dict(data, environ={**os.environ, **environ})
         backend: Backend = build_backend(
             fleet,
@@ -83,6 +144,12 @@ class Session:
             os.environ.pop("NO_COLOR", None)
             if saved is not None:
                 os.environ["NO_COLOR"] = saved
+        notify = self.app.notify
+
+        def lasting(*args: Any, **kwargs: Any) -> None:
+            notify(*args, **{**kwargs, "timeout": TOAST_SECONDS})
+
+        self.app.notify = lasting  # type: ignore[method-assign]
 
     async def until(self, pilot: Any, condition: Callable[[], bool], rounds: int = 20000) -> None:
         for _ in range(rounds):
@@ -122,6 +189,24 @@ class Session:
         raise LookupError("no restartable FAILED row")
 
 
+@contextlib.contextmanager
+def fixed_environment() -> Iterator[None]:
+    """Clock times in UTC (the same on every machine), help without the debug ids."""
+    saved = {key: os.environ.get(key) for key in ("TZ", "TUIAPP_DEBUG")}
+    os.environ["TZ"] = "UTC"
+    os.environ.pop("TUIAPP_DEBUG", None)
+    time.tzset()
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        time.tzset()
+
+
 async def take_screenshots(out: Path, *, seed: int = 7, instances: int = 40) -> list[Path]:
     """Write the SVGs of SHOTS into ``out``; returns their paths."""
     out.mkdir(parents=True, exist_ok=True)
@@ -133,8 +218,13 @@ async def take_screenshots(out: Path, *, seed: int = 7, instances: int = 40) -> 
         path.write_text(svg, encoding="utf-8")
         written.append(path)
 
-    with tempfile.TemporaryDirectory(prefix="tuiapp-shots-") as tmp:
-        session = Session(seed, instances, Path(tmp) / "state", no_color=False)
+    virtual = VirtualLatency()
+    with (
+        tempfile.TemporaryDirectory(prefix="tuiapp-shots-") as tmp,
+        virtual.installed(),
+        fixed_environment(),
+    ):
+        session = Session(seed, instances, Path(tmp) / "state", no_color=False, virtual=virtual)
         app = session.app
         async with app.run_test(size=SIZE) as pilot:
             await session.until(
@@ -171,7 +261,7 @@ async def take_screenshots(out: Path, *, seed: int = 7, instances: int = 40) -> 
             save(app, "help-screen.svg")
             await pilot.press("escape")
 
-        session = Session(seed, instances, Path(tmp) / "state-nc", no_color=True)
+        session = Session(seed, instances, Path(tmp) / "state-nc", no_color=True, virtual=virtual)
         app = session.app
         async with app.run_test(size=SIZE) as pilot:
             await session.until(
@@ -180,7 +270,9 @@ async def take_screenshots(out: Path, *, seed: int = 7, instances: int = 40) -> 
             await session.advance(pilot, 45, step=5)
             save(app, "grid-no-color.svg")
 
-        session = Session(seed, instances, Path(tmp) / "state-pair", no_color=False)
+        session = Session(
+            seed, instances, Path(tmp) / "state-pair", no_color=False, virtual=virtual
+        )
         app = session.app
         async with app.run_test(size=(110, 44)) as pilot:
             await session.until(
@@ -228,8 +320,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--instances", type=int, default=40)
     args = parser.parse_args(argv)
-    os.environ["TZ"] = "UTC"  # clock times on screen: the same on every machine
-    time.tzset()
     paths = asyncio.run(take_screenshots(args.out, seed=args.seed, instances=args.instances))
     for path in paths:
         print(path)

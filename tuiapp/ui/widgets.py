@@ -10,6 +10,7 @@ number moved. Colours come from the shared ``status--*`` component classes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 from rich.text import Text
@@ -18,7 +19,7 @@ from textual.widget import Widget
 from tuiapp.model import Status
 from tuiapp.ui.present import STATUS_COMPONENTS, status_class
 
-__all__ = ["StatusCounts", "TextCell"]
+__all__ = ["BannerLine", "StatusCounts", "TextCell"]
 
 # Worst first, as the grid sorts; WORKING last.
 COUNT_ORDER: tuple[Status, ...] = tuple(sorted(Status, key=lambda s: -s.severity))
@@ -97,3 +98,31 @@ class StatusCounts(Widget):
 
     def render(self) -> Text:
         return self._text(self.size.width)
+
+
+class BannerLine(Widget):
+    """The alert line under the header, there from the first frame.
+
+    Blank while there is nothing to say, so an outage that shows up later never pushes
+    the grid down under the operator's eyes. ``show(key, text_for)``: ``text_for(width)``
+    gives the line fitted to the width (``header.outage_text``); ``key`` says when it
+    changed (a repaint only then, or on a resize).
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._key: object = None
+        self._text_for: Callable[[int], str] | None = None
+
+    @property
+    def text(self) -> str:
+        return self._text_for(self.content_size.width or 200) if self._text_for else ""
+
+    def show(self, key: object, text_for: Callable[[int], str] | None) -> None:
+        if key != self._key:
+            self._key = key
+            self._text_for = text_for
+            self.refresh()
+
+    def render(self) -> Text:
+        return Text(self.text, no_wrap=True, overflow="ellipsis")
