@@ -54,6 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--operator", help="name recorded in the audit log (default $SUDO_USER, $USER)"
     )
+    parser.add_argument(
+        "--server",
+        dest="hub_url",
+        metavar="URL",
+        help="attach the TUI to this team hub (tuiapp serve); the token comes from $TUIAPP_TOKEN",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     demo = sub.add_parser(
@@ -293,6 +299,12 @@ def _run(args: argparse.Namespace) -> int:
         )
     from tuiapp.ui.app import run_tui
 
+    if args.hub_url:
+        if args.operator:
+            raise _UsageError(
+                "--operator does not go with --server: the hub names the operator from the token"
+            )
+        return _run_remote_tui(args)
     return run_tui(
         _load(args),
         read_only=args.read_only,
@@ -303,6 +315,37 @@ def _run(args: argparse.Namespace) -> int:
 
 class _UsageError(Exception):
     pass
+
+
+def _run_remote_tui(args: argparse.Namespace) -> int:
+    """``tuiapp --server URL``: the TUI on a hub's runtime (its first snapshot read here)."""
+    import asyncio
+
+    from tuiapp.hub.client import HubError, hub_token, hub_url
+    from tuiapp.hub.remote_runtime import connect, fetch_fleet
+    from tuiapp.ui.app import run_tui
+
+    try:
+        url = hub_url(args.hub_url)
+        token = hub_token()
+        first = asyncio.run(fetch_fleet(url, token))
+    except HubError as exc:
+        print(f"tuiapp: {exc}", file=sys.stderr)
+        return 3
+    runtime = connect(url, token, first, read_only=args.read_only)
+    if runtime.insecure:
+        print(
+            f"tuiapp: warning: hub {runtime.hub_name} serves plain HTTP (--insecure)",
+            file=sys.stderr,
+        )
+    return run_tui(
+        runtime.fleet,
+        read_only=runtime.read_only,
+        problems_only=args.problems,
+        operator=runtime.engine.operator or None,
+        backend=runtime,
+        clock=runtime.clock,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -27,7 +27,7 @@ import logging
 import math
 import random
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
@@ -94,7 +94,10 @@ class Poller:
             clock=clock,
             history_of=self._history.history_of,
         )
-        self._batched = {name for name, acct in fleet.accounts.items() if self._batchable(acct)}
+        sizes = Counter(inst.account for inst in fleet.instances)
+        self._batched = {
+            name for name, acct in fleet.accounts.items() if self._batchable(acct, sizes[name])
+        }
         self._queue: DueQueue[JobKey] = DueQueue()
         self._urgent: set[JobKey] = set()  # asked for by poll_now or boost: run even when paused
         self._jobs: dict[JobKey, asyncio.Task[None]] = {}
@@ -300,11 +303,11 @@ class Poller:
 
     # ---- scheduling ------------------------------------------------------------------
 
-    def _batchable(self, account: AccountConfig) -> bool:
-        """One list call feeds the account: a list endpoint, an account token, >= 2 rows."""
+    def _batchable(self, account: AccountConfig, count: int) -> bool:
+        """One list call feeds the account (``count`` rows in the config): a list endpoint,
+        an account token, >= 2 rows or discovery."""
         if not self.batch or not account.info.has_list or account.token is None:
             return False
-        count = sum(1 for inst in self.fleet.instances if inst.account == account.name)
         return account.discover or count >= 2
 
     def _initial_jobs(self) -> list[JobKey]:

@@ -146,19 +146,36 @@ class FleetReader:
         Returns what the job read as a whole: the call's failure, or a WORKING read.
         """
         adapter = self.adapters[account_name]
-        account = self.fleet.accounts[account_name]
         scopes = adapter.budget_scopes("list", None)
         result = await self._list(adapter)
+        absent = self.apply_list(account_name, result, started, scopes)
+        if result.failure is not None:
+            return result.failure
+        if absent:
+            await asyncio.gather(*(self._probe(row) for row in absent))
+        return Observation(status=Status.WORKING, observed_at=self._clock())
+
+    def apply_list(
+        self,
+        account_name: str,
+        result: ListResult,
+        started: float,
+        scopes: list[BudgetScope] | None = None,
+    ) -> list[Row]:
+        """A list call's answer (spent on ``scopes``) fed to every row of the account that
+        was not read since ``started``, discovered rows first added; returns the rows the
+        list lacks (each gets one probe on its own endpoint)."""
         if result.failure is not None:
             failure = result.failure
             self.note_rate(scopes, failure)
             for row in self._rows_of(account_name):
                 if not self._busy(row, started):
                     self.apply(row, failure, None)
-            return failure
+            return []
         sample = next(iter(result.observations.values()), None)
         if sample is not None:
             self.note_rate(scopes, sample)
+        account = self.fleet.accounts[account_name]
         if account.discover:
             self._discover(account, result)
         absent: list[Row] = []
@@ -173,9 +190,7 @@ class FleetReader:
                 self.apply(row, replace(row.obs, observed_at=self._clock()), None)
             else:
                 absent.append(row)
-        if absent:
-            await asyncio.gather(*(self._probe(row) for row in absent))
-        return Observation(status=Status.WORKING, observed_at=self._clock())
+        return absent
 
     async def _probe(self, row: Row) -> None:
         """An instance missing from a successful list: one read on its own endpoint.
@@ -210,7 +225,8 @@ class FleetReader:
 
     def _busy(self, row: Row, started: float) -> bool:
         """A row another read of which is running, or ended after this list call started."""
-        if self.lock(row.name).locked():
+        lock = self._locks.get(row.name)  # not ``lock()``: no lock made for every listed row
+        if lock is not None and lock.locked():
             return True
         return row.last_polled_at is not None and row.last_polled_at > started
 

@@ -31,6 +31,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import httpx
 
@@ -67,6 +68,11 @@ class Runtime:
     audit: AuditLog | None = None
     client: httpx.AsyncClient | None = None
     adapters: Mapping[str, Adapter] = field(default_factory=dict)
+    remote: ClassVar[bool] = False  # a hub's runtime says True (tuiapp.engine_api)
+
+    def badge(self) -> str | None:
+        """The header's hub badge: none for the local engine."""
+        return None
 
     async def aclose(self) -> None:
         """Close the shared client (never raises: this runs on the way out)."""

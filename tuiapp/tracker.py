@@ -110,6 +110,10 @@ class FleetTracker:
         self._subscribers: list[Callable[[object], None]] = []
         self._net_bad: dict[str, int] = dict.fromkeys(self.account_rows, 0)
         self._net_flags: set[str] = set()
+        # per account: rows not muted, and those of them whose confirmed status is outage
+        # evidence (the outage rule's counts, kept as rows change: not one scan per read)
+        self._watched: dict[str, int] = dict.fromkeys(self.account_rows, 0)
+        self._evidence: dict[str, int] = dict.fromkeys(self.account_rows, 0)
         self._sweep_left: set[str] = set()
         self._sweep_started: float | None = None
         self._sweep_polled = 0
@@ -127,6 +131,8 @@ class FleetTracker:
                 row.add_transition(transition)
         self.rows[instance.name] = row
         self.account_rows.setdefault(account.name, []).append(row)
+        if not instance.muted:
+            self._watched[account.name] = self._watched.get(account.name, 0) + 1
         self._sweep_left.add(instance.name)
         return row
 
@@ -261,6 +267,11 @@ class FleetTracker:
         if new is None or new is old:
             return
         row.confirmed = new
+        if not row.instance.muted:
+            change = _outage_evidence(row, new) - _outage_evidence(row, old)
+            if change:
+                account = row.account.name
+                self._evidence[account] = self._evidence.get(account, 0) + change
         if old is Status.UNKNOWN:
             # The first status of this run: when it began is known only from history.
             since, exact = self._first_since(row, new)
@@ -313,12 +324,15 @@ class FleetTracker:
 
     def _check_outage(self, account: AccountConfig, now: float) -> None:
         """>= half and >= 3 of the non-muted rows confirmed bad within two polls."""
-        rows = [r for r in self.account_rows.get(account.name, []) if not r.instance.muted]
-        total = len(rows)
-        bad = [r for r in rows if _outage_evidence(r, r.confirmed)]
+        total = self._watched.get(account.name, 0)
+        bad_count = self._evidence.get(account.name, 0)
         needed = max(OUTAGE_MIN_INSTANCES, math.ceil(total / 2))
         active = account.name in self.outages
         if not active:
+            if total < OUTAGE_MIN_INSTANCES or bad_count < needed:
+                return  # too few bad rows, recent or not: no scan of the account's rows
+            rows = [r for r in self.account_rows.get(account.name, []) if not r.instance.muted]
+            bad = [r for r in rows if _outage_evidence(r, r.confirmed)]
             window = 2 * self._interval(account)
             recent = [r for r in bad if r.bad_at is not None and now - r.bad_at <= window]
             if total >= OUTAGE_MIN_INSTANCES and len(recent) >= needed:
@@ -333,9 +347,9 @@ class FleetTracker:
                 )
                 self.outages[account.name] = message
                 self.emit(OutageChanged(account.name, True, message))
-        elif len(bad) < needed:
+        elif bad_count < needed:
             del self.outages[account.name]
-            message = f"{account.name}: account-wide outage over ({len(bad)} of {total} bad)"
+            message = f"{account.name}: account-wide outage over ({bad_count} of {total} bad)"
             self.emit(OutageChanged(account.name, False, message))
 
     def _update_network(self, row: Row, obs: Observation) -> None:

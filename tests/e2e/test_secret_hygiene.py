@@ -627,12 +627,7 @@ async def test_tui_screens_dialogs_notifications_and_logs_show_no_token(tmp_path
             token = world.sim_fleet.accounts["waha-main"].token
             app.notify(f"canary {token}", markup=False)
             await pilot.pause()
-            await pilot.pause()
             canary.add("canary screenshot", app.export_screenshot())
-            import re as _re; _t=_re.sub("<[^>]+>","",app.export_screenshot()); open("/tmp/canary.txt","w").write(_t)
-            from textual.widgets._toast import ToastRack as _TR, Toast as _T
-            _r = app.screen.get_child_by_type(_TR)
-            open("/tmp/canary.txt","a").write(f"\nSCREEN {app.screen!r} rack display={_r.display} styles dock={_r.styles.dock} maxh={_r.styles.max_height} margin={_r.styles.margin} region={_r.region} scroll={_r.scroll_y}/{_r.max_scroll_y} toasts={[str(t._notification.message)[:30] for t in _r.query(_T)]} notifs={len(app._notifications)}")
             assert canary.leaks(), "a token on screen must show in the exported screenshot"
             app.clear_notifications()
             surfaces.add(

@@ -428,12 +428,11 @@ async def test_the_banner_line_is_there_from_the_first_frame_and_never_pushes_th
 async def test_the_newest_toast_is_in_sight_however_long_the_ones_before_it(
     tmp_path: Path,
 ) -> None:
-    """Long toasts (refusal reasons with URLs, provider errors) never push the newest
-    one off screen: older ones give way, and each toast is a few lines at most."""
-    import re
-    from html import unescape
-
+    """Long toasts (refusal reasons with URLs, provider errors) never push the newest one
+    out of sight: each is its title and a few lines, and the oldest give way."""
     from textual.widgets._toast import Toast, ToastRack
+
+    from tuiapp.ui.toasts import TOAST_LINES
 
     rig = make_rig(tmp_path)
     long = "unknown provider status 'GET http://sim.test/hypersender/0000-4000-8000': " * 6
@@ -444,14 +443,33 @@ async def test_the_newest_toast_is_in_sight_however_long_the_ones_before_it(
             await pilot.pause()
         rig.app.notify("the newest one", markup=False)
         await pilot.pause()
-        shot = unescape(re.sub(r"<[^>]+>", "", rig.app.export_screenshot())).replace("\xa0", " ")
-        assert "the newest one" in shot
+        shot = _screen_text(rig.app.export_screenshot())
+        assert "the newest one" in shot, shot[-3000:]
+        assert "refused 3: unknown" in shot and "…" in shot, shot[-3000:]  # the next one: cut short
         rack = rig.app.screen.get_child_by_type(ToastRack)
-        toasts = list(rack.query(Toast))
-        newest = toasts[-1]
-        assert "the newest one" in str(newest.render())
-        visible = rack.region
-        region = newest.region
-        assert region.height > 0 and visible.contains_region(region), (region, visible)
-        for toast in toasts:  # a title and a few lines: the full text is in the event log
-            assert toast.region.height <= 1 + 1 + 3 + 2, toast.region  # margin, title, text, padding
+        newest = next(t for t in rack.query(Toast) if t._notification.message == "the newest one")
+        geometry = rig.app.screen.find_widget(newest)
+        assert geometry.region.height and geometry.clip.contains_region(geometry.region)
+        for toast in rack.query(Toast):  # a title and a few lines: the log has every word
+            assert toast.region.height <= TOAST_LINES - 1, toast.region  # less its margin
+        assert rig.notices()[0] == f"refused 0: {long}"  # the toast is cut, not its message
+
+
+def test_a_toast_body_is_cut_to_its_lines_at_its_width_with_an_ellipsis() -> None:
+    from textual.content import Content
+
+    from tuiapp.ui.toasts import toast_body
+
+    text = Content("one two three four five six seven eight")
+    assert toast_body(text, 80, 3) is text  # it fits: as it is
+    cut = toast_body(text, 10, 2)
+    assert cut.plain == "one two\nthree fou…"
+    assert all(line.cell_length <= 10 for line in cut.wrap(10))
+
+
+def _screen_text(svg: str) -> str:
+    """The text of an exported screenshot, one line per screen line."""
+    import re
+    from html import unescape
+
+    return unescape(re.sub(r"<[^>]+>", "", svg)).replace("\xa0", " ")

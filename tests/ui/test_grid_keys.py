@@ -22,6 +22,7 @@ from tuiapp.ui.grid_columns import layout_columns
 from tuiapp.ui.gridmodel import SORT_MODES, GridModel
 from tuiapp.ui.help import HELP_NOTES, HelpScreen, help_lines, wrap_keeping
 from tuiapp.ui.present import status_class
+from tuiapp.ui.textual_fixes import LeanFooter
 
 from helpers.sim_fixtures import pick
 from helpers.ui_rig import SIZE, Rig, make_rig
@@ -94,6 +95,25 @@ async def test_at_80x24_the_footer_keeps_help_and_quit_and_the_grid_shows_the_ac
         assert "ACCOUNT" in header and "PROVIDER" not in header
         name = rig.app.model.visible[0]
         assert rig.app.poller.rows[name].instance.account in rig.row_text(name)
+
+
+@pytest.mark.parametrize("keys", [["L"], ["enter"]], ids=["full log", "detail"])
+async def test_at_80x24_every_screen_footer_keeps_back_and_help_whole(
+    tmp_path: Path, keys: list[str]
+) -> None:
+    rig = make_rig(tmp_path)
+    async with rig.app.run_test(size=(80, 24)) as pilot:
+        await rig.ready(pilot)
+        for key in keys:
+            await pilot.press(key)
+        await pilot.pause()
+        footer = rig.app.screen.query_one(LeanFooter)  # whichever footer the screen has
+        await pilot.pause()
+        shown = [k for k in footer.query(FooterKey) if not k.has_class("-command-palette")]
+        words = {k.key_display: k.description for k in shown}
+        assert words.get("?") == "Help" and "Back" in words.values(), words
+        palette = footer.query_one(".-command-palette")
+        assert max(k.region.right for k in shown) <= palette.region.x
 
 
 def test_account_outranks_provider_and_the_sorted_column_is_never_dropped() -> None:
@@ -351,6 +371,21 @@ async def test_the_palette_offers_commands_not_only_jumps(tmp_path: Path) -> Non
         await rig.until(lambda: _offered(rig, "Sort by latency"), "the sort command found")
         await rig.keys("enter")
         await rig.until(lambda: rig.app.model.sort_mode == "latency", "sorted by latency")
+
+
+@pytest.mark.parametrize("typed", ["audit", "log"])
+async def test_the_palette_finds_the_event_log_first(tmp_path: Path, typed: str) -> None:
+    """Finding 19: typing "log" or "audit" in the palette gave only instance jumps."""
+    rig = make_rig(tmp_path)
+    async with rig.app.run_test(size=(120, 40)) as pilot:
+        await rig.ready(pilot)
+        await rig.keys("ctrl+p")
+        await rig.until(lambda: isinstance(rig.app.screen, CommandPalette), "the palette")
+        await rig.keys(*typed)
+        await rig.until(lambda: _offered(rig, "Event log"), "the event log command found")
+        hits = rig.app.screen.query_one(CommandList)
+        first = [str(hits.get_option_at_index(i).prompt) for i in range(min(3, hits.option_count))]
+        assert "Event log" in first[0], first
 
 
 async def _sort_by(rig: Rig, mode: str) -> None:

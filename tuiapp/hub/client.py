@@ -166,6 +166,10 @@ class HubClient:
         """``POST /api/v1/actions``; a run waits for verification, so give it time."""
         return await self._request("POST", "/api/v1/actions", body=body, timeout=timeout)
 
+    async def abort(self) -> JSONObject:
+        """``POST /api/v1/actions/abort``: stop the caller's running bulk actions."""
+        return await self._request("POST", "/api/v1/actions/abort")
+
     async def events(self, last_event_id: str | None = None) -> AsyncIterator[SseEvent]:
         """The event stream from ``last_event_id`` (None: live only), until it ends."""
         headers = {"Accept": "text/event-stream"}

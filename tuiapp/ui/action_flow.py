@@ -21,10 +21,12 @@ the app needs when a worker ends (its targets, whether a bulk run is still going
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 
 from textual.worker import Worker
 
+from tuiapp.engine_api import RemotePlanner
 from tuiapp.events import BulkProgressed
 from tuiapp.guards import ActionPlan, Verdict
 from tuiapp.secrets import redact
@@ -72,7 +74,63 @@ class ActionFlow:
             return
         # What a reason would be asked to lift: the refusals without one, and the
         # accounts whose outage holds a bulk (listed once each, not per target).
-        plan = app.engine.plan(targets, action, allow_outage=True)
+        self._with_plan(
+            targets, action, lambda plan: self._ask_reason(plan, targets, action), allow_outage=True
+        )
+
+    def _with_plan(
+        self,
+        targets: list[str],
+        action: str,
+        then: Callable[[ActionPlan], None],
+        *,
+        reason: str | None = None,
+        override_reason: str | None = None,
+        allow_outage: bool = False,
+    ) -> None:
+        """``then(plan)``: the local engine plans at once; a hub is asked in a worker
+        (refused at once while it is out of reach: nothing sent, nothing queued)."""
+        app = self.app
+        engine = app.engine
+        if not isinstance(engine, RemotePlanner):
+            then(
+                engine.plan(
+                    targets,
+                    action,
+                    reason=reason,
+                    override_reason=override_reason,
+                    allow_outage=allow_outage,
+                )
+            )
+            return
+        planner = engine
+
+        async def ask() -> None:
+            try:
+                plan = await planner.aplan(
+                    targets,
+                    action,
+                    reason=reason,
+                    override_reason=override_reason,
+                    allow_outage=allow_outage,
+                )
+            except Exception as exc:  # the hub's refusal or its absence: one line
+                app.notify(
+                    f"{action} not sent: {redact(str(exc))}",
+                    title="Nothing sent",
+                    severity="warning",
+                    markup=False,
+                    timeout=10,
+                )
+                return
+            then(plan)
+            app.refresh_view()
+
+        app.run_worker(ask(), name=f"plan {action}", group="plan", exit_on_error=False)
+
+    def _ask_reason(self, plan: ActionPlan, targets: list[str], action: str) -> None:
+        """The override's reason screen, listing what a reason would lift."""
+        app = self.app
         noun = targets[0] if len(targets) == 1 else f"{len(targets)} instances"
         if not plan.outage_accounts and not any(v.overridable for v in plan.refused):
             self._nothing_to_override(plan, noun)
@@ -110,14 +168,17 @@ class ActionFlow:
 
     def _plan(self, targets: list[str], action: str, override_reason: str | None) -> None:
         """The engine's plan, shown: refusals audited at once, the rest confirmed."""
-        app = self.app
-        plan = app.engine.plan(
+        self._with_plan(
             targets,
             action,
+            lambda plan: self._show_plan(plan, action),
             reason=override_reason,
             override_reason=override_reason,
             allow_outage=bool(override_reason),
         )
+
+    def _show_plan(self, plan: ActionPlan, action: str) -> None:
+        app = self.app
         allowed = tuple(self._target(verdict) for verdict in plan.allowed)
         skipped = tuple(self._target(verdict) for verdict in plan.refused)
         if not allowed:

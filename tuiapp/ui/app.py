@@ -48,10 +48,11 @@ from textual.worker import Worker, WorkerState
 from tuiapp import debuglog
 from tuiapp.clock import Clock, Sleep
 from tuiapp.config import FleetConfig
+from tuiapp.engine_api import EngineApi, PollerApi, RuntimeApi, StateApi
 from tuiapp.events import BulkProgressed
 from tuiapp.runtime import Backend, build_backend
 from tuiapp.secrets import redact
-from tuiapp.ui import terminal_watch, textual_fixes
+from tuiapp.ui import terminal_watch, textual_fixes, toasts
 from tuiapp.ui.action_flow import ActionFlow
 from tuiapp.ui.bridge import EngineBridge
 from tuiapp.ui.commands import InstanceJumpProvider, fleet_commands
@@ -140,7 +141,7 @@ class FleetApp(App[int]):
         operator: str | None = None,
         state_dir_override: Path | None = None,
         sleep: Sleep = asyncio.sleep,
-        backend: Backend | None = None,
+        backend: RuntimeApi | None = None,
         tick_seconds: float | None = 1.0,
         demo_scan: ScanFn | None = None,
     ) -> None:
@@ -150,6 +151,7 @@ class FleetApp(App[int]):
         ``tick()`` after moving their fake clock); ``demo_scan(name)`` is the demo's
         simulated phone (the pairing screen's s key), None outside a demo."""
         textual_fixes.apply()  # idempotent: two Textual 8.2.8 leaks, see textual_fixes
+        toasts.install()  # idempotent: short toasts, the newest first in the rack
         super().__init__()
         self.driver_class = textual_fixes.fixed_driver(self.driver_class)  # no EOF busy loop
         from tuiapp.audit import current_operator
@@ -162,7 +164,7 @@ class FleetApp(App[int]):
         self.demo_scan = demo_scan
         self.clock = clock
         self.operator = current_operator(operator)
-        self.backend = backend or build_backend(
+        self.backend: RuntimeApi = backend or build_backend(
             fleet,
             transport=transport,
             clock=clock,
@@ -170,9 +172,9 @@ class FleetApp(App[int]):
             operator=self.operator,
             state_dir_override=state_dir_override,
         )
-        self.poller = self.backend.poller
-        self.engine = self.backend.engine
-        self.state = self.backend.state
+        self.poller: PollerApi = self.backend.poller
+        self.engine: EngineApi = self.backend.engine
+        self.state: StateApi = self.backend.state
         self.model = GridModel(problems_only=problems_only)
         self.notes = NoteBook(operator=self.operator)
         self.actions = ActionFlow(self)
@@ -476,10 +478,15 @@ def run_tui(
     transport: httpx.AsyncBaseTransport | None = None,
     operator: str | None = None,
     demo_scan: ScanFn | None = None,
+    backend: RuntimeApi | None = None,
+    clock: Clock = time.time,
 ) -> int:
-    """Run the TUI until the operator quits; returns the exit code."""
+    """Run the TUI until the operator quits; returns the exit code. ``backend``: a hub's
+    runtime (``tuiapp --server URL``) with its ``clock`` instead of the local engine."""
     app = FleetApp(
         fleet,
+        backend=backend,
+        clock=clock,
         transport=transport,
         demo=demo,
         read_only=read_only,

@@ -70,15 +70,16 @@ def fleet_commands(app: Shell) -> Iterator[SystemCommand]:
         if app.model.cursor is not None:
             post(PairRequested(app.model.cursor))
 
+    # First among equals: "log" means the log more often than "login".
+    yield SystemCommand(
+        "Event log and audit log (full screen)",
+        "Every event and action outcome, wrapped, scrollable, searchable; where the audit log is",
+        app.open_log,
+    )
     yield SystemCommand(
         "Pair (login QR / code)",
         "Show the login QR or a pairing code of the selected SCAN_QR_CODE instance",
         pair_selected,
-    )
-    yield SystemCommand(
-        "Event log (full screen)",
-        "Every event and action outcome, wrapped, scrollable, searchable; where the audit log is",
-        app.open_log,
     )
     yield SystemCommand("Filter", "Filter rows by text", app.open_filter)
     yield SystemCommand("Clear filter", "Show every row", lambda: post(FilterChanged("")))
@@ -131,7 +132,9 @@ class InstanceJumpProvider(Provider):
         for name, row in app.poller.rows.items():
             inst = row.instance
             candidate = f"Jump to {name}"
-            score = matcher.match(candidate)
+            # A command that matches as well as an instance name comes first: "log" is the
+            # event log before "Jump to logistics-pe".
+            score = matcher.match(candidate) * 0.9
             if score <= 0:
                 extra = " ".join((inst.id, inst.account, row.account.provider, *inst.tags))
                 if query.lower() not in extra.lower():

@@ -28,6 +28,7 @@ from tuiapp.durations import age_text, countdown_text, human_duration
 from tuiapp.model import ACTIONS, Status, Transition, iso_utc
 from tuiapp.row import Glimpse
 from tuiapp.secrets import redact
+from tuiapp.ui.footer import FleetFooter
 from tuiapp.ui.keys import action_bindings
 from tuiapp.ui.messages import ActionRequested, PairRequested, PollRequested, deliver
 from tuiapp.ui.present import (
@@ -39,7 +40,6 @@ from tuiapp.ui.present import (
     status_class,
     status_text,
 )
-from tuiapp.ui.textual_fixes import LeanFooter
 from tuiapp.ui.wrap import hang_all
 from tuiapp.vocabulary import count_text, outcome_text, reason_text
 
@@ -289,7 +289,7 @@ class DetailScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="detail-scroll"):
             yield HangingText(id="detail-body")
-        yield LeanFooter()
+        yield FleetFooter()
 
     def on_mount(self) -> None:
         self.update_detail()

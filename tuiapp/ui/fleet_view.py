@@ -23,6 +23,7 @@ from rich.text import Text
 from tuiapp.ui.bridge import EngineBridge
 from tuiapp.ui.detail import DetailScreen, detail_text
 from tuiapp.ui.fleet_screen import FleetScreen
+from tuiapp.ui.gridmodel import Facts
 from tuiapp.ui.header import status_line_text
 from tuiapp.ui.polling import Polling
 from tuiapp.ui.present import CellStyle, RowLike, haystack, interval_lookup, row_cells, row_dim
@@ -52,8 +53,7 @@ class FleetView:
         """Paint on ``screen`` from now on: every row into the grid, then the header."""
         self.screen = screen
         rows = self.app.poller.rows
-        for name, row in rows.items():
-            self._upsert(name, row)
+        self.app.model.upsert_many([self._facts(name, row) for name, row in rows.items()])
         self._unpolled = {name for name, row in rows.items() if row.last_polled_at is None}
         self._first_sweep_seen(())
         screen.grid.sync()
@@ -77,27 +77,28 @@ class FleetView:
         """Fold changed rows into the model and ask for their repaint; returns the names."""
         rows = self.app.poller.rows
         names = list(names)
-        for name in names:
-            row = rows.get(name)
-            if row is not None:
-                self._upsert(name, row)
+        self.app.model.upsert_many(
+            [self._facts(name, row) for name in names if (row := rows.get(name)) is not None]
+        )
         if self.app.model.follow_top:
             self._first_sweep_seen(names)
         self.app.refresh_view(rows=names)
         return names
 
-    def _upsert(self, name: str, row: RowLike) -> None:
+    @staticmethod
+    def _facts(name: str, row: RowLike) -> Facts:
+        """What the grid model needs of one row."""
         obs = row.obs
-        self.app.model.upsert(
+        return (
             name,
-            status=row.status,
-            problem=row.problem,
-            provider=row.account.provider,
-            since=row.since,
-            haystack=haystack(row),
-            account=row.instance.account,
-            latency=obs.latency_ms if obs is not None else None,
-            checked=row.last_polled_at,
+            row.status,
+            row.problem,
+            row.account.provider,
+            row.since,
+            haystack(row),
+            row.instance.account,
+            obs.latency_ms if obs is not None else None,
+            row.last_polled_at,
         )
 
     # ---- the operator's view changes ------------------------------------------------

@@ -1,4 +1,4 @@
-"""``FleetFooter``: the grid's footer, which never loses ``?`` Help and ``q`` Quit.
+"""``FleetFooter``: every screen's footer, which never loses ``?`` Help, Quit or Back.
 
 Textual's footer lays its keys out left to right and cuts what does not fit, so at
 80 columns the last ones (Sort, Log, Quit, Help) were gone and a newcomer had no hint
@@ -25,6 +25,7 @@ __all__ = ["RANK", "FleetFooter", "footer_fit"]
 RANK: tuple[str, ...] = (
     "help",
     "quit",
+    "close",
     "detail",
     "act('restart')",
     "filter",
@@ -34,6 +35,8 @@ RANK: tuple[str, ...] = (
     "log",
     "sort",
     "pair",
+    "search",
+    "poll_now",
 )
 """Actions in the order they are kept when the footer is too narrow (unlisted: last)."""
 LAST = ("quit", "help")  # shown rightmost, where people look for them
@@ -69,7 +72,7 @@ def footer_fit(keys: list[FooterKey], width: int) -> list[FooterKey]:
 
 
 class FleetFooter(LeanFooter):
-    """The footer of the fleet grid; see the module docstring."""
+    """The footer of the grid, the detail, the log and the pairing screen; see above."""
 
     def compose(self) -> Iterable[Widget]:  # type: ignore[override]
         widgets = list(super().compose())

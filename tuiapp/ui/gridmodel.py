@@ -2,7 +2,9 @@
 
 Keyed by instance name. The visible list is kept sorted incrementally (bisect on a
 total sort key ending with the name), so one changed row costs O(log n) plus a list
-move, not a re-sort of 10,000 rows. Any column sorts, either way (``reverse``).
+move, not a re-sort of 10,000 rows. A big batch (the first fill, a discovery, a list
+answer under a live sort) is merged in at once instead (``upsert_many``). Any column
+sorts, either way (``reverse``).
 
 The cursor is an instance name, not an index: when rows re-sort, it stays on the same
 instance, and nothing but the operator moves it to another one. Two exceptions, both
@@ -17,12 +19,12 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from tuiapp.model import Status
 
-__all__ = ["SORT_MODES", "Entry", "GridModel"]
+__all__ = ["BULK_MIN", "SORT_MODES", "Entry", "Facts", "GridModel"]
 
 SORT_MODES: tuple[str, ...] = (
     "severity",
@@ -35,8 +37,12 @@ SORT_MODES: tuple[str, ...] = (
 )
 """``s`` cycles through them in this order; ``S`` reverses the current one."""
 _LIVE_MODES = frozenset({"latency", "checked"})  # sorted on what every poll changes
+BULK_MIN = 256  # rows in one upsert_many from which the visible list is merged, not patched
 
 SortKey = tuple[object, ...]
+Facts = tuple[str, Status, bool, str, "float | None", str, str, "float | None", "float | None"]
+"""One row as the model needs it, in ``Entry``'s field order: (name, status, problem,
+provider, since, haystack, account, latency, checked)."""
 
 
 @dataclass(slots=True)
@@ -53,6 +59,32 @@ class Entry:
     latency: float | None = None
     checked: float | None = None
     key: SortKey | _Reversed = ()
+
+
+def _same_place(
+    entry: Entry,
+    status: Status,
+    problem: bool,
+    provider: str,
+    since: float | None,
+    account: str,
+    latency: float | None,
+    checked: float | None,
+    model: GridModel,
+) -> bool:
+    """Nothing the order or the filter depend on changed (latency and checked are shown,
+    and sorted on only in their live sort modes)."""
+    return (
+        entry.status is status
+        and entry.problem == problem
+        and entry.since == since
+        and entry.provider == provider
+        and entry.account == account
+        and (
+            model.sort_mode not in _LIVE_MODES
+            or (entry.latency == latency and entry.checked == checked)
+        )
+    )
 
 
 class _Reversed:
@@ -72,33 +104,71 @@ class _Reversed:
     __hash__ = None  # type: ignore[assignment]
 
 
-def _group(entry: Entry) -> int:
-    """Problems first, then other non-WORKING rows (expected, muted, unknown), then WORKING."""
-    if entry.problem:
-        return 0
-    return 2 if entry.status is Status.WORKING else 1
+_WORKING = Status.WORKING
+_WORSE = {status: -status.severity for status in Status}  # looked up, not computed, per row
+
+
+# Severity groups: problems (0) first, then other non-WORKING rows (expected, muted,
+# unknown: 1), then WORKING (2); the worst status first within a group.
+
+
+def _by_severity(e: Entry) -> SortKey:
+    return (0 if e.problem else 2 if e.status is _WORKING else 1, _WORSE[e.status], e.name)
+
+
+def _by_account(e: Entry) -> SortKey:
+    group = 0 if e.problem else 2 if e.status is _WORKING else 1
+    return (e.account, group, _WORSE[e.status], e.name)
+
+
+def _by_provider(e: Entry) -> SortKey:
+    group = 0 if e.problem else 2 if e.status is _WORKING else 1
+    return (e.provider, group, _WORSE[e.status], e.name)
+
+
+def _by_since(e: Entry) -> SortKey:  # the most recent change first; unknown since last
+    since = e.since
+    return (since is None, -(since or 0.0), e.name)
+
+
+def _by_latency(e: Entry) -> SortKey:  # the slowest first; never measured last
+    latency = e.latency
+    return (latency is None, -(latency or 0.0), e.name)
+
+
+def _by_checked(e: Entry) -> SortKey:  # the longest unchecked first; never checked before all
+    checked = e.checked
+    return (checked is not None, checked or 0.0, e.name)
+
+
+_SORT_KEYS: dict[str, Callable[[Entry], SortKey]] = {
+    "severity": _by_severity,
+    "name": lambda e: (e.name,),
+    "account": _by_account,
+    "provider": _by_provider,
+    "since": _by_since,
+    "latency": _by_latency,
+    "checked": _by_checked,
+}
 
 
 def sort_key(mode: str, entry: Entry) -> SortKey:
     """A total order for ``mode``; the name breaks every tie so bisect finds exact rows."""
-    if mode == "severity":
-        return (_group(entry), -entry.status.severity, entry.name)
-    if mode == "name":
-        return (entry.name,)
-    if mode == "account":
-        return (entry.account, _group(entry), -entry.status.severity, entry.name)
-    if mode == "provider":
-        return (entry.provider, _group(entry), -entry.status.severity, entry.name)
-    if mode == "since":  # the most recent change first; unknown since last
-        since = entry.since
-        return (since is None, -(since or 0.0), entry.name)
-    if mode == "latency":  # the slowest first; never measured last
-        latency = entry.latency
-        return (latency is None, -(latency or 0.0), entry.name)
-    if mode == "checked":  # the longest unchecked first; never checked before all
-        checked = entry.checked
-        return (checked is not None, checked or 0.0, entry.name)
-    raise ValueError(f"unknown sort mode {mode!r}")
+    make = _SORT_KEYS.get(mode)
+    if make is None:
+        raise ValueError(f"unknown sort mode {mode!r}")
+    return make(entry)
+
+
+def _key_of(entry: Entry) -> SortKey | _Reversed:
+    return entry.key
+
+
+def _plain_key_of(entry: Entry) -> SortKey:
+    """The key without its ``_Reversed`` wrapper: sorted with ``reverse=True`` in C, not
+    through ``_Reversed.__lt__`` in Python."""
+    key = entry.key
+    return key.key if isinstance(key, _Reversed) else key
 
 
 class GridModel:
@@ -177,17 +247,7 @@ class GridModel:
         """Add or update one row; True when the visible order or membership changed."""
         old = self.entries.get(name)
         if old is not None:
-            if (
-                old.status is status
-                and old.problem == problem
-                and old.since == since
-                and old.provider == provider
-                and old.account == account
-                and (
-                    self.sort_mode not in _LIVE_MODES
-                    or (old.latency == latency and old.checked == checked)
-                )
-            ):
+            if _same_place(old, status, problem, provider, since, account, latency, checked, self):
                 old.latency, old.checked = latency, checked  # shown, not sorted on
                 return False
             self.counts[old.status] -= 1
@@ -220,6 +280,96 @@ class GridModel:
         self._fix_cursor()
         return True
 
+    def upsert_many(self, batch: Sequence[Facts]) -> bool:
+        """``upsert`` of every row in ``batch``; True when the visible order or membership
+        changed. From ``BULK_MIN`` rows on, the changed rows leave the visible list and come
+        back in one merge: O(n + k log n), not k list moves of O(n) each (100,000 rows). The
+        cursor's row comes last, through ``upsert``: its sticky and hold rules are the same."""
+        if len(batch) < BULK_MIN:
+            changed = False
+            for facts in batch:
+                changed = self._upsert(facts) or changed
+            return changed
+        entries, counts, shown = self.entries, self.counts, self._shown
+        cursor, last = self.cursor, None
+        gone: set[str] = set()
+        moved: list[Entry] = []
+        for facts in batch:
+            name, status, problem, provider, since, haystack, account, latency, checked = facts
+            if name == cursor:
+                last = facts
+                continue
+            entry = entries.get(name)
+            if entry is not None:
+                if _same_place(
+                    entry, status, problem, provider, since, account, latency, checked, self
+                ):
+                    entry.latency, entry.checked = latency, checked
+                    continue
+                counts[entry.status] -= 1
+                self.problem_count -= entry.problem
+                if name in shown:
+                    gone.add(name)
+                entry.status, entry.problem, entry.provider, entry.since = (
+                    status,
+                    problem,
+                    provider,
+                    since,
+                )
+                entry.haystack, entry.account = haystack, account
+                entry.latency, entry.checked = latency, checked
+            else:
+                entry = entries[name] = Entry(*facts)
+            counts[status] += 1
+            self.problem_count += problem
+            entry.key = self._key(entry)
+            moved.append(entry)
+        if moved:
+            self._merge(gone, [entry for entry in moved if self.matches(entry)])
+            self._fix_cursor()
+        changed = last is not None and self._upsert(last)
+        return bool(moved) or changed
+
+    def _upsert(self, facts: Facts) -> bool:
+        name, status, problem, provider, since, haystack, account, latency, checked = facts
+        return self.upsert(
+            name,
+            status=status,
+            problem=problem,
+            provider=provider,
+            since=since,
+            haystack=haystack,
+            account=account,
+            latency=latency,
+            checked=checked,
+        )
+
+    def _merge(self, gone: set[str], added: list[Entry]) -> None:
+        """The visible list without ``gone``, with ``added`` (sorted here) in their places."""
+        self.version += 1
+        keys, names = self._keys, self.visible
+        if gone:
+            keep = [i for i, name in enumerate(names) if name not in gone]
+            keys, names = [keys[i] for i in keep], [names[i] for i in keep]
+            self._shown.difference_update(gone)
+        added.sort(key=_plain_key_of, reverse=self.reverse)
+        if not keys:
+            keys, names = [e.key for e in added], [e.name for e in added]
+        elif added:
+            new_keys: list[SortKey | _Reversed] = []
+            new_names: list[str] = []
+            start = 0
+            for entry in added:  # the places only grow: each bisect starts at the last one
+                at = bisect_left(keys, entry.key, start)
+                new_keys += keys[start:at]
+                new_names += names[start:at]
+                new_keys.append(entry.key)
+                new_names.append(entry.name)
+                start = at
+            keys, names = new_keys + keys[start:], new_names + names[start:]
+        self._shown.update(entry.name for entry in added)
+        self._keys, self.visible = keys, names
+
     def _leave_behind(self, index: int) -> None:
         """The held row moved: the cursor takes the row now at its old index."""
         self.hold = None
@@ -227,20 +377,21 @@ class GridModel:
             self._cursor_index = max(0, min(index, len(self.visible) - 1))
             self.cursor = self.visible[self._cursor_index]
 
-    def rebuild(self) -> None:
-        """Recompute every key and the visible list (sort or filter changed)."""
+    def rebuild(self, *, keys: bool = True) -> None:
+        """Recompute the visible list (sort or filter changed); ``keys``: every row's sort
+        key too (a filter change keeps them: every entry's key is always up to date)."""
         self.sticky = None
         self.hold = None
-        mode = self.sort_mode
-        for entry in self.entries.values():
-            entry.key = sort_key(mode, entry)
-        shown = sorted(
-            (e for e in self.entries.values() if self.matches(e)),
-            key=lambda e: e.key,  # plain keys here: reversed by sorted, not by _Reversed
-            reverse=self.reverse,
-        )
-        if self.reverse:
-            for entry in self.entries.values():
+        entries = list(self.entries.values())
+        if keys:
+            make = _SORT_KEYS[self.sort_mode]
+            for entry in entries:
+                entry.key = make(entry)
+        shown = self._matching(entries)
+        # plain keys here: reversed by the sort, in C, not by _Reversed.__lt__
+        shown.sort(key=_key_of if keys else _plain_key_of, reverse=self.reverse)
+        if keys and self.reverse:
+            for entry in entries:
                 entry.key = _Reversed(entry.key)  # type: ignore[arg-type]
         self._keys = [e.key for e in shown]
         self.visible = [e.name for e in shown]
@@ -249,14 +400,22 @@ class GridModel:
         self.reset_view = True
         self._fix_cursor()
 
+    def _matching(self, entries: list[Entry]) -> list[Entry]:
+        """``entries`` that ``matches`` accepts, one pass per condition (100,000 rows)."""
+        if self.problems_only:
+            entries = [e for e in entries if e.problem]
+        for term in self._terms:
+            entries = [e for e in entries if term in e.haystack]
+        return entries
+
     def set_filter(self, text: str) -> None:
         self.filter_text = text.strip()
         self._terms = tuple(self.filter_text.lower().split())
-        self.rebuild()
+        self.rebuild(keys=False)
 
     def set_problems_only(self, flag: bool) -> None:
         self.problems_only = flag
-        self.rebuild()
+        self.rebuild(keys=False)
 
     def set_sort(self, mode: str, *, reverse: bool = False) -> None:
         if mode not in SORT_MODES:

@@ -26,8 +26,8 @@ from textual.strip import Strip
 from textual.widgets import Input, Static
 
 from tuiapp.ui.event_log import STAMP_WIDTH, LogBook, LogEntry
+from tuiapp.ui.footer import FleetFooter
 from tuiapp.ui.present import NOTE_COMPONENTS, STATUS_COMPONENTS, clock_text
-from tuiapp.ui.textual_fixes import LeanFooter
 from tuiapp.ui.wrap import hang
 from tuiapp.vocabulary import count_text
 
@@ -273,7 +273,7 @@ class LogScreen(Screen[str | None]):
         yield self.log_view
         yield self.search_box
         yield Static(id="log-status", markup=False)
-        yield LeanFooter()
+        yield FleetFooter()
 
     def on_mount(self) -> None:
         self.search_box.display = False

@@ -16,6 +16,7 @@ from collections.abc import Collection
 
 from tuiapp.model import Status
 from tuiapp.pairing import PairingSession
+from tuiapp.runtime import Runtime
 from tuiapp.ui.pairing_screen import PairingScreen
 from tuiapp.ui.shell import Shell
 from tuiapp.vocabulary import Outcome
@@ -43,6 +44,14 @@ class PairingFlow:
             return
         if row is None:
             return
+        if app.backend.remote:
+            app.notify(
+                "Pairing goes to the provider directly: not through a hub (yet). Run "
+                f"tuiapp pair {name} where the config is; nothing sent.",
+                severity="warning",
+                markup=False,
+            )
+            return
         if row.status is not Status.SCAN_QR_CODE:
             app.notify(
                 f"Not paired: {name} is {row.status.value}, not SCAN_QR_CODE (only an "
@@ -58,7 +67,9 @@ class PairingFlow:
     async def open(self, name: str) -> None:
         """The session's first answer: the pairing screen, or a toast saying why not."""
         app = self.app
-        session = PairingSession.from_runtime(app.backend, app.fleet, name, operator=app.operator)
+        backend = app.backend
+        assert isinstance(backend, Runtime)  # request() turned a hub's runtime away
+        session = PairingSession.from_runtime(backend, app.fleet, name, operator=app.operator)
         first = await session.open()
         if session.outcome is Outcome.REFUSED or not first.shown:
             await session.finish(Outcome.REFUSED)  # no-op when already refused

@@ -33,7 +33,7 @@ from tuiapp.pair_cli import qr_lines
 from tuiapp.pairing import PairingSession, valid_phone
 from tuiapp.providers.pairing import Pairing
 from tuiapp.qr import Ink, QrText
-from tuiapp.ui.textual_fixes import LeanFooter
+from tuiapp.ui.footer import FleetFooter
 from tuiapp.vocabulary import Outcome
 
 __all__ = ["CHROME_ROWS", "QR_STYLE", "PairingScreen", "QrView"]
@@ -128,7 +128,7 @@ class PairingScreen(Screen[None]):
             yield QrView(id="pairing-qr")
             yield Static(id="pairing-status", classes="pairing-line")
             yield Input(placeholder="+5511999999999", id="pairing-phone")
-        yield LeanFooter()
+        yield FleetFooter()
 
     def on_mount(self) -> None:
         self.query_one("#pairing-phone", Input).display = False

@@ -37,7 +37,8 @@ class Polling:
         app, last_sweep = self.app, self.bridge.last_sweep
         poller = app.poller
         sweep_at = (last_sweep.at if last_sweep is not None else None) or poller.last_sweep_at
-        return polling_text(
+        badge = app.backend.badge()  # attached to a hub: which, and whether it is reachable
+        text = polling_text(
             app.model,
             now=app.clock(),
             sweep_at=sweep_at,
@@ -45,6 +46,7 @@ class Polling:
             failed=self.failed,
             rate_limited=self.rate_limited,
         )
+        return f"{badge} · {text}" if badge else text
 
     def poll_now(self, name: str) -> None:
         """u: poll ``name`` now, within its budget (a toast says which it was)."""
@@ -58,6 +60,9 @@ class Polling:
     def toggle_pause(self) -> None:
         """p: pause or resume polling (paused rows age and go stale)."""
         app = self.app
+        if app.backend.remote:
+            app.notify("The hub polls for the whole team: p does not pause it from here.")
+            return
         if app.poller.paused:
             app.poller.resume()
             app.notify("Polling resumed.")

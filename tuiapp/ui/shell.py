@@ -24,11 +24,8 @@ from textual.worker_manager import WorkerManager
 
 from tuiapp.clock import Clock
 from tuiapp.config import FleetConfig
-from tuiapp.engine import ActionEngine
+from tuiapp.engine_api import EngineApi, PollerApi, RuntimeApi, StateApi
 from tuiapp.events import BulkProgressed
-from tuiapp.poller import Poller
-from tuiapp.runtime import Runtime
-from tuiapp.state import SharedState
 from tuiapp.ui.event_log import LogEntry
 from tuiapp.ui.gridmodel import GridModel
 from tuiapp.ui.present import CellStyle, NoteBook
@@ -42,10 +39,10 @@ class Shell(Protocol):
 
     # ---- what it runs on
     fleet: FleetConfig
-    backend: Runtime
-    poller: Poller
-    engine: ActionEngine
-    state: SharedState
+    backend: RuntimeApi
+    poller: PollerApi
+    engine: EngineApi
+    state: StateApi
     clock: Clock
     operator: str
     read_only: bool

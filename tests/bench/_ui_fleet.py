@@ -1,0 +1,240 @@
+"""The fleet of tests/bench/bench_ui.py: its configs on disk, the stand-in poller, the app.
+
+Two ways to configure a fleet, both written as TOML and loaded with ``load_config`` as
+``tuiapp`` does:
+
+    listed      every instance an [[instances]] entry (a sixth of them on Wawp, each with
+                its own token, as Wawp needs)
+    discover    accounts with ``discover = true`` and no [[instances]] at all: the rows
+                come from the first list answer of each account, through the poller's
+                real discovery path (``FleetReader.apply_list``), as they would from a
+                provider, only without HTTP. This is how a big fleet is configured.
+
+``SyntheticPoller`` stands in for ``tuiapp.poller.Poller``: real ``Row`` objects in a real
+``FleetTracker``, synthetic observations (this measures the UI, not the providers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from tuiapp.budgets import Budgets
+from tuiapp.config import FleetConfig, config_from_dict
+from tuiapp.events import InstanceObserved
+from tuiapp.model import Observation, Status
+from tuiapp.providers.listing import ListResult
+from tuiapp.reads import FleetReader
+from tuiapp.row import Row
+from tuiapp.runtime import Backend
+from tuiapp.tracker import FleetTracker
+from tuiapp.ui.app import FleetApp, freeze_long_lived_objects
+from tuiapp.watchdog import Watchdog
+
+PROVIDERS = ("hypersender", "wawp", "ryzeapi", "wasend", "waha", "evolution")
+DISCOVERABLE = tuple(p for p in PROVIDERS if p != "wawp")  # Wawp has no list endpoint
+STATUSES = (Status.WORKING,) * 12 + (
+    Status.FAILED,
+    Status.STARTING,
+    Status.UNREACHABLE,
+    Status.STOPPED,
+    Status.SCAN_QR_CODE,
+)
+MODES = ("listed", "discover")
+
+
+def _account(provider: str, name: str, *, discover: bool = False) -> dict[str, Any]:
+    entry: dict[str, Any] = {"provider": provider, "base_url": f"http://127.0.0.1:9/{name}"}
+    if provider != "wawp":
+        entry["token"] = f"bench-{name}-token-0000"
+    if discover:
+        entry["discover"] = True
+    return entry
+
+
+def listed_config(count: int) -> dict[str, Any]:
+    """One account per provider, ``count`` [[instances]] over them."""
+    accounts = {f"{p}-acct": _account(p, f"{p}-acct") for p in PROVIDERS}
+    instances = []
+    for i in range(count):
+        provider = PROVIDERS[i % len(PROVIDERS)]
+        item = {
+            "name": f"inst-{i:05d}",
+            "account": f"{provider}-acct",
+            "id": f"id-{i:05d}",
+            "tags": ["bench", f"team{i % 17}"],
+        }
+        if provider == "wawp":
+            item["token"] = f"bench-wawp-instance-{i:05d}"
+        instances.append(item)
+    return {"monitor": {"poll_interval": 15}, "accounts": accounts, "instances": instances}
+
+
+def discovery_config(accounts: int) -> dict[str, Any]:
+    """``accounts`` accounts with ``discover = true`` over the providers that list."""
+    table = {}
+    for a in range(accounts):
+        provider = DISCOVERABLE[a % len(DISCOVERABLE)]
+        name = f"{provider}-{a:02d}"
+        table[name] = _account(provider, name, discover=True)
+    return {"monitor": {"poll_interval": 15}, "accounts": table}
+
+
+def write_config(data: dict[str, Any], path: Path) -> Path:
+    path.write_text(tomli_w.dumps(data), encoding="utf-8")
+    path.chmod(0o600)  # inline tokens
+    return path
+
+
+def fleet_of(count: int) -> FleetConfig:
+    """The listed fleet in memory (no file)."""
+    return config_from_dict(listed_config(count), environ={})
+
+
+class SyntheticPoller:
+    """Stands in for tuiapp.poller.Poller: real rows in a real tracker, synthetic reads.
+
+    ``discover``: how many instances the accounts' first list answers hold (spread over
+    the discovering accounts); they become rows when ``run`` starts, as with a provider.
+    """
+
+    def __init__(self, fleet: FleetConfig, rng: random.Random, *, discover: int = 0) -> None:
+        self.fleet = fleet
+        self.rng = rng
+        self.paused = False
+        self.last_sweep_at: float | None = time.time()
+        self.tracker = FleetTracker(fleet.accounts, clock=time.time, interval=lambda _a: 15.0)
+        self.rows: dict[str, Row] = self.tracker.rows
+        now = time.time()
+        for inst in fleet.instances:
+            row = self.tracker.add_row(inst, fleet.accounts[inst.account], ())
+            self._set(row, rng.choice(STATUSES), now)
+            row.since = now - rng.uniform(60, 86_400)  # a fleet in steady state
+        self.names = list(self.rows)
+        self.discover = discover
+        self.rate = 0.0  # updates per second, set by the driver
+        self.status_share = 0.3  # share of updates that change the status
+        self.stop_event = asyncio.Event()
+        self.on_emit: Callable[[str], None] | None = None
+
+    def _set(self, row: Row, status: Status, now: float) -> None:
+        row.obs = Observation(status=status, latency_ms=self.rng.uniform(20, 400), observed_at=now)
+        if row.status != status:
+            row.since = now
+            row.since_exact = True
+        row.status = row.confirmed = status
+        row.last_polled_at = row.last_ok_at = now
+
+    def subscribe(self, callback: Callable[[object], None]) -> None:
+        self.tracker.subscribe(callback)
+
+    def update(self, name: str, *, change_status: bool) -> None:
+        row = self.rows[name]
+        now = time.time()
+        status = self.rng.choice(STATUSES) if change_status else row.status
+        self._set(row, status, now)
+        if self.on_emit is not None:
+            self.on_emit(name)
+        self.tracker.emit(InstanceObserved(name, row))
+
+    def _discover_all(self) -> None:
+        """Each discovering account's first list answer, applied as the poller applies it."""
+        reader = FleetReader(
+            self.fleet,
+            {},
+            budgets=Budgets(time.time),
+            tracker=self.tracker,
+            watchdog=Watchdog(time.time, self.tracker.emit),
+            clock=time.time,
+            history_of=lambda _name: [],
+        )
+        accounts = [name for name, acct in self.fleet.accounts.items() if acct.discover]
+        started = time.time()
+        self.tracker.begin_sweep(started)
+        for a, account in enumerate(accounts):
+            result = ListResult()
+            for i in range(a, self.discover, len(accounts)):
+                key = f"id-{i:06d}"
+                result.observations[key] = Observation(
+                    status=self.rng.choice(STATUSES),
+                    latency_ms=self.rng.uniform(20, 400),
+                    observed_at=started,
+                )
+                result.names[key] = f"inst-{i:06d}"
+            reader.apply_list(account, result, started)
+        self.names = list(self.rows)
+
+    async def run(self) -> None:
+        """The list answers (discovery), then ``rate`` updates per second in 20 ms slices."""
+        if self.discover:
+            self._discover_all()
+        owed = 0.0
+        last = time.perf_counter()
+        while not self.stop_event.is_set():
+            await asyncio.sleep(0.02)
+            now = time.perf_counter()
+            owed += (now - last) * self.rate
+            last = now
+            while owed >= 1:
+                owed -= 1
+                name = self.rng.choice(self.names)
+                self.update(name, change_status=self.rng.random() < self.status_share)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def pause(self) -> None:
+        self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
+
+    def poll_now(self, name: str) -> str | None:
+        return None
+
+    def outage_accounts(self) -> set[str]:
+        return set()
+
+
+class _EmptyState:
+    def names(self) -> list[str]:
+        return []
+
+    def records(self, name: str) -> list[Any]:
+        return []
+
+    def cooldown_until(self, name: str) -> float | None:
+        return None
+
+
+class StubState:
+    def snapshot(self) -> _EmptyState:
+        return _EmptyState()
+
+
+class StubEngine:
+    def __init__(self) -> None:
+        self.in_flight: set[str] = set()
+
+    def subscribe(self, callback: Callable[[object], None]) -> None:
+        pass
+
+    def recover_interrupted(self) -> list[Any]:
+        return []
+
+    async def arecover_interrupted(self) -> list[Any]:
+        return []
+
+
+def make_app(fleet: FleetConfig, poller: SyntheticPoller) -> FleetApp:
+    backend = Backend(poller=poller, engine=StubEngine(), state=StubState())  # type: ignore[arg-type]
+    app = FleetApp(fleet, backend=backend, operator="bench", demo=True)
+    app.freeze_gc = True  # as run_tui does
+    freeze_long_lived_objects()
+    return app
