@@ -30,12 +30,19 @@ import httpx
 
 from tuiapp.audit import AuditError, current_operator
 from tuiapp.clock import Clock
+from tuiapp.command_rules import (
+    EXIT_DECLINED,
+    EXIT_NOT_ALL_RECOVERED,
+    EXIT_OK,
+    EXIT_USAGE,
+    MAX_WITHOUT_FLAG,
+    flag_problem,
+)
 from tuiapp.config import FleetConfig
 from tuiapp.durations import human_duration
 from tuiapp.engine import ActionEngine, ActionReport, Verdict
 from tuiapp.events import ActionFinished, ActionProgressed, BulkProgressed
 from tuiapp.filelock import StateError
-from tuiapp.guards import MAX_UNCOUNTED_TARGETS
 from tuiapp.model import ACTIONS
 from tuiapp.poller import Poller
 from tuiapp.runtime import open_runtime
@@ -49,12 +56,6 @@ __all__ = [
     "MAX_WITHOUT_FLAG",
     "run_action_command",
 ]
-
-EXIT_OK = 0
-EXIT_DECLINED = 1
-EXIT_NOT_ALL_RECOVERED = 2
-EXIT_USAGE = 3
-MAX_WITHOUT_FLAG = MAX_UNCOUNTED_TARGETS  # more targets than this need --max N
 
 
 def run_action_command(
@@ -136,15 +137,7 @@ def _usage_problem(
         more = f" (did you mean {hint[0]!r}?)" if hint else ""
         noun = "instance" if len(unknown) == 1 else "instances"
         return f"unknown {noun} {listed}{where}{more}"
-    if force and not (reason and reason.strip()):
-        return "--force needs --reason TEXT (the override is audited)"
-    count = len(targets)
-    if count > MAX_WITHOUT_FLAG and (max_targets is None or max_targets < count):
-        got = "no --max" if max_targets is None else f"--max {max_targets}"
-        return (
-            f"{count} targets: more than {MAX_WITHOUT_FLAG} need --max N with N >= {count} ({got})"
-        )
-    return None
+    return flag_problem(targets, reason=reason, force=force, max_targets=max_targets)
 
 
 class _Command:

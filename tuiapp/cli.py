@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from tuiapp import __version__
+from tuiapp.command_rules import EXIT_USAGE
 from tuiapp.simulate_options import (
     add_simulate_arguments,
     positive_int,
@@ -26,8 +27,6 @@ if TYPE_CHECKING:
     from tuiapp.config import FleetConfig
 
 __all__ = ["EXIT_USAGE", "main"]
-
-EXIT_USAGE = 3
 
 
 class _Parser(argparse.ArgumentParser):
@@ -257,9 +256,13 @@ def _run(args: argparse.Namespace) -> int:
         )
     if command in ("restart", "reconnect"):
         from tuiapp.action_cli import run_action_command
+        from tuiapp.command_rules import flag_problem
 
-        if args.force and not args.reason:
-            raise _UsageError("--force needs --reason TEXT (the override is audited)")
+        problem = flag_problem(
+            args.names, reason=args.reason, force=args.force, max_targets=args.max_targets
+        )
+        if problem is not None:  # before the config is read: the flags are wrong either way
+            raise _UsageError(problem)
         if args.server:
             from tuiapp.hub.remote_actions import run_remote_action
 
@@ -322,7 +325,7 @@ def _run_remote_tui(args: argparse.Namespace) -> int:
     import asyncio
 
     from tuiapp.hub.client import HubError, hub_token, hub_url
-    from tuiapp.hub.remote_runtime import connect, fetch_fleet
+    from tuiapp.hub.remote_attach import connect, fetch_fleet
     from tuiapp.ui.app import run_tui
 
     try:

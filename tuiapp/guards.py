@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
 from tuiapp.attempts import last_attempt
+from tuiapp.command_rules import MAX_UNCOUNTED_TARGETS
 from tuiapp.durations import human_duration
 from tuiapp.filelock import HOSTNAME
 from tuiapp.model import ACTIONS, Observation, Status
@@ -58,7 +59,6 @@ OVERRIDABLE = frozenset({"cooldown", "loop_breaker"})
 # What a typed reason lifts in the TUI's override prompt: the cooldown and loop breaker,
 # and (with ``allow_outage``) a bulk's outage hold.
 _LIFTED_BY_A_REASON = OVERRIDABLE | {"outage"}
-MAX_UNCOUNTED_TARGETS = 5  # more allowed targets than this: the operator types the count
 _PAST = {"restart": "restarted", "reconnect": "reconnected"}
 _ING = {"restart": "restarting", "reconnect": "reconnecting"}
 _UNREACHABLE_WARN = frozenset(k for k in ErrorKind if k.is_restartable)

@@ -24,6 +24,13 @@ from typing import TextIO
 
 import httpx
 
+from tuiapp.command_rules import (
+    EXIT_DECLINED,
+    EXIT_NOT_ALL_RECOVERED,
+    EXIT_OK,
+    EXIT_USAGE,
+    flag_problem,
+)
 from tuiapp.durations import human_duration
 from tuiapp.hub.client import HubClient, HubError, hub_token
 from tuiapp.hub.wire import JSONObject, JSONValue
@@ -31,8 +38,6 @@ from tuiapp.model import ACTIONS
 
 __all__ = ["run_remote_action"]
 
-EXIT_OK, EXIT_DECLINED, EXIT_NOT_ALL_RECOVERED, EXIT_USAGE = 0, 1, 2, 3
-MAX_WITHOUT_FLAG = 5
 RUN_TIMEOUT = 1800.0  # a run answers when verification ends; the hub bounds that
 
 
@@ -60,14 +65,8 @@ def run_remote_action(
         problem = f"unknown action (one of {', '.join(ACTIONS)})"
     elif not targets:
         problem = "name at least one instance"
-    elif force and not (reason and reason.strip()):
-        problem = "--force needs --reason TEXT (the override is audited)"
-    elif len(targets) > MAX_WITHOUT_FLAG and (max_targets is None or max_targets < len(targets)):
-        got = "no --max" if max_targets is None else f"--max {max_targets}"
-        problem = (
-            f"{len(targets)} targets: more than {MAX_WITHOUT_FLAG} need --max N"
-            f" with N >= {len(targets)} ({got})"
-        )
+    else:
+        problem = flag_problem(targets, reason=reason, force=force, max_targets=max_targets)
     if problem is not None:
         print(f"{prog}: {problem}", file=err)
         return EXIT_USAGE
