@@ -30,9 +30,10 @@ from conftest import (
 from textual.pilot import Pilot
 
 from tuiapp.hub.client import HubClient
+from tuiapp.hub.remote_attach import RemoteRuntime, connect, fetch_fleet
 from tuiapp.hub.remote_engine import DisconnectedError, HubPlan, RemoteEngine, plan_from_json
 from tuiapp.hub.remote_fleet import LinkFacts
-from tuiapp.hub.remote_runtime import RemoteRuntime, backoff, connect, fetch_fleet
+from tuiapp.hub.remote_runtime import backoff
 from tuiapp.model import Status
 from tuiapp.ui.app import FleetApp
 from tuiapp.ui.dialogs import ConfirmScreen

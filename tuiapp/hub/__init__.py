@@ -16,6 +16,10 @@ it over HTTP (the contract: docs/hub-api.md):
     remote_rows.py  a hub's rows back into ``Row`` objects (``check``'s renderers)
     remote_check.py ``tuiapp check --server URL``
     remote_actions.py ``tuiapp restart|reconnect NAME… --server URL``
+    remote_attach.py  ``tuiapp --server URL``: the TUI's runtime on a hub (``connect``)
+    remote_runtime.py its poller (the rows, the stream, reconnects, gaps), state, clock
+    remote_engine.py  its engine: the hub plans and runs; this client's action events
+    remote_fleet.py   its rows (stale while disconnected), shared-state facts, config
 
 Nothing here imports Textual or tuiapp.ui (import-linter contracts in pyproject.toml).
 """

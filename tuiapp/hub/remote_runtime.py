@@ -1,7 +1,5 @@
-"""``RemoteRuntime``: what the TUI drives when it is attached to a hub (``--server URL``).
-
-The same shape as the local ``tuiapp.runtime.Runtime`` (``poller``, ``engine``,
-``state``, ``aclose``), built on the hub's API (docs/hub-api.md):
+"""The parts of a hub's runtime (``tuiapp --server URL``): the TUI drives them as the local
+``tuiapp.runtime.Runtime``'s poller, engine and state, over the hub's API (docs/hub-api.md):
 
     RemotePoller    the hub's rows (``RemoteRow``), kept current by its event stream;
                     ``run()`` is the stream: connect with ``Last-Event-ID``, apply the
@@ -12,9 +10,8 @@ The same shape as the local ``tuiapp.runtime.Runtime`` (``poller``, ``engine``,
     HubClock        the hub's clock (``fleet.at`` + local time since it came): every
                     time the hub sends is on it, so the app runs on it too
 
-``connect`` reads the first snapshot (the grid is never empty, the fleet config comes
-from it); the caller then builds the app with ``runtime.fleet`` and ``runtime.clock``.
-No Textual here.
+``tuiapp.hub.remote_attach`` puts them together (``RemoteRuntime``, from the hub's
+first snapshot). No Textual here.
 """
 
 from __future__ import annotations
@@ -22,16 +19,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import ClassVar
 
-import httpx
-
-from tuiapp.config_types import FleetConfig
 from tuiapp.events import (
     EngineEvent,
     InstanceObserved,
@@ -47,15 +38,14 @@ from tuiapp.hub.remote_fleet import (
     LinkFacts,
     RemoteRow,
     RemoteStateData,
-    fleet_config,
     new_row,
     update_row,
 )
 from tuiapp.hub.wire import JSONObject, JSONValue
 from tuiapp.model import Status, Transition
-from tuiapp.secrets import GLOBAL_REDACTOR, Secret
+from tuiapp.secrets import GLOBAL_REDACTOR
 
-__all__ = ["HubClock", "RemotePoller", "RemoteRuntime", "RemoteState", "connect", "fetch_fleet"]
+__all__ = ["HubClock", "RemotePoller", "RemoteState", "backoff"]
 
 log = logging.getLogger("tuiapp.hub.client")
 
@@ -394,90 +384,3 @@ class RemotePoller:
         if row is not None:
             row.add_transition(transition)
         self._emit(TransitionConfirmed(transition))
-
-
-@dataclass(slots=True)
-class RemoteRuntime:
-    """The hub as a runtime: what ``FleetApp`` drives (see the module docstring)."""
-
-    url: str
-    client: HubClient
-    poller: RemotePoller
-    engine: RemoteEngine
-    state: RemoteState
-    clock: HubClock
-    read_only: bool
-    role: str
-    remote: ClassVar[bool] = True
-
-    @property
-    def fleet(self) -> FleetConfig:
-        return fleet_config({"hub": self.poller.hub}, self.poller.rows, read_only=self.read_only)
-
-    @property
-    def hub_name(self) -> str:
-        return str(self.poller.hub.get("name") or self.url)
-
-    @property
-    def insecure(self) -> bool:
-        return self.poller.hub.get("insecure") is True
-
-    def badge(self) -> str:
-        """The header's badge: the hub, "insecure", and the link while it is down."""
-        text = f"hub {self.hub_name}"
-        if self.insecure:
-            text += " (INSECURE: plain HTTP)"
-        if not self.poller.link.connected:
-            text += " · DISCONNECTED"
-            retry_at = self.poller.retry_at
-            if retry_at is not None:
-                text += f", retrying in {max(0.0, retry_at - time.time()):.0f}s"
-        return text
-
-    async def aclose(self) -> None:
-        self.poller.stop()
-        with contextlib.suppress(Exception):
-            await self.client.aclose()
-
-
-async def fetch_fleet(
-    url: str, token: str, *, transport: httpx.AsyncBaseTransport | None = None
-) -> JSONObject:
-    """One ``/fleet`` (waiting up to 60 s for the hub's first sweep), on its own client."""
-    async with HubClient(url, token, transport=transport) as client:
-        return await client.fleet(wait_ready=60)
-
-
-def connect(
-    url: str,
-    token: str,
-    first: JSONObject,
-    *,
-    read_only: bool = False,
-    transport: httpx.AsyncBaseTransport | None = None,
-    environ: Mapping[str, str] = os.environ,
-) -> RemoteRuntime:
-    """The runtime for the hub at ``url``, from its first snapshot ``first``. Its client
-    makes no connection before the app's loop runs ``poller.run()``."""
-    GLOBAL_REDACTOR.add_secret(Secret(token, "env:TUIAPP_TOKEN"))
-    client = HubClient(url, token, transport=transport, environ=environ)
-    link = LinkFacts()
-    clock = HubClock()
-    engine = RemoteEngine(client, link, url=client.url)
-    operator = first.get("operator")
-    role = ""
-    if isinstance(operator, dict):
-        engine.operator = str(operator.get("name") or "")
-        role = str(operator.get("role") or "")
-    poller = RemotePoller(client, engine, link, clock, first)
-    hub_read_only = poller.hub.get("read_only") is True
-    return RemoteRuntime(
-        url=client.url,
-        client=client,
-        poller=poller,
-        engine=engine,
-        state=RemoteState(poller.rows),
-        clock=clock,
-        read_only=read_only or hub_read_only or role == "viewer",
-        role=role,
-    )
