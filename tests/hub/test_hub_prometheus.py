@@ -108,7 +108,7 @@ def _until(what: str, check: Any, deadline: float = 45.0) -> Any:
     while True:
         try:
             result = check()
-        except httpx.HTTPError:
+        except (httpx.HTTPError, ValueError):  # not up yet, or a starting server's non-JSON
             result = None
         if result:
             return result
