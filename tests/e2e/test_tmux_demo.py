@@ -56,6 +56,12 @@ def demo() -> Iterator[Pane]:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
 
 
+def _toasts(screen: str) -> str:
+    """The toasts' text (the lines right of their "▌" edge), joined as it reads."""
+    parts = [line.split("▌", 1)[1].strip() for line in screen.splitlines() if "▌" in line]
+    return " ".join(part for part in parts if part)
+
+
 def _row(screen: str, name: str) -> str:
     return next((line for line in screen.splitlines() if f" {name} " in line), "")
 
@@ -88,7 +94,7 @@ def test_demo_shows_the_incident_and_restarts_a_failed_instance(demo: Pane) -> N
     demo.keys("/", *qr_name, "Enter")
     demo.wait_for(lambda s: _row(s, qr_name).startswith("▶"), f"the cursor on {qr_name}")
     demo.keys("r")
-    demo.wait_for(lambda s: "QR scan" in s and "Cancel" not in s, "the QR refusal")
+    demo.wait_for(lambda s: "QR scan" in _toasts(s) and "Cancel" not in s, "the QR refusal")
     demo.keys("Escape")  # clears the filter
 
     # A FAILED wawp instance: r opens the dialog, y (after the type-ahead guard) restarts it.

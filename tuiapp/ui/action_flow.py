@@ -216,8 +216,15 @@ class ActionFlow:
         first = skipped[0].verdict
         hint = f" (shift+{action[0]} overrides it with a reason)" if first.overridable else ""
         if len(skipped) == 1:
-            message = f"{action} {first.name} refused: {first.refusal}{hint}"
-            message += other_action_text(app, first.name, action)  # the event log says it too
+            other = other_action_text(app, first.name, action)  # the event log says it too
+            if " is refused too: " in other:
+                # The provider lacks this action and the other one is refused for the row's
+                # own trouble (a QR scan, a ban): that trouble is what a toast must show first.
+                trouble = other.split(" is refused too: ", 1)[1]
+                message = f"{first.name}: {trouble} ({first.refusal}; {other[2:].split(' is ')[0]}"
+                message += " cannot help either)"
+            else:
+                message = f"{action} {first.name} refused: {first.refusal}{hint}{other}"
         else:
             message = (
                 f"{action} refused for all {len(skipped)} targets; nothing sent. "
