@@ -215,7 +215,8 @@ def render_table(result: CheckResult) -> str:
     summary = ", ".join(f"{status} {count}" for status, count in _summary(result.rows).items())
     out.append(f"{len(result.rows)} instances: {summary}")
     for account, message in sorted(result.outages.items()):
-        out.append(f"OUTAGE {account}: {message.removeprefix(account).lstrip(' :')}")
+        named = message if message.startswith(account) else f"{account}: {message}"
+        out.append(f"OUTAGE {named}")
     out.append(f"verdict: {VERDICTS[result.exit_code]} (exit {result.exit_code})")
     return "\n".join(out)
 

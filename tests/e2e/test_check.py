@@ -209,7 +209,7 @@ def test_json_carries_verdict_exit_code_and_outages(tmp_path: Path) -> None:
     assert (payload["verdict"], payload["exit_code"], code) == ("CRITICAL", 2, 2)
     assert [item["account"] for item in payload["outages"]] == [account]
     _, table = _run(fleet, transport, clock, fmt="table")
-    assert f"OUTAGE {account}:" in table
+    assert f"OUTAGE {account} (" in table  # the account once, then its provider
     assert "verdict: CRITICAL (exit 2)" in table
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 from conftest import (
     TOKENS,
@@ -37,6 +38,7 @@ from tuiapp.hub.remote_runtime import backoff
 from tuiapp.model import Status
 from tuiapp.ui.app import FleetApp
 from tuiapp.ui.dialogs import ConfirmScreen
+from tuiapp.vocabulary import Outcome
 
 SIZE = (140, 40)
 
@@ -210,6 +212,31 @@ async def test_actions_are_refused_at_once_while_disconnected() -> None:
         engine = RemoteEngine(client, LinkFacts(connected=False), url=client.url)
         with pytest.raises(DisconnectedError, match="disconnected from the hub"):
             await engine.aplan(["a"], "restart")
+
+
+async def test_a_link_lost_during_a_run_is_an_unknown_outcome_in_words() -> None:
+    """The hub took the run, then the link dropped: no crash, no class name, the outcome
+    unknown and where it will show."""
+
+    def drop(request: httpx.Request) -> httpx.Response:
+        raise httpx.RemoteProtocolError("peer closed connection", request=request)
+
+    transport = httpx.MockTransport(drop)
+    async with HubClient("http://hub.test", "tok-never-shown-y", transport=transport) as client:
+        engine = RemoteEngine(client, LinkFacts(connected=True), url=client.url)
+        plan = plan_from_json(
+            {
+                "plan_id": "p9",
+                "action": "restart",
+                "verdicts": [
+                    {"name": "a", "action": "restart", "allowed": True, "status": "FAILED"}
+                ],
+            }
+        )
+        reports = await engine.run_plan(plan)
+    assert [(r.name, r.outcome) for r in reports] == [("a", Outcome.UNKNOWN)]
+    assert "link to the hub dropped" in reports[0].message
+    assert "Error" not in reports[0].message
 
 
 def test_backoff_doubles_up_to_thirty_seconds_with_jitter() -> None:

@@ -256,6 +256,25 @@ class RemoteEngine:
                 {"mode": "run", "plan_id": plan.plan_id, "max_targets": plan.target_count},
                 timeout=RUN_TIMEOUT,
             )
+        except HubError as exc:
+            if exc.status is not None:  # the hub answered: its one line says why
+                raise
+            # The link dropped after the hub took the run: it goes on and audits the
+            # outcome there. Say so, as an unknown outcome, never as a crash.
+            reports = [
+                ActionReport(
+                    name=verdict.name,
+                    action=plan.action,
+                    action_id="",
+                    outcome=Outcome.UNKNOWN,
+                    message="the link to the hub dropped during the action; the hub finishes"
+                    " and audits it, and the row shows the outcome once the link is back",
+                )
+                for verdict in plan.allowed
+            ]
+            for report in reports:
+                self._report(report)
+            return reports
         finally:
             self.in_flight -= names
         reports = [report_from_json(r) for r in _list(answer.get("reports")) if isinstance(r, dict)]
