@@ -245,26 +245,11 @@ class _Command:
         await asyncio.gather(*(read(name) for name in self.targets))
 
     def print_verdicts(self, verdicts: list[Verdict]) -> None:
-        width = max(len(v.name) for v in verdicts)
-        for v in verdicts:
-            verdict = "allowed" if v.allowed else f"REFUSED: {v.refusal}"
-            self.say(f"{v.name:<{width}}  {v.status!s:<12}  {self.action} {verdict}")
-            pad = " " * (width + 2)
-            for warning in v.warnings:
-                self.say(f"{pad}warning: {warning}")
-            if v.by:
-                self.say(f"{pad}note: {v.by}")
-            if v.allowed:
-                self.say(f"{pad}interrupts: {v.interrupts}")
+        for line in verdict_lines(self.action, verdicts):
+            self.say(line)
 
     def confirm(self, allowed: int, refused: int) -> bool:
-        noun = "instance" if allowed == 1 else "instances"
-        skipped = f" ({refused} refused, skipped)" if refused else ""
-        try:
-            answer = self.input_fn(f"{self.action} {allowed} {noun}{skipped}? [y/N] ")
-        except (EOFError, KeyboardInterrupt):
-            return False
-        return answer.strip().lower() in ("y", "yes")
+        return ask_to_confirm(self.input_fn, self.action, allowed, refused)
 
     def on_event(self, event: object) -> None:
         if isinstance(event, ActionProgressed):
@@ -285,10 +270,46 @@ class _Command:
             self.say(f"progress: {event.done}/{event.total} done, {event.running} running{eta}")
 
     def summary(self, reports: list[ActionReport]) -> int:
-        counts: dict[str, int] = {}
-        for report in reports:
-            counts[report.outcome] = counts.get(report.outcome, 0) + 1
-        self.say(", ".join(f"{n} {outcome_text(outcome)}" for outcome, n in counts.items()))
-        if all(report.outcome == Outcome.RECOVERED for report in reports):
-            return EXIT_OK
-        return EXIT_NOT_ALL_RECOVERED
+        line, code = summary_of(reports)
+        self.say(line)
+        return code
+
+
+# ---- what the local and the --server commands print and ask alike ------------------------
+
+
+def verdict_lines(action: str, verdicts: Sequence[Verdict]) -> list[str]:
+    """One line per target (allowed or REFUSED and why), then its warnings, note, interrupts."""
+    width = max((len(v.name) for v in verdicts), default=0)
+    lines: list[str] = []
+    for v in verdicts:
+        verdict = "allowed" if v.allowed else f"REFUSED: {v.refusal}"
+        lines.append(f"{v.name:<{width}}  {v.status!s:<12}  {action} {verdict}")
+        pad = " " * (width + 2)
+        lines += [f"{pad}warning: {warning}" for warning in v.warnings]
+        if v.by:
+            lines.append(f"{pad}note: {v.by}")
+        if v.allowed:
+            lines.append(f"{pad}interrupts: {v.interrupts}")
+    return lines
+
+
+def ask_to_confirm(input_fn: Callable[[str], str], action: str, allowed: int, refused: int) -> bool:
+    """``action N instances (M refused, skipped)? [y/N]``; anything but y/yes declines."""
+    noun = "instance" if allowed == 1 else "instances"
+    skipped = f" ({refused} refused, skipped)" if refused else ""
+    try:
+        answer = input_fn(f"{action} {allowed} {noun}{skipped}? [y/N] ")
+    except (EOFError, KeyboardInterrupt):
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
+def summary_of(reports: Sequence[ActionReport]) -> tuple[str, int]:
+    """The closing line (outcomes counted, in words) and the exit code."""
+    counts: dict[str, int] = {}
+    for report in reports:
+        counts[report.outcome] = counts.get(report.outcome, 0) + 1
+    line = ", ".join(f"{n} {outcome_text(outcome)}" for outcome, n in counts.items())
+    recovered = bool(reports) and all(r.outcome == Outcome.RECOVERED for r in reports)
+    return line, EXIT_OK if recovered else EXIT_NOT_ALL_RECOVERED

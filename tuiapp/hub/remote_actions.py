@@ -24,6 +24,7 @@ from typing import TextIO
 
 import httpx
 
+from tuiapp.action_cli import ask_to_confirm, summary_of, verdict_lines
 from tuiapp.command_rules import (
     EXIT_DECLINED,
     EXIT_NOT_ALL_RECOVERED,
@@ -33,6 +34,7 @@ from tuiapp.command_rules import (
 )
 from tuiapp.durations import human_duration
 from tuiapp.hub.client import HubClient, HubError, hub_token
+from tuiapp.hub.remote_engine import report_from_json, verdict_from_json
 from tuiapp.hub.wire import JSONObject, JSONValue
 from tuiapp.model import ACTIONS
 
@@ -241,40 +243,17 @@ class _Remote:
         self.say(f"progress: {done}/{total} done, {running} running{left}")
 
     def print_verdicts(self, verdicts: list[JSONObject]) -> None:
-        """The local command's verdict lines (tuiapp.action_cli), from the hub's plan."""
-        width = max((len(str(v.get("name"))) for v in verdicts), default=0)
-        for v in verdicts:
-            allowed = v.get("allowed") is True
-            verdict = "allowed" if allowed else f"REFUSED: {v.get('refusal')}"
-            self.say(
-                f"{v.get('name')!s:<{width}}  {v.get('status')!s:<12}  {self.action} {verdict}"
-            )
-            pad = " " * (width + 2)
-            for warning in _list(v.get("warnings")):
-                self.say(f"{pad}warning: {warning}")
-            if v.get("by"):
-                self.say(f"{pad}note: {v.get('by')}")
-            if allowed:
-                self.say(f"{pad}interrupts: {v.get('interrupts')}")
+        """The local command's lines (tuiapp.action_cli), from the hub's plan."""
+        for line in verdict_lines(self.action, [verdict_from_json(v) for v in verdicts]):
+            self.say(line)
 
     def confirm(self, allowed: int, refused: int) -> bool:
-        noun = "instance" if allowed == 1 else "instances"
-        skipped = f" ({refused} refused, skipped)" if refused else ""
-        try:
-            answer = self.input_fn(f"{self.action} {allowed} {noun}{skipped}? [y/N] ")
-        except (EOFError, KeyboardInterrupt):
-            return False
-        return answer.strip().lower() in ("y", "yes")
+        return ask_to_confirm(self.input_fn, self.action, allowed, refused)
 
     def summary(self, reports: list[JSONObject]) -> int:
-        counts: dict[str, int] = {}
-        for report in reports:
-            outcome = str(report.get("outcome"))
-            counts[outcome] = counts.get(outcome, 0) + 1
-        self.say(", ".join(f"{n} {outcome.replace('_', ' ')}" for outcome, n in counts.items()))
-        if reports and all(r.get("outcome") == "recovered" for r in reports):
-            return EXIT_OK
-        return EXIT_NOT_ALL_RECOVERED
+        line, code = summary_of([report_from_json(r) for r in reports])
+        self.say(line)
+        return code
 
 
 def _obj(value: JSONValue | None) -> JSONObject:
