@@ -57,7 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--server",
         dest="hub_url",
         metavar="URL",
-        help="attach the TUI to this team hub (tuiapp serve); the token comes from $TUIAPP_TOKEN",
+        action="append",
+        help="attach the TUI to this team hub (tuiapp serve); repeat it to attach to several"
+        " hubs at once, each owning its accounts, in one grid. The token comes from"
+        " $TUIAPP_TOKEN, or for one hub from $TUIAPP_TOKEN_<HOST>_<PORT>"
+        " (e.g. TUIAPP_TOKEN_HUB_B_EXAMPLE_COM_8765); never from the command line",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
@@ -169,11 +173,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _OneServer(argparse.Action):
+    """``--server`` of ``check``, ``restart`` and ``reconnect``: one hub (only the TUI
+    takes several); given twice it is a usage error, never the last one silently."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        if getattr(namespace, self.dest, None) is not None:
+            parser.error("--server names one hub here (only the TUI takes several)")
+        setattr(namespace, self.dest, values)
+
+
 def _add_server_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--server",
         metavar="URL",
-        help="ask this team hub (tuiapp serve) instead; the token comes from $TUIAPP_TOKEN",
+        action=_OneServer,
+        help="ask this team hub (tuiapp serve) instead: one hub (the TUI alone takes"
+        " several); the token comes from $TUIAPP_TOKEN_<HOST>_<PORT>, else $TUIAPP_TOKEN",
     )
 
 
@@ -321,26 +343,41 @@ class _UsageError(Exception):
 
 
 def _run_remote_tui(args: argparse.Namespace) -> int:
-    """``tuiapp --server URL``: the TUI on a hub's runtime (its first snapshot read here)."""
+    """``tuiapp --server URL [--server URL2 …]``: the TUI on one hub's runtime, or on
+    several hubs' (tuiapp.hub.remote_multi); the first snapshots are read here, at once."""
     import asyncio
 
     from tuiapp.hub.client import HubError, hub_token, hub_url
-    from tuiapp.hub.remote_attach import connect, fetch_fleet
+    from tuiapp.hub.remote_attach import RemoteRuntime, connect
+    from tuiapp.hub.remote_multi import MultiRuntime, attach, fetch_fleets
     from tuiapp.ui.app import run_tui
 
+    runtime: RemoteRuntime | MultiRuntime
     try:
-        url = hub_url(args.hub_url)
-        token = hub_token()
-        first = asyncio.run(fetch_fleet(url, token))
+        urls = [hub_url(url) for url in args.hub_url]
+        twice = next((url for i, url in enumerate(urls) if url in urls[:i]), None)
+        if twice is not None:
+            raise HubError(f"--server {twice} is given twice")
+        tokens = [hub_token(url=url) for url in urls]
+        firsts = asyncio.run(fetch_fleets(urls, tokens))
+        if len(urls) == 1:
+            first, received_at = firsts[0]
+            runtime = connect(
+                urls[0], tokens[0], first, read_only=args.read_only, received_at=received_at
+            )
+            insecure = [runtime.hub_name] if runtime.insecure else []
+        else:
+            runtime = attach(urls, tokens, firsts, read_only=args.read_only)
+            insecure = [
+                label
+                for label, hub in zip(runtime.labels, runtime.hubs, strict=True)
+                if hub.insecure
+            ]
     except HubError as exc:
         print(f"tuiapp: {exc}", file=sys.stderr)
-        return 3
-    runtime = connect(url, token, first, read_only=args.read_only)
-    if runtime.insecure:
-        print(
-            f"tuiapp: warning: hub {runtime.hub_name} serves plain HTTP (--insecure)",
-            file=sys.stderr,
-        )
+        return EXIT_USAGE
+    for name in insecure:
+        print(f"tuiapp: warning: hub {name} serves plain HTTP (--insecure)", file=sys.stderr)
     return run_tui(
         runtime.fleet,
         read_only=runtime.read_only,

@@ -16,7 +16,8 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+import tomllib
+from collections.abc import AsyncIterator, Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -285,3 +286,23 @@ def hub(sim: SimRig, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubPr
         yield proc
     finally:
         proc.stop()
+
+
+def write_config_subset(
+    path: Path,
+    sim: SimRig,
+    accounts: Collection[str],
+    *,
+    leave_out: Collection[str] = (),
+    operators: dict[str, str] | None = None,
+) -> Path:
+    """``write_config`` with only ``accounts`` and their instances (less ``leave_out``):
+    hubs over different simulators that own different accounts."""
+    write_config(path, sim, operators=operators)
+    config = tomllib.loads(path.read_text())
+    config["accounts"] = {k: v for k, v in config["accounts"].items() if k in accounts}
+    config["instances"] = [
+        i for i in config["instances"] if i["account"] in accounts and i["name"] not in leave_out
+    ]
+    path.write_text(tomli_w.dumps(config))
+    return path

@@ -103,8 +103,10 @@ def test_check_server_without_a_token_or_hub_is_one_line_and_3(hub: HubProc) -> 
         timeout=60,
     )
     assert missing.returncode == 3
+    own = "TUIAPP_TOKEN_127_0_0_1_" + hub.url.rsplit(":", 1)[1]
     assert missing.stderr.strip() == (
-        "tuiapp check: TUIAPP_TOKEN is not set: the hub needs your operator token"
+        f"tuiapp check: TUIAPP_TOKEN is not set (nor {own}, this hub's own):"
+        " the hub needs your operator token"
     )
     gone = run_cli(hub, "bob", "check", "--server", "http://127.0.0.1:9")
     assert gone.returncode == 3 and len(gone.stderr.strip().splitlines()) == 1

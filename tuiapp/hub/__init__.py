@@ -12,7 +12,8 @@ it over HTTP (the contract: docs/hub-api.md):
     counters.py     what /metrics counts beyond the rows (actions, 429s, poll errors)
     serve.py        ``tuiapp serve``: listen/TLS rules, uvicorn, signals, logs
     logs.py         structured logs: one JSON object per line on stderr, redacted
-    client.py       an httpx client of the API (token from ``TUIAPP_TOKEN``), SSE reader
+    client.py       an httpx client of the API (token from ``TUIAPP_TOKEN`` or the hub's
+                    own ``TUIAPP_TOKEN_<HOST>_<PORT>``), SSE reader
     remote_rows.py  a hub's rows back into ``Row`` objects (``check``'s renderers)
     remote_check.py ``tuiapp check --server URL``
     remote_actions.py ``tuiapp restart|reconnect NAME… --server URL``
@@ -20,6 +21,9 @@ it over HTTP (the contract: docs/hub-api.md):
     remote_runtime.py its poller (the rows, the stream, reconnects, gaps), state, clock
     remote_engine.py  its engine: the hub plans and runs; this client's action events
     remote_fleet.py   its rows (stale while disconnected), shared-state facts, config
+    remote_multi.py   ``tuiapp --server A --server B``: one grid over several hubs, each
+                      owning its accounts (rows, streams, links, badge, clocks)
+    remote_multi_engine.py  its engine: each request routed to the hub owning the targets
 
 Nothing here imports Textual or tuiapp.ui (import-linter contracts in pyproject.toml).
 """

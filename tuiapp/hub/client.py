@@ -5,14 +5,18 @@
 registered with the global redactor as soon as it is read). ``events()`` reads the
 Server-Sent Events stream, resuming from ``last_event_id`` when given.
 
-The token comes from ``$TUIAPP_TOKEN``. A hub with a certificate from a private CA is
-trusted with ``$TUIAPP_CA_BUNDLE`` (a PEM file); TLS verification is never off.
+The token comes from ``$TUIAPP_TOKEN``, or for one hub from its own variable
+``$TUIAPP_TOKEN_<HOST>_<PORT>`` (``hub_token_env``: hubs of different teams take
+different tokens, and a token never goes on the command line). A hub with a certificate
+from a private CA is trusted with ``$TUIAPP_CA_BUNDLE`` (a PEM file); TLS verification is
+never off.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
@@ -24,7 +28,7 @@ import httpx
 from tuiapp.hub.wire import JSONObject
 from tuiapp.secrets import GLOBAL_REDACTOR, Secret
 
-__all__ = ["HubClient", "HubError", "SseEvent", "hub_token", "hub_url"]
+__all__ = ["HubClient", "HubError", "SseEvent", "hub_token", "hub_token_env", "hub_url"]
 
 TOKEN_ENV = "TUIAPP_TOKEN"
 CA_ENV = "TUIAPP_CA_BUNDLE"
@@ -39,13 +43,28 @@ class HubError(Exception):
         self.code = code
 
 
-def hub_token(environ: Mapping[str, str] = os.environ) -> str:
-    """``$TUIAPP_TOKEN``, registered with the redactor; HubError when it is not set."""
-    token = environ.get(TOKEN_ENV, "").strip()
-    if not token:
-        raise HubError(f"{TOKEN_ENV} is not set: the hub needs your operator token")
-    GLOBAL_REDACTOR.add_secret(Secret(token, f"env:{TOKEN_ENV}"))
-    return token
+def hub_token_env(url: str) -> str:
+    """The variable holding the token of the hub at ``url`` alone: ``TUIAPP_TOKEN_`` and
+    its host and port (the scheme's when the URL has none), upper case, every other
+    character ``_``: ``https://hub-b.example.com:8765`` ->
+    ``TUIAPP_TOKEN_HUB_B_EXAMPLE_COM_8765``."""
+    parts = urlsplit(hub_url(url))
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"{TOKEN_ENV}_" + re.sub(r"[^A-Z0-9]", "_", f"{parts.hostname}_{port}".upper())
+
+
+def hub_token(environ: Mapping[str, str] = os.environ, *, url: str | None = None) -> str:
+    """The operator token, registered with the redactor: with ``url``, that hub's own
+    variable (``hub_token_env``) when it is set, else ``$TUIAPP_TOKEN``; HubError when
+    neither is set."""
+    own = hub_token_env(url) if url is not None else None
+    for name in (own, TOKEN_ENV):
+        token = environ.get(name, "").strip() if name else ""
+        if token:
+            GLOBAL_REDACTOR.add_secret(Secret(token, f"env:{name}"))
+            return token
+    alone = f" (nor {own}, this hub's own)" if own else ""
+    raise HubError(f"{TOKEN_ENV} is not set{alone}: the hub needs your operator token")
 
 
 def hub_url(url: str) -> str:

@@ -5,7 +5,8 @@ the hub's plan is printed (verdict, warnings, what it interrupts); ``--dry-run``
 there; otherwise the operator confirms (or ``--yes``) and the hub runs exactly that plan
 (``plan_id``): a verdict that changed since is cancelled there, as after the TUI's
 dialog. Progress comes from the hub's event stream; the final reports from the run's
-answer. The audit log names the operator of the token in ``$TUIAPP_TOKEN``.
+answer. The audit log names the operator of the token in ``$TUIAPP_TOKEN`` (or the
+hub's own ``$TUIAPP_TOKEN_<HOST>_<PORT>``, tuiapp.hub.client.hub_token_env).
 
 Exit codes as the local command: 0 every target recovered (dry run: every target would
 be allowed), 1 declined at the prompt or interrupted, 2 something refused, cancelled,
@@ -87,7 +88,7 @@ def run_remote_action(
         err=err,
     )
     try:
-        token = hub_token(environ)
+        token = hub_token(environ, url=url)
         return asyncio.run(command.main(token, transport, environ))
     except HubError as exc:
         print(f"{prog}: {exc}", file=err)

@@ -5,7 +5,8 @@ It has what ``tuiapp.engine_api.RuntimeApi`` asks (``poller``, ``engine``, ``sta
 ``fetch_fleet`` reads the hub's first snapshot (on its own client: the CLI reads it
 before the app's loop exists); ``connect`` builds the runtime from it, the fleet config
 the app shows (``runtime.fleet``) and the hub's clock (``runtime.clock``) included.
-No Textual here.
+Several hubs at once (``--server A --server B``): tuiapp.hub.remote_multi, one
+``RemoteRuntime`` per hub. No Textual here.
 """
 
 from __future__ import annotations
@@ -43,6 +44,11 @@ class RemoteRuntime:
     read_only: bool
     role: str
     remote: ClassVar[bool] = True
+
+    @property
+    def viewer(self) -> bool:
+        """This hub does not let this token act: a viewer's token, or a read-only hub."""
+        return self.role == "viewer" or self.poller.hub.get("read_only") is True
 
     @property
     def fleet(self) -> FleetConfig:
@@ -90,9 +96,13 @@ def connect(
     read_only: bool = False,
     transport: httpx.AsyncBaseTransport | None = None,
     environ: Mapping[str, str] = os.environ,
+    local_time: bool = False,
+    received_at: float | None = None,
 ) -> RemoteRuntime:
-    """The runtime for the hub at ``url``, from its first snapshot ``first``. Its client
-    makes no connection before the app's loop runs ``poller.run()``."""
+    """The runtime for the hub at ``url``, from its first snapshot ``first`` (which came
+    at local time ``received_at``). Its client makes no connection before the app's loop
+    runs ``poller.run()``. ``local_time``: the rows' times on this machine's clock, not
+    the hub's (see tuiapp.hub.remote_runtime)."""
     GLOBAL_REDACTOR.add_secret(Secret(token, "env:TUIAPP_TOKEN"))
     client = HubClient(url, token, transport=transport, environ=environ)
     link = LinkFacts()
@@ -103,7 +113,9 @@ def connect(
     if isinstance(operator, dict):
         engine.operator = str(operator.get("name") or "")
         role = str(operator.get("role") or "")
-    poller = RemotePoller(client, engine, link, clock, first)
+    poller = RemotePoller(
+        client, engine, link, clock, first, local_time=local_time, received_at=received_at
+    )
     hub_read_only = poller.hub.get("read_only") is True
     return RemoteRuntime(
         url=client.url,

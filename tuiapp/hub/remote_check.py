@@ -51,7 +51,7 @@ def run_remote_check(
     out = out or sys.stdout
     err = err or sys.stderr
     try:
-        token = hub_token(environ)
+        token = hub_token(environ, url=url)
         fleet = asyncio.run(_fetch(url, token, transport, wait_ready))
         rows = rows_from_fleet(fleet)
     except (HubError, ValueError) as exc:

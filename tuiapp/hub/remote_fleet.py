@@ -14,7 +14,9 @@ what only a client knows:
 ``RemoteStateData`` answers what the bridge asks of the shared state (cooldowns, the
 last action and who did it) from the rows' ``cooldown_until``, ``busy`` and
 ``last_action``. ``fleet_config`` builds the ``FleetConfig`` the UI needs (accounts,
-instances, poll intervals) from a ``/fleet`` answer. No Textual, no I/O.
+instances, poll intervals) from a ``/fleet`` answer. ``shift_times`` moves a ROW's
+times onto another clock (a TUI on several hubs runs on its own clock, each hub's
+times shifted by that hub's offset). No Textual, no I/O.
 """
 
 from __future__ import annotations
@@ -36,12 +38,15 @@ __all__ = [
     "RemoteStateData",
     "fleet_config",
     "new_row",
+    "shift_times",
     "update_row",
 ]
 
 HUB_PID = -1  # an ActionRecord's pid for what the hub recorded: never this process's
 _KEPT = frozenset({"transitions", "glimpses", "first_seen_at"})  # the client's own
 _ROW_FIELDS = tuple(f.name for f in fields(Row) if f.name not in _KEPT)
+_ROW_TIMES = ("since", "data_at", "rate_limited_until", "cooldown_until")
+_NESTED_TIMES = (("busy", "since"), ("last_action", "at"))
 
 
 @dataclass(slots=True)
@@ -92,6 +97,24 @@ def _float(value: JSONValue | None) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value)
+
+
+def shift_times(data: JSONObject, delta: float) -> JSONObject:
+    """A copy of the ROW ``data`` with every time in it (not the durations) moved by
+    ``delta`` seconds: from the hub's clock onto another one."""
+    if not delta:
+        return data
+    out = dict(data)
+    for key in _ROW_TIMES:
+        value = _float(out.get(key))
+        if value is not None:
+            out[key] = value + delta
+    for key, inner in _NESTED_TIMES:
+        nested = _obj(out.get(key))
+        value = _float(nested.get(inner)) if nested is not None else None
+        if nested is not None and value is not None:
+            out[key] = {**nested, inner: value + delta}
+    return out
 
 
 def new_row(data: JSONObject, link: LinkFacts) -> RemoteRow:

@@ -8,7 +8,11 @@
     RemoteEngine    plans and runs through the hub (tuiapp.hub.remote_engine)
     RemoteState     cooldowns and the last action of every row, from the rows
     HubClock        the hub's clock (``fleet.at`` + local time since it came): every
-                    time the hub sends is on it, so the app runs on it too
+                    time the hub sends is on it, so the app runs on it too. A poller
+                    made with ``local_time`` (one of several hubs, tuiapp.hub
+                    .remote_multi) instead moves every time the hub sends onto this
+                    machine's clock by that offset, so that hubs with different clocks
+                    share one app clock
 
 ``tuiapp.hub.remote_attach`` puts them together (``RemoteRuntime``, from the hub's
 first snapshot). No Textual here.
@@ -39,6 +43,7 @@ from tuiapp.hub.remote_fleet import (
     RemoteRow,
     RemoteStateData,
     new_row,
+    shift_times,
     update_row,
 )
 from tuiapp.hub.wire import JSONObject, JSONValue
@@ -108,11 +113,14 @@ class RemotePoller:
         first: JSONObject,
         *,
         rng: random.Random | None = None,
+        local_time: bool = False,
+        received_at: float | None = None,
     ) -> None:
         self._client = client
         self._engine = engine
         self.link = link
         self._clock = clock
+        self._local_time = local_time  # the hub's times moved onto this machine's clock
         self._rng = rng or random.Random()
         self.rows: dict[str, RemoteRow] = {}
         self.paused = False  # the hub polls for the whole team; nothing pauses it here
@@ -127,9 +135,10 @@ class RemotePoller:
         self.retry_at: float | None = None  # local time of the next reconnect, while down
         self.error: str | None = None  # why the link is down (one redacted line)
         self.changed = asyncio.Event()  # set on every applied event (tests wait on it)
+        self.on_changed: Callable[[], None] | None = None  # told with ``changed`` (remote_multi)
         self.resyncs = 0  # snapshots re-read after a gap
         self.hub: JSONObject = {}
-        self._apply_snapshot(first, emit=False)
+        self._apply_snapshot(first, emit=False, local_at=received_at)
 
     # ---- the poller's API, as the UI uses it ------------------------------------------
 
@@ -225,6 +234,20 @@ class RemotePoller:
 
     def _changed(self) -> None:
         self.changed.set()
+        if self.on_changed is not None:
+            self.on_changed()
+
+    def _here(self, at: float | None) -> float | None:
+        """A time the hub sent, on the clock this poller's rows use (see ``local_time``)."""
+        if at is None or not self._local_time:
+            return at
+        return at - self._clock.offset
+
+    def _now(self) -> float:
+        return time.time() if self._local_time else self._clock()
+
+    def _local(self, row: JSONObject) -> JSONObject:
+        return shift_times(row, -self._clock.offset) if self._local_time else row
 
     async def _handle(self, event: SseEvent) -> None:
         data = event.data
@@ -252,12 +275,12 @@ class RemotePoller:
             case "network":
                 self._network(data.get("active") is True)
             case "sweep":
-                at = _float(data.get("finished_at"))
+                at = self._here(_float(data.get("finished_at")))
                 self.link.sweep_at = at
                 polled, limited = data.get("polled"), data.get("rate_limited")
                 self._emit(
                     SweepFinished(
-                        at=at or self._clock(),
+                        at=at or self._now(),
                         duration=_float(data.get("duration")) or 0.0,
                         polled=polled if isinstance(polled, int) else 0,
                         rate_limited=limited if isinstance(limited, int) else 0,
@@ -299,6 +322,7 @@ class RemotePoller:
         name = data.get("name")
         if not isinstance(name, str):
             return
+        data = self._local(data)
         row = self.rows.get(name)
         try:
             if row is None:
@@ -321,7 +345,7 @@ class RemotePoller:
         event_id = fleet.get("event_id")
         self._last_id = event_id if isinstance(event_id, str) else None
         self._floor = _position(self._last_id)
-        self.link.sweep_at = _float(fleet.get("last_sweep_at"))
+        self.link.sweep_at = self._here(_float(fleet.get("last_sweep_at")))
         rows = fleet.get("rows")
         for item in rows if isinstance(rows, list) else []:
             if not isinstance(item, dict):
@@ -332,7 +356,7 @@ class RemotePoller:
             name = item.get("name")
             with contextlib.suppress(ValueError):
                 if isinstance(name, str):
-                    self.rows[name] = new_row(item, self.link)
+                    self.rows[name] = new_row(self._local(item), self.link)
         outages: dict[str, str] = {}
         raw = fleet.get("outages")
         for item in raw if isinstance(raw, list) else []:
@@ -377,7 +401,7 @@ class RemotePoller:
             instance=name,
             old=Status(str(old)),
             new=Status(str(new)),
-            at=_float(data.get("changed_at")) or _float(data.get("at")) or self._clock(),
+            at=self._here(_float(data.get("changed_at")) or _float(data.get("at"))) or self._now(),
             reason=reason if isinstance(reason, str) else None,
         )
         row = self.rows.get(name)
