@@ -11,17 +11,26 @@ A job computes its next due time when it ends, from what it read:
   interval;
 * anything else: the interval with +-``CADENCE_JITTER``, counted from when it started.
 
+``expected_interval``: how often a row of an account can really be read, which is
+what staleness is measured against. The poll interval, unless the account's budgets
+allow fewer reads: then one round of its rows (``set_budget_demand``: the requests a
+round spends per budget scope) takes ``uses * 60 s / poll allowance`` in the busiest
+scope. An Evolution account of 1,200 rows, whose live reads share one 600-a-minute
+budget, can read each row every 2.5 minutes at best, whatever the poll interval says;
+measured against 15 s its rows would turn stale and fresh again all the time.
+
 Synchronous and pure but for the injected random source.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Mapping
 
 from tuiapp.budgets import WINDOW_SECONDS, BudgetScope, poll_allowance
-from tuiapp.config import AccountConfig, FleetConfig
+from tuiapp.config import AccountConfig, FleetConfig, InstanceConfig
 from tuiapp.model import Observation, Status
+from tuiapp.providers.base import Adapter
 from tuiapp.row import Row
 
 __all__ = [
@@ -32,6 +41,7 @@ __all__ = [
     "CADENCE_JITTER",
     "RETRY_SPREAD",
     "Cadence",
+    "round_demand",
 ]
 
 CADENCE_JITTER = 0.1  # each next poll lands within +-10 % of the interval
@@ -49,6 +59,7 @@ class Cadence:
         self._fleet = fleet
         self._rng = rng
         self._failures: dict[Hashable, int] = {}
+        self._round: dict[str, float] = {}  # account -> seconds one round takes in its budgets
 
     def __repr__(self) -> str:
         return f"<Cadence failing={len(self._failures)}>"
@@ -56,6 +67,18 @@ class Cadence:
     def interval(self, account: AccountConfig) -> float:
         """The account's poll interval (its own, else the monitor's)."""
         return self._fleet.poll_interval_for(account)
+
+    def set_budget_demand(self, account: str, demand: Mapping[str, tuple[int, int]]) -> None:
+        """What one round of ``account``'s rows spends: scope key -> (requests, limit)."""
+        seconds = 0.0
+        for uses, limit in demand.values():
+            seconds = max(seconds, uses * WINDOW_SECONDS / poll_allowance(limit))
+        self._round[account] = seconds
+
+    def expected_interval(self, account: AccountConfig) -> float:
+        """How often a row of ``account`` can really be read: the poll interval, or the
+        time its budgets need for one round of the account's rows if that is longer."""
+        return max(self.interval(account), self._round.get(account.name, 0.0))
 
     def next_due(
         self,
@@ -104,3 +127,30 @@ class Cadence:
         for scope in scopes:
             gap = max(gap, WINDOW_SECONDS / poll_allowance(scope.limit))
         return gap
+
+
+def round_demand(
+    adapter: Adapter, instances: Iterable[InstanceConfig], batched: bool
+) -> dict[str, tuple[int, int]]:
+    """Per budget scope key: (requests one round of ``instances`` spends, its limit).
+
+    A batched account spends its list call, plus each row's read where the adapter reads
+    rows inside the list call (Evolution's live states); otherwise each row's own read.
+    """
+    demand: dict[str, tuple[int, int]] = {}
+
+    def spend(scopes: list[BudgetScope]) -> None:
+        for scope in scopes:
+            uses, _limit = demand.get(scope.key, (0, scope.limit))
+            demand[scope.key] = (uses + 1, scope.limit)
+
+    try:
+        if batched:
+            spend(adapter.budget_scopes("list", None))
+            if not adapter.reads_inside_list:
+                return demand
+        for instance in instances:
+            spend(adapter.budget_scopes("fetch", instance))
+    except ValueError:  # an adapter without that kind of request: no budget to measure
+        return {}
+    return demand

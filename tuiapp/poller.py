@@ -32,13 +32,14 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
 from tuiapp.budgets import Budgets, Purpose
-from tuiapp.cadence import Cadence
+from tuiapp.cadence import Cadence, round_demand
 from tuiapp.clock import Clock, Sleep
-from tuiapp.config import AccountConfig, FleetConfig
+from tuiapp.config import AccountConfig, FleetConfig, InstanceConfig
 from tuiapp.history_sync import HistoryStore, HistorySync
 from tuiapp.model import Observation, Status
 from tuiapp.providers.base import Adapter
 from tuiapp.reads import FleetReader, JobKey
+from tuiapp.row import Row
 from tuiapp.scheduler import DueQueue, Waker
 from tuiapp.tracker import FleetTracker, safe_text
 from tuiapp.vocabulary import Reason
@@ -104,6 +105,7 @@ class Poller:
         self._deferred: set[JobKey] = set()  # found their row busy: due when its read ends
         self._running = False
         self._stopping = False
+        self._demand_rows: dict[str, int] = {}  # account -> its row count when last measured
         for instance in fleet.instances:
             self._reader.add_row(instance)
 
@@ -136,6 +138,26 @@ class Poller:
     @property
     def last_sweep_at(self) -> float | None:
         return self.tracker.last_sweep_at
+
+    def stale_interval(self, target: Row | InstanceConfig) -> float:
+        """The interval a row's staleness is measured against (stale: older than three):
+        its account's poll interval, or longer where the account's budgets allow fewer
+        reads of each row (tuiapp.cadence ``expected_interval``)."""
+        account = target.account
+        if isinstance(account, str):
+            account = self.fleet.accounts[account]
+        rows = len(self.tracker.account_rows.get(account.name, ()))
+        if self._demand_rows.get(account.name) != rows:  # first time, or rows discovered
+            self._demand_rows[account.name] = rows
+            self._cadence.set_budget_demand(account.name, self._budget_demand(account.name))
+        return self._cadence.expected_interval(account)
+
+    def _budget_demand(self, account: str) -> dict[str, tuple[int, int]]:
+        adapter = self.adapters.get(account)
+        if adapter is None:
+            return {}
+        rows = self.tracker.account_rows.get(account, [])
+        return round_demand(adapter, [row.instance for row in rows], account in self._batched)
 
     def is_batched(self, account: str) -> bool:
         """True when one list call per interval feeds every row of ``account``."""

@@ -10,12 +10,20 @@ A list call's answer feeds every row of its account but those read on their own 
 it started; an instance missing from it gets one probe on its own endpoint (a 404 makes
 it NOT_FOUND); with ``discover``, listed instances the config does not name become rows
 ("<account>/<provider name>"). What to read is decided here; when, by the poller.
+
+A list answer is applied in slices (``APPLY_SLICE`` rows, or ``APPLY_SECONDS``),
+yielding to the event loop in between: an account of thousands of rows would otherwise
+hold the loop for as long as its rows take (every row is an event the hub turns into a
+stream frame), and every stream, request and other read would wait behind it. A row
+read on its own while the answer is being applied keeps that newer read (``_busy``), as
+when the two overlap in time.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from typing import Literal
 
@@ -30,7 +38,10 @@ from tuiapp.tracker import FleetTracker, safe_text
 from tuiapp.vocabulary import ErrorKind, Reason
 from tuiapp.watchdog import StuckCall, Watchdog
 
-__all__ = ["FleetReader", "JobKey"]
+__all__ = ["APPLY_SLICE", "FleetReader", "JobKey"]
+
+APPLY_SLICE = 200  # rows of a list answer applied per event-loop turn at most ...
+APPLY_SECONDS = 0.004  # ... and for about this long at most
 
 JobKey = tuple[Literal["fetch", "list"], str]  # ("fetch", instance) or ("list", account)
 
@@ -148,7 +159,13 @@ class FleetReader:
         adapter = self.adapters[account_name]
         scopes = adapter.budget_scopes("list", None)
         result = await self._list(adapter)
-        absent = self.apply_list(account_name, result, started, scopes)
+        absent: list[Row] = []
+        deadline = time.perf_counter() + APPLY_SECONDS
+        steps = self._list_steps(account_name, result, started, scopes, absent)
+        for done, _row in enumerate(steps, 1):
+            if done % APPLY_SLICE == 0 or (done % 16 == 0 and time.perf_counter() > deadline):
+                await asyncio.sleep(0)  # the loop's other work between slices of rows
+                deadline = time.perf_counter() + APPLY_SECONDS
         if result.failure is not None:
             return result.failure
         if absent:
@@ -164,23 +181,42 @@ class FleetReader:
     ) -> list[Row]:
         """A list call's answer (spent on ``scopes``) fed to every row of the account that
         was not read since ``started``, discovered rows first added; returns the rows the
-        list lacks (each gets one probe on its own endpoint)."""
+        list lacks (each gets one probe on its own endpoint). All in one go: the poller's
+        own list jobs apply it in slices (``read_account``)."""
+        absent: list[Row] = []
+        for _row in self._list_steps(account_name, result, started, scopes, absent):
+            pass
+        return absent
+
+    def _list_steps(
+        self,
+        account_name: str,
+        result: ListResult,
+        started: float,
+        scopes: list[BudgetScope] | None,
+        absent: list[Row],
+    ) -> Iterator[Row]:
+        """``apply_list``, one row at a time: yields each row after its read was applied
+        (or skipped); the rows the list lacks are added to ``absent``."""
         if result.failure is not None:
             failure = result.failure
+            self.tracker.list_failures[account_name] = failure.error or str(failure.reason)
             self.note_rate(scopes, failure)
             for row in self._rows_of(account_name):
                 if not self._busy(row, started):
                     self.apply(row, failure, None)
-            return []
+                yield row
+            return
+        self.tracker.list_failures.pop(account_name, None)
         sample = next(iter(result.observations.values()), None)
         if sample is not None:
             self.note_rate(scopes, sample)
         account = self.fleet.accounts[account_name]
         if account.discover:
             self._discover(account, result)
-        absent: list[Row] = []
         for row in self._rows_of(account_name):
             if self._busy(row, started):
+                yield row
                 continue
             obs = result.observations.get(row.instance.id)
             if obs is not None:
@@ -190,7 +226,7 @@ class FleetReader:
                 self.apply(row, replace(row.obs, observed_at=self._clock()), None)
             else:
                 absent.append(row)
-        return absent
+            yield row
 
     async def _probe(self, row: Row) -> None:
         """An instance missing from a successful list: one read on its own endpoint.

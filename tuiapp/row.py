@@ -20,6 +20,7 @@ __all__ = ["GLIMPSES_KEPT", "HISTORY_LENGTH", "STALE_INTERVALS", "Glimpse", "Row
 HISTORY_LENGTH = 50  # transitions kept per row (and in the shared history)
 STALE_INTERVALS = 3  # a row whose data is older than this many poll intervals is stale
 GLIMPSES_KEPT = 10  # unconfirmed statuses kept per row (this process only)
+_BAD = frozenset(status for status in Status if status.is_bad)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +99,11 @@ class Row:
     @property
     def problem(self) -> bool:
         """Bad, not expected, not muted: what check, notifications and filters count."""
-        return self.status.is_bad and not self.expected and not self.instance.muted
+        status = self.status
+        if status not in _BAD:  # ``Status.is_bad``, looked up (the grid asks for every row)
+            return False
+        instance = self.instance
+        return not instance.muted and instance.expect != status  # expect None: not expected
 
     @property
     def data_at(self) -> float | None:

@@ -69,15 +69,31 @@ class Secret:
 class Redactor:
     """Replaces every occurrence of the secrets it knows with ``MASK``.
 
-    One regex is compiled (longest alternatives first) and rebuilt lazily after
-    ``add``; values shorter than ``MIN_SECRET_LENGTH`` (ignoring surrounding blanks)
-    are not registered. Safe to share between the UI thread and worker threads.
+    Values shorter than ``MIN_SECRET_LENGTH`` (ignoring surrounding blanks) are not
+    registered. A fleet's list answers can register thousands of instance tokens, and
+    one regex alternation of thousands of secrets costs time per character of every
+    text it scans, so secrets are kept in two kinds:
+
+    * *plain* ones (only URL-unreserved characters, which is what tokens are: they have
+      one spelling) are looked up by length: a plain secret lies inside a run of
+      unreserved characters, so only runs at least as long as the shortest one are
+      cut into windows of each registered length and looked up in a set;
+    * the others (a blank, a slash, a ``+``... may each be percent-encoded) go in one
+      regex, compiled lazily and only again after such a secret is added.
+
+    Every occurrence of every form is masked; occurrences that overlap are masked as
+    one. Adding a secret never recompiles anything for plain ones. Safe to share
+    between the UI thread and worker threads.
     """
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._lock = threading.Lock()
         self._forms: set[str] = set()
-        self._pattern: re.Pattern[str] | None = None
+        self._plain: dict[int, set[str]] = {}  # length -> plain secrets of that length
+        # (lengths, longest first; the regex of runs that can hold one), replaced whole
+        self._plain_scan: tuple[tuple[int, ...], re.Pattern[str]] | None = None
+        self._encoded: list[str] = []  # secrets with characters a URL may encode
+        self._pattern: re.Pattern[str] | None = None  # over ``_encoded``, built lazily
         for value in secrets:
             self.add(value)
 
@@ -85,11 +101,23 @@ class Redactor:
         """Register one secret string; its percent- and form-encoded spellings match too."""
         if not isinstance(value, str) or len(value.strip()) < MIN_SECRET_LENGTH:
             return
+        if value in self._forms:
+            return
         with self._lock:
             if value in self._forms:
                 return
+            if _UNRESERVED.issuperset(value):
+                bucket = self._plain.get(len(value))
+                if bucket is None:
+                    self._plain[len(value)] = {value}
+                    lengths = tuple(sorted(self._plain, reverse=True))
+                    self._plain_scan = (lengths, _run_pattern(lengths[-1]))
+                else:
+                    bucket.add(value)
+            else:
+                self._encoded.append(value)
+                self._pattern = None
             self._forms.add(value)
-            self._pattern = None
 
     def add_secret(self, secret: Secret | None) -> None:
         """Register the value of a ``Secret`` (None is ignored, for optional tokens)."""
@@ -100,10 +128,15 @@ class Redactor:
         """``text`` with every known secret replaced by ``MASK``."""
         if not text or not self._forms:
             return text
-        pattern = self._pattern
-        if pattern is None:
-            pattern = self._compile()
-        return pattern.sub(MASK, text)
+        spans = self._plain_spans(text)
+        if self._encoded:
+            pattern = self._pattern
+            if pattern is None:
+                pattern = self._compile()
+            if not spans:
+                return pattern.sub(MASK, text)
+            spans.extend(match.span() for match in pattern.finditer(text))
+        return _masked(text, spans) if spans else text
 
     def __len__(self) -> int:
         return len(self._forms)
@@ -111,12 +144,60 @@ class Redactor:
     def __repr__(self) -> str:
         return f"Redactor({len(self._forms)} forms)"
 
+    def _plain_spans(self, text: str) -> list[tuple[int, int]]:
+        """Where plain secrets occur in ``text`` (every occurrence, overlaps included)."""
+        scan = self._plain_scan
+        if scan is None:
+            return []
+        lengths, runs = scan
+        plain = self._plain
+        spans: list[tuple[int, int]] = []
+        for run in runs.finditer(text):
+            begin, end = run.span()
+            for length in lengths:
+                if length > end - begin:
+                    continue
+                bucket = plain[length]
+                if length == end - begin:
+                    if text[begin:end] in bucket:
+                        spans.append((begin, end))
+                    continue
+                for at in range(begin, end - length + 1):
+                    if text[at : at + length] in bucket:
+                        spans.append((at, at + length))
+        return spans
+
     def _compile(self) -> re.Pattern[str]:
         with self._lock:
             if self._pattern is None:
-                alternatives = sorted(self._forms, key=len, reverse=True)
+                alternatives = sorted(self._encoded, key=len, reverse=True)
                 self._pattern = re.compile("|".join(map(_any_spelling, alternatives)))
             return self._pattern
+
+
+def _run_pattern(shortest: int) -> re.Pattern[str]:
+    """Runs of URL-unreserved characters long enough to hold a plain secret."""
+    return re.compile(rf"[A-Za-z0-9\-_.~]{{{shortest},}}")
+
+
+def _masked(text: str, spans: list[tuple[int, int]]) -> str:
+    """``text`` with each span replaced by ``MASK``; overlapping spans become one."""
+    spans.sort()
+    out: list[str] = []
+    done = 0  # text before this is written (or masked)
+    start, end = spans[0]
+    for begin, finish in spans[1:]:
+        if begin < end:  # overlaps the current span: mask both as one
+            end = max(end, finish)
+            continue
+        out.append(text[done:start])
+        out.append(MASK)
+        done = end
+        start, end = begin, finish
+    out.append(text[done:start])
+    out.append(MASK)
+    out.append(text[end:])
+    return "".join(out)
 
 
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")

@@ -32,6 +32,7 @@ raised.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import math
 from collections.abc import Callable, Iterable
@@ -100,10 +101,14 @@ class FleetTracker:
         self.account_rows: dict[str, list[Row]] = {name: [] for name in accounts}
         self.unsaved: list[Transition] = []  # confirmed, not yet in the shared history
         self.outages: dict[str, str] = {}  # account -> the outage message
+        self.list_failures: dict[str, str] = {}  # account -> why its last list call failed
         self.network_down = False
         self.last_sweep_at: float | None = None
         self.sweep_id = 0
         self.pending_names: set[str] = set()  # rows with a pending bad read
+        # (when time alone confirms it, row) for each pending read; entries whose read was
+        # replaced since are dropped as they come up: no scan of every pending row per wake
+        self._pending_due: list[tuple[float, str]] = []
         self._clock = clock
         self._interval = interval
         self._on_pending = on_pending
@@ -114,6 +119,10 @@ class FleetTracker:
         # evidence (the outage rule's counts, kept as rows change: not one scan per read)
         self._watched: dict[str, int] = dict.fromkeys(self.account_rows, 0)
         self._evidence: dict[str, int] = dict.fromkeys(self.account_rows, 0)
+        # ... and of those, the ones that turned bad within two polls: row -> bad_at, with
+        # a heap of (bad_at, row) to let them age out; an outage check is O(1) amortized
+        self._recent: dict[str, dict[str, float]] = {}
+        self._recent_heap: dict[str, list[tuple[float, str]]] = {}
         self._sweep_left: set[str] = set()
         self._sweep_started: float | None = None
         self._sweep_polled = 0
@@ -219,12 +228,19 @@ class FleetTracker:
             self._confirm_pending(row, obs.reason, now)
         else:
             self.pending_names.add(row.name)
-            self._on_pending((row.pending_since or now) + CONFIRM_SECONDS)
+            due = (row.pending_since or now) + CONFIRM_SECONDS
+            if row.pending_reads == 1:  # a new pending read: one entry for it
+                heapq.heappush(self._pending_due, (due, row.name))
+            self._on_pending(due)
 
     def confirm_overdue(self, now: float) -> None:
         """Confirm pending bad reads that have stood for CONFIRM_SECONDS without a contrary read."""
-        for name in list(self.pending_names):
+        due = self._pending_due
+        while due and due[0][0] <= now:
+            _at, name = heapq.heappop(due)
             row = self.rows[name]
+            if name not in self.pending_names:
+                continue  # confirmed or contradicted since
             if row.pending is None or row.pending_since is None:
                 self.pending_names.discard(name)
             elif now - row.pending_since >= CONFIRM_SECONDS:
@@ -237,12 +253,16 @@ class FleetTracker:
                     self._check_outage(row.account, now)
 
     def confirm_deadlines(self) -> list[float]:
-        """When each pending bad read will be confirmed by time alone."""
-        return [
-            since + CONFIRM_SECONDS
-            for since in (self.rows[name].pending_since for name in self.pending_names)
-            if since is not None
-        ]
+        """When the next pending bad read will be confirmed by time alone (empty: none)."""
+        due = self._pending_due
+        while due:
+            at, name = due[0]
+            row = self.rows[name]
+            since = row.pending_since
+            if name in self.pending_names and since is not None and since + CONFIRM_SECONDS == at:
+                return [at]
+            heapq.heappop(due)  # an entry for a read replaced or confirmed since
+        return []
 
     @staticmethod
     def _glimpsed(row: Row, then: Status, now: float) -> None:
@@ -288,6 +308,33 @@ class FleetTracker:
             row.bad_at = since if exact else began
         else:
             row.bad_at = began
+        self._note_recent(row, now)
+
+    def _note_recent(self, row: Row, now: float) -> None:
+        """Keep ``row`` among its account's recently-bad outage evidence, or not."""
+        account = row.account.name
+        bad_at = row.bad_at
+        if row.instance.muted or bad_at is None or not _outage_evidence(row, row.confirmed):
+            recent = self._recent.get(account)
+            if recent:  # no evidence (most rows): no window to age, only forget it
+                recent.pop(row.name, None)
+            return
+        recent = self._recent_bad(row.account, now)  # aged-out entries go: the heap stays small
+        recent.pop(row.name, None)
+        if now - bad_at <= 2 * self._interval(row.account):
+            recent[row.name] = bad_at
+            heapq.heappush(self._recent_heap.setdefault(account, []), (bad_at, row.name))
+
+    def _recent_bad(self, account: AccountConfig, now: float) -> dict[str, float]:
+        """The account's outage evidence that turned bad within two polls of ``now``."""
+        recent = self._recent.setdefault(account.name, {})
+        heap = self._recent_heap.get(account.name)
+        horizon = now - 2 * self._interval(account)
+        while heap and heap[0][0] < horizon:
+            bad_at, name = heapq.heappop(heap)
+            if recent.get(name) == bad_at:
+                del recent[name]
+        return recent
 
     @staticmethod
     def _first_since(row: Row, status: Status) -> tuple[float | None, bool]:
@@ -314,6 +361,8 @@ class FleetTracker:
 
     @staticmethod
     def _is_flapping(row: Row, now: float) -> bool:
+        if len(row.transitions) < FLAP_CHANGES:  # most rows: too few changes to count
+            return False
         horizon = now - FLAP_WINDOW
         recent = sum(1 for t in row.transitions if t.at > horizon)
         return recent >= FLAP_CHANGES
@@ -330,15 +379,13 @@ class FleetTracker:
         active = account.name in self.outages
         if not active:
             if total < OUTAGE_MIN_INSTANCES or bad_count < needed:
-                return  # too few bad rows, recent or not: no scan of the account's rows
-            rows = [r for r in self.account_rows.get(account.name, []) if not r.instance.muted]
-            bad = [r for r in rows if _outage_evidence(r, r.confirmed)]
-            window = 2 * self._interval(account)
-            recent = [r for r in bad if r.bad_at is not None and now - r.bad_at <= window]
-            if total >= OUTAGE_MIN_INSTANCES and len(recent) >= needed:
+                return  # too few bad rows, recent or not
+            recent = self._recent_bad(account, now)
+            if len(recent) >= needed:
                 counts: dict[str, int] = {}
-                for r in recent:
-                    counts[r.confirmed.value] = counts.get(r.confirmed.value, 0) + 1
+                for name in recent:
+                    status = self.rows[name].confirmed.value
+                    counts[status] = counts.get(status, 0) + 1
                 summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
                 message = (
                     f"{account.name} ({account.provider}): {len(recent)} of {total} instances"

@@ -9,6 +9,10 @@ Two ways to configure a fleet, both written as TOML and loaded with ``load_confi
                 come from the first list answer of each account, through the poller's
                 real discovery path (``FleetReader.apply_list``), as they would from a
                 provider, only without HTTP. This is how a big fleet is configured.
+                Each account's first list job runs as the poller runs it
+                (``FleetReader.read_account``), its call answered by a stand-in adapter,
+                the answers back to back (no delay stands in for the network), so the
+                grid may show the first answers' rows before the last answer is in.
 
 ``SyntheticPoller`` stands in for ``tuiapp.poller.Poller``: real ``Row`` objects in a real
 ``FleetTracker``, synthetic observations (this measures the UI, not the providers).
@@ -26,7 +30,7 @@ from typing import Any
 import tomli_w
 
 from tuiapp.budgets import Budgets
-from tuiapp.config import FleetConfig, config_from_dict
+from tuiapp.config import AccountConfig, FleetConfig, config_from_dict
 from tuiapp.events import InstanceObserved
 from tuiapp.model import Observation, Status
 from tuiapp.providers.listing import ListResult
@@ -117,7 +121,8 @@ class SyntheticPoller:
             self._set(row, rng.choice(STATUSES), now)
             row.since = now - rng.uniform(60, 86_400)  # a fleet in steady state
         self.names = list(self.rows)
-        self.discover = discover
+        self.discover = discover  # instances in the accounts' first list answers
+        self.discovered_at: float | None = None  # when the last list answer was applied
         self.rate = 0.0  # updates per second, set by the driver
         self.status_share = 0.3  # share of updates that change the status
         self.stop_event = asyncio.Event()
@@ -143,37 +148,51 @@ class SyntheticPoller:
             self.on_emit(name)
         self.tracker.emit(InstanceObserved(name, row))
 
-    def _discover_all(self) -> None:
-        """Each discovering account's first list answer, applied as the poller applies it."""
+    async def _discover_all(self) -> None:
+        """Each discovering account's first list answer, applied as the poller applies it:
+        one list job per account (``FleetReader.read_account``), its call answered by a
+        stand-in adapter. The answers come back to back, each when the one before it was
+        applied (all at the same instant would only be the network's worst case: ten
+        answers parsed and ten thousand rows made for each before any reaches a screen)."""
+        accounts = [name for name, acct in self.fleet.accounts.items() if acct.discover]
+        started = time.time()
+        adapters = {
+            account: _ListAnswer(self.fleet.accounts[account], self._answer, a, len(accounts))
+            for a, account in enumerate(accounts)
+        }
         reader = FleetReader(
             self.fleet,
-            {},
+            adapters,  # type: ignore[arg-type]
             budgets=Budgets(time.time),
             tracker=self.tracker,
             watchdog=Watchdog(time.time, self.tracker.emit),
             clock=time.time,
             history_of=lambda _name: [],
         )
-        accounts = [name for name, acct in self.fleet.accounts.items() if acct.discover]
-        started = time.time()
         self.tracker.begin_sweep(started)
-        for a, account in enumerate(accounts):
-            result = ListResult()
-            for i in range(a, self.discover, len(accounts)):
-                key = f"id-{i:06d}"
-                result.observations[key] = Observation(
-                    status=self.rng.choice(STATUSES),
-                    latency_ms=self.rng.uniform(20, 400),
-                    observed_at=started,
-                )
-                result.names[key] = f"inst-{i:06d}"
-            reader.apply_list(account, result, started)
+        for account in accounts:
+            await reader.read_account(account, started)
         self.names = list(self.rows)
+        self.discovered_at = time.time()
+
+    def _answer(self, first: int, step: int) -> ListResult:
+        """A list answer: instances ``first``, ``first + step``, ... of ``discover``."""
+        now = time.time()
+        result = ListResult()
+        for i in range(first, self.discover, step):
+            key = f"id-{i:06d}"
+            result.observations[key] = Observation(
+                status=self.rng.choice(STATUSES),
+                latency_ms=self.rng.uniform(20, 400),
+                observed_at=now,
+            )
+            result.names[key] = f"inst-{i:06d}"
+        return result
 
     async def run(self) -> None:
         """The list answers (discovery), then ``rate`` updates per second in 20 ms slices."""
         if self.discover:
-            self._discover_all()
+            await self._discover_all()
         owed = 0.0
         last = time.perf_counter()
         while not self.stop_event.is_set():
@@ -200,6 +219,32 @@ class SyntheticPoller:
 
     def outage_accounts(self) -> set[str]:
         return set()
+
+
+class _ListAnswer:
+    """Stands in for a provider's adapter in a list job: the list call answers at once
+    (the answer made when the call is sent, as a provider's is parsed when it comes)."""
+
+    reads_inside_list = False
+    timeout = 30.0
+
+    def __init__(
+        self,
+        account: AccountConfig,
+        answer: Callable[[int, int], ListResult],
+        first: int,
+        step: int,
+    ) -> None:
+        self.account = account
+        self.read_gate: object = None  # FleetReader sets it
+        self._answer = answer
+        self._first, self._step = first, step
+
+    def budget_scopes(self, kind: str, row: object) -> list[Any]:
+        return []
+
+    async def list_instances(self) -> ListResult:
+        return self._answer(self._first, self._step)
 
 
 class _EmptyState:

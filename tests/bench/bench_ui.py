@@ -13,7 +13,10 @@ Per config:
 
     first paint       process start (the config on disk) to the first grid row drawn, and
                       its parts: Python and imports, config load (TOML and validation),
-                      app start (rows and model of every instance) to the first row drawn
+                      app start (rows and model of every instance) to the first row drawn;
+                      with discovery, the rows of the first list answers (each answer is
+                      applied on a turn of the loop of its own, as the poller does), and
+                      when every instance was in the grid
     steady CPU        share of one core while 2% of the rows change per 10 s
     update latency    p50 / p99 from an observation of a visible row to its line redrawn
     keypress p99      "down" posted to the app -> the new cursor line drawn, during a burst
@@ -108,6 +111,7 @@ async def headless(
                 drawn.append(now)
                 if not first_row_paint:
                     first_row_paint.append(time.time())
+                    results["rows"] = len(self.model.entries)  # in the grid when drawn
                 at = pending.pop(name, None)
                 if at is not None:
                     update_latency.append(now - at)
@@ -153,12 +157,16 @@ async def headless(
         return 1000 * (last - posted)
 
     try:
-        async with app.run_test(size=(120, 40)) as pilot:
+        # notifications on, as in a terminal (run_test turns them off by default)
+        async with app.run_test(size=(120, 40), notifications=True) as pilot:
             while not first_row_paint:
                 await asyncio.sleep(0.005)
             results["first_paint_s"] = first_row_paint[0] - SPAWNED_AT
             results["app_to_paint_s"] = first_row_paint[0] - started
-            results["rows"] = len(poller.rows)
+            # discovery: the later list answers may come in after the first paint
+            while len(app.model.entries) < count:
+                await asyncio.sleep(0.005)
+            results["all_rows_s"] = time.time() - SPAWNED_AT
             await pilot.pause()
 
             # steady state: 2% of rows per 10 s
@@ -397,6 +405,11 @@ def report(res: dict[str, float]) -> None:
         f" {res['config_load_s']:.2f} s, app start to the first row drawn"
         f" {res['app_to_paint_s']:.2f} s"
     )
+    if res["all_rows_s"] > res["first_paint_s"] + 0.005:
+        print(
+            f"  every row in:         {res['all_rows_s']:.2f} s from process start"
+            f" ({res['rows']:.0f} rows at the first paint, the later list answers after it)"
+        )
     print(
         f"steady CPU (2%/10 s):   {res['steady_cpu_pct']:.1f} % of a core"
         f" (target < 10 %: {_mark(res, 'steady_cpu_pct')})"

@@ -25,7 +25,7 @@ GapReason = Literal["expired", "restarted", "invalid"]
 def sse_frame(event: str, data: dict[str, object], event_id: str | None = None) -> bytes:
     """One Server-Sent Events frame: ``id:`` (if any), ``event:``, one ``data:`` line."""
     head = f"id: {event_id}\n" if event_id is not None else ""
-    body = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    body = json.dumps(data, separators=(",", ":"), ensure_ascii=False, check_circular=False)
     return f"{head}event: {event}\ndata: {body}\n\n".encode()
 
 

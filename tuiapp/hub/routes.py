@@ -69,6 +69,15 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def _accepts_gzip(header: str) -> bool:
+    """``Accept-Encoding`` names gzip (and not with ``q=0``)."""
+    for part in header.lower().split(","):
+        coding, _, params = part.strip().partition(";")
+        if coding.strip() in ("gzip", "x-gzip"):
+            return params.replace(" ", "") not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
+    return False
+
+
 def _json(data: JSONObject) -> Response:
     body = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
     return Response(body, media_type="application/json", headers={"Cache-Control": "no-store"})
@@ -167,11 +176,13 @@ def create_app(service: HubService, auth: Authenticator) -> Starlette:
             if not service.ready.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(service.ready.wait(), seconds)
-        return Response(
-            await service.fleet_body(identity),
-            media_type="application/json",
-            headers={"Cache-Control": "no-store"},
-        )
+        headers = {"Cache-Control": "no-store", "Vary": "Accept-Encoding"}
+        if _accepts_gzip(request.headers.get("accept-encoding", "")):
+            headers["Content-Encoding"] = "gzip"
+            body = await service.fleet_body_gzip(identity)
+        else:
+            body = await service.fleet_body(identity)
+        return Response(body, media_type="application/json", headers=headers)
 
     async def instance(request: Request) -> Response:
         identify(request)

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import ipaddress
 import logging
 import signal
 import socket
 import threading
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +43,7 @@ __all__ = [
 log = logging.getLogger("tuiapp.hub")
 
 DEFAULT_LISTEN = "127.0.0.1:8765"
+UNFREEZE_SECONDS = 3600.0  # this often the next full collection walks everything again
 
 
 class UsageError(Exception):
@@ -139,6 +141,36 @@ class _HubServer(uvicorn.Server):
         await super().shutdown(sockets)
 
 
+@contextlib.contextmanager
+def frozen_survivors(loop: asyncio.AbstractEventLoop) -> Generator[None, None, None]:
+    """Keep full garbage collections short: right after each one, everything alive is
+    frozen (``gc.freeze``), so the next walks only what survived since.
+
+    What a full collection leaves is alive by definition, so no garbage is frozen; the
+    hub's long-lived objects (rows, their reads, the event ring) then cost no pause. Each
+    ``UNFREEZE_SECONDS`` the frozen objects go back, so that a cycle that formed around
+    a frozen object since is still collected (one longer collection an hour).
+    """
+
+    def after(phase: str, info: dict[str, int]) -> None:
+        if phase == "stop" and info.get("generation") == 2:
+            loop.call_soon_threadsafe(gc.freeze)  # not inside the collector's callback
+
+    def unfreeze() -> None:
+        gc.unfreeze()
+        nonlocal timer
+        timer = loop.call_later(UNFREEZE_SECONDS, unfreeze)
+
+    callback: Callable[[str, dict[str, int]], None] = after
+    gc.callbacks.append(callback)
+    timer = loop.call_later(UNFREEZE_SECONDS, unfreeze)
+    try:
+        yield
+    finally:
+        timer.cancel()
+        gc.callbacks.remove(callback)
+
+
 def run_serve(fleet: FleetConfig, options: ServeOptions) -> int:
     """Serve the hub until SIGINT / SIGTERM; returns the exit code (0)."""
     host, port, insecure = _check(options)
@@ -161,7 +193,9 @@ async def _serve(
     name: str,
     insecure: bool,
 ) -> int:
-    service = HubService(fleet, name=name, insecure=insecure, event_buffer=options.event_buffer)
+    service = HubService(
+        fleet, name=name, insecure=insecure, event_buffer=options.event_buffer, freeze_gc=True
+    )
     app = create_app(service, auth)
     config = uvicorn.Config(
         app,
@@ -189,7 +223,8 @@ async def _serve(
     if insecure:
         log.warning("plain HTTP beyond loopback (--insecure): tokens travel unencrypted")
     try:
-        await server.serve(sockets=[sock])
+        with frozen_survivors(asyncio.get_running_loop()):
+            await server.serve(sockets=[sock])
     finally:
         await service.stop()
         sock.close()

@@ -13,13 +13,17 @@ only when something a view shows changed (status, reason, flags, notes, the acti
 facts of the shared state), not for a re-read that only refreshed the latency and the
 data age. A tick re-reads the shared state (other processes on this host may act too)
 and catches rows that turned stale or stopped being rate-limited by the clock alone.
+Stale is measured against how often the row can really be read under its account's
+budgets (``Poller.stale_interval``; the ROW's ``poll_interval``), so a row read as
+often as its budget allows does not turn stale and fresh again with every round.
+Each published row's JSON is kept for the snapshot (tuiapp.hub.snapshot_body).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
+import gc
 import logging
 import os
 import time
@@ -41,10 +45,18 @@ from tuiapp.events import (
 )
 from tuiapp.filelock import StateError
 from tuiapp.hub.auth import Identity
-from tuiapp.hub.counters import HubCounters
+from tuiapp.hub.counters import HubCounters, LoopWatch
 from tuiapp.hub.desk import ActionDesk
 from tuiapp.hub.ring import EventRing
-from tuiapp.hub.snapshot_body import encode_snapshot
+from tuiapp.hub.snapshot_body import (
+    SLICE_SECONDS,
+    RowKey,
+    RowTexts,
+    SnapshotCache,
+    dumps,
+    encode_snapshot,
+    volatile_tail,
+)
 from tuiapp.hub.wire import (
     NO_ACTIONS,
     ActionFacts,
@@ -68,6 +80,9 @@ log = logging.getLogger("tuiapp.hub")
 
 TICK_SECONDS = 1.0
 CLOCK_FLAG_TICKS = 3  # every 3 ticks: rows gone stale (3 poll intervals) by the clock alone
+CLOCK_FLAG_SLICE = 2000  # rows checked per event-loop turn
+LOOP_REPORT_TICKS = 60  # the loop's lag is logged this often (when it lagged at all)
+LOOP_LAG_LOGGED = 0.1  # seconds: a window whose worst lag was under this is not logged
 SNAPSHOT_REUSE = 1.0  # seconds an encoded snapshot is served again (its event_id matches it)
 STOP_GRACE = 10.0  # seconds the poller gets to end on stop
 
@@ -88,6 +103,7 @@ class HubService:
         state_dir: Path | None = None,
         environ: Mapping[str, str] = os.environ,
         tick: float = TICK_SECONDS,
+        freeze_gc: bool = False,
     ) -> None:
         self.fleet = fleet
         self.name = name
@@ -111,6 +127,8 @@ class HubService:
         self.stopping = False
         self.stream_clients = 0
         self._tick_seconds = tick
+        self._freeze_gc = freeze_gc
+        self.loop_watch = LoopWatch() if freeze_gc else None  # ``tuiapp serve`` only
         self.desk = ActionDesk(
             fleet,
             self.runtime,
@@ -120,12 +138,12 @@ class HubService:
             on_engine=self._on_engine,
         )
         self._tasks: list[asyncio.Task[None]] = []
-        self._keys: dict[str, tuple[object, ...]] = {}  # row -> what was published last
+        self._keys: dict[str, RowKey] = {}  # row -> what was published last
         self._clock_flags: dict[str, tuple[bool, bool]] = {}  # row -> (stale, rate limited)
         self._facts: dict[str, ActionFacts] = {}
+        self._texts = RowTexts()  # each row's JSON as last published, for the snapshot
         self._state_problem: str | None = None
-        self._snapshot_cache: tuple[float, bytes, bool] | None = None
-        self._snapshot_task: asyncio.Task[bytes] | None = None
+        self.snapshots = SnapshotCache(self._encode_fleet, self.ready.is_set, SNAPSHOT_REUSE)
         self._scopes = self._budget_scopes()
 
     # ---- life ----------------------------------------------------------------------------
@@ -149,6 +167,8 @@ class HubService:
         self.refresh_state()
         self._tasks.append(asyncio.create_task(self._poll(), name="hub-poller"))
         self._tasks.append(asyncio.create_task(self._tick(), name="hub-tick"))
+        if self.loop_watch is not None:
+            self._tasks.append(asyncio.create_task(self.loop_watch.run(), name="hub-loop-watch"))
 
     async def _poll(self) -> None:
         try:
@@ -164,7 +184,11 @@ class HubService:
             try:
                 self.refresh_state()
                 if ticks % CLOCK_FLAG_TICKS == 0:
-                    self._check_clock_flags()
+                    await self._check_clock_flags()
+                if self.loop_watch is not None and ticks % LOOP_REPORT_TICKS == 0:
+                    figures = self.loop_watch.report()
+                    if figures.get("lag_max_ms", 0) >= 1000 * LOOP_LAG_LOGGED:
+                        log.info("event loop lag", extra=figures)
             except Exception:
                 log.exception("hub tick failed")
 
@@ -177,7 +201,7 @@ class HubService:
         self.poller.stop()
         runs = await self.desk.cancel_runs()
         for task in self._tasks:
-            if task.get_name() == "hub-tick":
+            if task.get_name() in ("hub-tick", "hub-loop-watch"):
                 task.cancel()
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=STOP_GRACE)
@@ -194,6 +218,13 @@ class HubService:
         if isinstance(event, SweepFinished) and not self.ready.is_set():
             self.ready.set()
             log.info("first sweep done", extra={"seconds": round(event.duration, 3)})
+            if self._freeze_gc:
+                # The rows and everything built for them live as long as the hub: out of
+                # every later cyclic collection (a full one over 10,000 rows is a pause of
+                # ~200 ms that every stream waits for). Collected first, so that no
+                # garbage is frozen with them (tuiapp.hub.serve keeps it so afterwards).
+                gc.collect()
+                gc.freeze()
         self._publish(event, None)
 
     def _on_engine(self, operator: str, event: EngineEvent) -> None:
@@ -217,14 +248,19 @@ class HubService:
     def in_flight(self) -> set[str]:
         return set(self.runtime.engine.in_flight) | self.desk.in_flight()
 
+    def _busy(self, name: str) -> bool:
+        return name in self.runtime.engine.in_flight or name in self.desk.in_flight()
+
     def _row_view(
         self, row: Row, now: float, busy: bool
-    ) -> tuple[tuple[object, ...], InstanceSnapshot, float, ActionFacts]:
+    ) -> tuple[RowKey, InstanceSnapshot, float, ActionFacts]:
         """What a view shows of ``row`` (the key compared between events) and its parts."""
-        interval = self.fleet.poll_interval_for(row.instance)
+        interval = self.poller.stale_interval(row)
         snap = instance_snapshot(row, now, interval, busy=busy)
         facts = self._facts.get(row.name, NO_ACTIONS)
-        key = (
+        obs = row.obs
+        limited = "rate limited" in snap.notes
+        key = RowKey(
             snap.status,
             snap.confirmed,
             snap.reason,
@@ -235,8 +271,13 @@ class HubService:
             snap.flapping,
             snap.problem,
             snap.notes,
-            row.rate_limited_until if "rate limited" in snap.notes else None,
+            row.rate_limited_until if limited else None,
             facts,
+            obs.raw_status if obs is not None else None,
+            obs.error_kind if obs is not None else None,
+            bool(obs is not None and obs.keep_last),
+            limited,
+            busy,
         )
         return key, snap, interval, facts
 
@@ -250,29 +291,49 @@ class HubService:
         if row is None:
             return
         now = self.clock()
-        key, snap, interval, facts = self._row_view(row, now, busy=name in self.in_flight())
-        self._clock_flags[name] = self._flags(row, now, interval)
+        key, snap, interval, facts = self._row_view(row, now, busy=self._busy(name))
+        self._clock_flags[name] = (key.stale, key.limited)
         if self._keys.get(name) == key:
             return  # a re-read that changed only the latency or the data age
         self._keys[name] = key
-        self.ring.publish("row", {"at": now, "row": row_json(snap, row, interval, facts)})
+        data = row_json(snap, row, interval, facts)
+        self.ring.publish("row", {"at": now, "row": data})
+        self._texts.keep(name, key, data)
+
+    def _snapshot_row(self, name: str, row: Row, now: float, busy: set[str]) -> str:
+        """``name``'s ROW at ``now`` as JSON: its last published text with the volatile
+        fields written afresh, or (never published) built and encoded in full."""
+        interval = self.poller.stale_interval(row)
+        key = self._keys.get(name)
+        text = self._texts.get(name, key) if key is not None else None
+        if text is not None:
+            return text + volatile_tail(row, now, interval, name in busy)
+        return dumps(self._row_json(row, now, name in busy))
 
     @staticmethod
     def _flags(row: Row, now: float, interval: float) -> tuple[bool, bool]:
         limited = row.rate_limited_until is not None and row.rate_limited_until > now
         return row.is_stale(now, interval), limited
 
-    def _check_clock_flags(self) -> None:
-        """Rows that turned stale (or stopped being rate limited) with time alone."""
+    async def _check_clock_flags(self) -> None:
+        """Rows that turned stale (or stopped being rate limited) with time alone; in
+        slices (``CLOCK_FLAG_SLICE`` rows, or ``SLICE_SECONDS``), yielding in between."""
+        names = list(self.poller.rows)
+        rows = self.poller.rows
+        deadline = time.perf_counter() + SLICE_SECONDS
         now = self.clock()
-        intervals: dict[str, float] = {}
-        for name, row in list(self.poller.rows.items()):
-            account = row.instance.account
-            interval = intervals.get(account)
-            if interval is None:
-                interval = intervals[account] = self.fleet.poll_interval_for(row.instance)
-            if self._clock_flags.get(name) != self._flags(row, now, interval):
+        for index, name in enumerate(names, 1):
+            row = rows[name]
+            if self._clock_flags.get(name) != self._flags(
+                row, now, self.poller.stale_interval(row)
+            ):
                 self.row_changed(name)
+            if index % CLOCK_FLAG_SLICE == 0 or (
+                index % 64 == 0 and time.perf_counter() > deadline
+            ):
+                await asyncio.sleep(0)
+                deadline = time.perf_counter() + SLICE_SECONDS
+                now = self.clock()
 
     def refresh_state(self) -> None:
         """Re-read the shared state's action facts; publish rows whose facts changed."""
@@ -323,28 +384,14 @@ class HubService:
         }
 
     async def fleet_body(self, identity: Identity) -> bytes:
-        """``GET /api/v1/fleet``'s body for ``identity`` (tuiapp.hub.snapshot_body).
+        """``GET /api/v1/fleet``'s body for ``identity`` (tuiapp.hub.snapshot_body)."""
+        return await self.snapshots.body(_operator(identity))
 
-        One encoding serves every request for SNAPSHOT_REUSE seconds, and requests that
-        arrive while it is being made wait for it: clients that reconnect together pay
-        for one. A reused body stays consistent (its ``event_id`` goes with its rows).
-        """
-        cached = self._snapshot_cache
-        ready = self.ready.is_set()
-        fresh = cached is not None and time.monotonic() - cached[0] <= SNAPSHOT_REUSE
-        if not (fresh and cached is not None and cached[2] == ready):
-            task = self._snapshot_task
-            if task is None or task.done():
-                task = self._snapshot_task = asyncio.create_task(self._encode_fleet())
-            body = await asyncio.shield(task)
-        else:
-            body = cached[1]
-        operator = {"operator": {"name": identity.name, "role": identity.role}}
-        head = json.dumps(operator, separators=(",", ":"), ensure_ascii=False)
-        return head[:-1].encode() + b"," + body[1:]
+    async def fleet_body_gzip(self, identity: Identity) -> bytes:
+        """The same, gzipped (once per encoding and operator)."""
+        return await self.snapshots.gzipped(_operator(identity))
 
     async def _encode_fleet(self) -> bytes:
-        started = time.monotonic()
         ready = self.ready.is_set()
         now = self.clock()
         tracker = self.poller.tracker
@@ -359,10 +406,14 @@ class HubService:
             "outages": [{"account": a, "message": m} for a, m in sorted(tracker.outages.items())],
             "in_flight": sorted(busy),
         }
-        body = await encode_snapshot(
-            head, self.poller.rows, fleet=self.fleet, facts=dict(self._facts), busy=busy, now=now
+        rows = self.poller.rows
+        body = await asyncio.to_thread(
+            encode_snapshot,
+            head,
+            rows,
+            list(rows),
+            lambda name, row: self._snapshot_row(name, row, now, busy),
         )
-        self._snapshot_cache = (started, body, ready)
         return body
 
     def instance_json(self, name: str) -> JSONObject:
@@ -417,3 +468,7 @@ class HubService:
                 stream_clients=self.stream_clients,
             ),
         )
+
+
+def _operator(identity: Identity) -> JSONObject:
+    return {"name": identity.name, "role": identity.role}

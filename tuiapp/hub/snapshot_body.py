@@ -1,58 +1,222 @@
-"""``GET /api/v1/fleet``'s body, encoded in slices so that the event loop keeps moving.
+"""``GET /api/v1/fleet``'s body: rows encoded once per change, assembled off the loop.
 
-A fleet of 10,000 rows takes a few hundred milliseconds to turn into JSON; done in one
-go, every event stream of the hub would stall that long. Here the rows are built and
-encoded ``CHUNK`` at a time, yielding to the loop between slices. All of them are taken
-at one ``now``; the ``event_id`` in the head is the newest event *before* the first
-slice, so every event after it reaches a client that resumes from it (some may already
-show in the rows: a ``row`` event carries the whole row, so applying it again is
-harmless).
+At 100,000 rows, building every ROW (``instance_snapshot``, ``row_json``) and encoding
+it for each snapshot takes seconds. But a row's JSON only changes when the hub publishes
+a ``row`` event for it (its visible state changed), but for the VOLATILE fields, which
+move with every read (latency, data time and age) or with the clock (stale, rate
+limited, the notes that say so) or with an action (its note). So ``RowTexts`` keeps,
+per row, the JSON of its last published state without them (encoded once, when the
+event was), with the key it was published under; the snapshot takes the text while the
+key is still the row's and writes the VOLATILE fields afresh. A row never published is
+built and encoded in full. Either way the row is the one a ``row`` event at the
+snapshot's ``at`` would carry.
+
+The rows are assembled in a worker thread, so that the event loop (the streams, the
+poller) goes on meanwhile, sharing the interpreter with it as threads do: 100,000 rows
+taken in slices between the loop's other work took tens of seconds on a busy hub. The
+row names, the head and ``now`` are taken on the loop first; the ``event_id`` in the
+head is the newest event before the rows are read, so every event after it reaches a
+client that resumes from it (a row that changes while the rows are assembled may already
+show its new state: its ``row`` event carries the whole row, so applying it again is
+harmless). Reading a row in the thread while the loop updates it may mix two reads of
+it; the update that did it is an event after ``event_id`` as well, so the client ends
+up with the row as it is.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
-from collections.abc import Collection, Mapping
+import math
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import NamedTuple
 
-from tuiapp.config_types import FleetConfig
-from tuiapp.hub.wire import NO_ACTIONS, ActionFacts, JSONObject, row_json
+from tuiapp.hub.wire import ActionFacts, JSONObject
+from tuiapp.model import Status
 from tuiapp.row import Row
-from tuiapp.snapshot import instance_snapshot
 
-__all__ = ["CHUNK", "encode_snapshot"]
+__all__ = [
+    "SLICE_SECONDS",
+    "VOLATILE",
+    "RowKey",
+    "RowTexts",
+    "SnapshotCache",
+    "dumps",
+    "encode_snapshot",
+    "volatile_tail",
+]
 
-CHUNK = 500
+SLICE_SECONDS = 0.004  # the hub's long loops over rows yield about this often
+# encoded per snapshot: they move with every read, or with the clock
+VOLATILE = (
+    "latency_ms",
+    "data_at",
+    "data_age",
+    "poll_interval",
+    "stale",
+    "notes",
+    "rate_limited_until",
+)
 
 
-def _dumps(value: object) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+def dumps(value: object) -> str:
+    """Compact JSON (the C encoder: no indent, no circularity check)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, check_circular=False)
 
 
-async def encode_snapshot(
+def _number(value: float | None) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, float) and not math.isfinite(value):
+        return json.dumps(value)
+    return repr(value)
+
+
+def volatile_tail(row: Row, now: float, interval: float, busy: bool) -> str:
+    """The VOLATILE fields of ``row`` at ``now`` (``busy``: an action runs on it) and the
+    object's closing brace, exactly as ``row_json`` and ``dumps`` would write them (the
+    notes as ``tuiapp.snapshot.instance_snapshot`` makes them)."""
+    obs = row.obs
+    at = row.data_at
+    age = round(max(0.0, now - at), 3) if at is not None else None
+    latency = obs.latency_ms if obs is not None else None
+    stale = row.is_stale(now, interval)
+    until = row.rate_limited_until
+    limited = until is not None and until > now
+    flags = (
+        ("muted", row.instance.muted),
+        ("expected", row.expected),
+        ("flapping", row.flapping),
+        ("stale", stale),
+        ("rate limited", limited),
+        ("action running", busy),
+    )
+    notes = ",".join(f'"{note}"' for note, on in flags if on)
+    return (
+        f',"latency_ms":{_number(latency)},"data_at":{_number(at)}'
+        f',"data_age":{_number(age)},"poll_interval":{_number(interval)}'
+        f',"stale":{"true" if stale else "false"},"notes":[{notes}]'
+        f',"rate_limited_until":{_number(until if limited else None)}}}'
+    )
+
+
+class RowKey(NamedTuple):
+    """What a view shows of a row (a new ``row`` event when it changes), but for the
+    latency and the data age."""
+
+    status: Status
+    confirmed: Status
+    reason: str | None
+    error: str | None
+    since: float | None
+    since_exact: bool
+    stale: bool
+    flapping: bool
+    problem: bool
+    notes: tuple[str, ...]
+    rate_limited_until: float | None
+    facts: ActionFacts
+    raw_status: str | None
+    error_kind: object
+    kept_last: bool
+    limited: bool
+    busy: bool
+
+
+class RowTexts:
+    """Each row's published JSON without its VOLATILE fields, and the key it went with."""
+
+    def __init__(self) -> None:
+        self._texts: dict[str, tuple[object, str]] = {}
+
+    def keep(self, name: str, key: object, row: JSONObject) -> None:
+        """``row`` (a ROW just published under ``key``) for later snapshots."""
+        stable = {field: value for field, value in row.items() if field not in VOLATILE}
+        self._texts[name] = (key, dumps(stable)[:-1])  # without the closing brace
+
+    def get(self, name: str, key: object) -> str | None:
+        """The kept text of ``name`` if it was kept under this very ``key``."""
+        entry = self._texts.get(name)
+        return entry[1] if entry is not None and entry[0] is key else None
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+
+def encode_snapshot(
     head: JSONObject,
     rows: Mapping[str, Row],
-    *,
-    fleet: FleetConfig,
-    facts: Mapping[str, ActionFacts],
-    busy: Collection[str],
-    now: float,
-    chunk: int = CHUNK,
+    names: list[str],
+    row_text: Callable[[str, Row], str],
 ) -> bytes:
-    """``{**head, "rows": [...]}`` as UTF-8 JSON; ``rows`` in their order at the start."""
-    names = list(rows)
+    """``{**head, "rows": [...]}`` as UTF-8 JSON, the rows ``names`` (taken on the loop)
+    each from ``row_text``. Runs in a worker thread."""
     parts: list[str] = []
-    for start in range(0, len(names), chunk):
-        encoded = []
-        for name in names[start : start + chunk]:
-            row = rows.get(name)
-            if row is None:  # gone meanwhile (never, today: rows are only added)
-                continue
-            interval = fleet.poll_interval_for(row.instance)
-            snap = instance_snapshot(row, now, interval, busy=name in busy)
-            encoded.append(row_json(snap, row, interval, facts.get(name, NO_ACTIONS)))
-        if encoded:
-            parts.append(_dumps(encoded)[1:-1])
-        if start + chunk < len(names):
-            await asyncio.sleep(0)  # let the streams and the poller run between slices
-    return f'{_dumps(head)[:-1]},"rows":[{",".join(parts)}]}}'.encode()
+    for name in names:
+        row = rows.get(name)
+        if row is not None:  # gone meanwhile (never, today: rows are only added)
+            parts.append(row_text(name, row))
+    return f'{dumps(head)[:-1]},"rows":[{",".join(parts)}]}}'.encode()
+
+
+class SnapshotCache:
+    """One encoding of the fleet served to every request for ``reuse`` seconds, and
+    requests that arrive while it is being made wait for it (clients that reconnect
+    together pay for one); its gzip made once per operator, in a worker thread (zlib
+    lets the loop run): 60 MB at 100,000 rows is about 10 times less to send through
+    the hub's event loop, for a decompression on the client. A reused body stays
+    consistent: its ``event_id`` goes with its rows."""
+
+    def __init__(
+        self, encode: Callable[[], Awaitable[bytes]], ready: Callable[[], bool], reuse: float
+    ) -> None:
+        self._encode = encode
+        self._ready = ready
+        self._reuse = reuse
+        self._cached: tuple[float, bytes, bool] | None = None  # (made at, body, ready)
+        self._task: asyncio.Task[tuple[float, bytes, bool]] | None = None
+        self._gzipped: dict[tuple[float, str], bytes] = {}  # (made at, operator head)
+
+    def forget(self) -> None:
+        """The next request gets a new encoding."""
+        self._cached = None
+
+    async def _current(self) -> tuple[float, bytes, bool]:
+        cached = self._cached
+        ready = self._ready()
+        fresh = cached is not None and time.monotonic() - cached[0] <= self._reuse
+        if cached is not None and fresh and cached[2] == ready:
+            return cached
+        task = self._task
+        if task is None or task.done():
+            task = self._task = asyncio.create_task(self._make())
+        return await asyncio.shield(task)
+
+    async def _make(self) -> tuple[float, bytes, bool]:
+        made, ready = time.monotonic(), self._ready()
+        self._cached = (made, await self._encode(), ready)
+        return self._cached
+
+    async def body(self, operator: JSONObject) -> bytes:
+        """The snapshot for a request by ``operator`` (``{"name", "role"}``)."""
+        return _with_operator((await self._current())[1], operator)
+
+    async def gzipped(self, operator: JSONObject) -> bytes:
+        """``body(operator)`` gzipped, level 1."""
+        made, body, _ready = await self._current()
+        key = (made, dumps(operator))
+        packed = self._gzipped.get(key)
+        if packed is None:
+            data = _with_operator(body, operator)
+            packed = await asyncio.to_thread(gzip.compress, data, 1, mtime=0)
+            if not any(old == made for old, _ in self._gzipped):
+                self._gzipped = {}  # a new encoding: the old ones go
+            self._gzipped[key] = packed
+        return packed
+
+
+def _with_operator(body: bytes, operator: JSONObject) -> bytes:
+    """``{"operator": operator, ...body}``: the one part that differs per request."""
+    return b'{"operator":' + dumps(operator).encode() + b"," + body[1:]

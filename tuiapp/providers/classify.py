@@ -304,7 +304,7 @@ class Classifier:
                 break
             window *= 4
         text = one_line(flat)
-        return f"{text} (cut at 1 MiB)" if answer.truncated else text
+        return f"{text} (cut at {answer.limit // 2**20} MiB)" if answer.truncated else text
 
     def error_message(self, answer: HttpAnswer, data: Any) -> str:
         """The provider's own error text where its shape has one, else a body excerpt.
@@ -341,7 +341,18 @@ class Classifier:
         return at if at is not None else now + DEFAULT_RETRY_SECONDS
 
     def rate_headers(self, answer: HttpAnswer) -> tuple[int | None, float | None]:
-        """(X-RateLimit-Remaining, X-RateLimit-Reset as epoch seconds), each None when unusable."""
+        """(X-RateLimit-Remaining, X-RateLimit-Reset as epoch seconds), each None when unusable.
+
+        The items of one list answer share it: read once per answer (the last one kept).
+        """
+        memo = self.__dict__.get("_rate_memo")
+        if memo is not None and memo[0] is answer:
+            return memo[1]
+        found = self._rate_headers(answer)
+        self.__dict__["_rate_memo"] = (answer, found)
+        return found
+
+    def _rate_headers(self, answer: HttpAnswer) -> tuple[int | None, float | None]:
         remaining = _parse_int(answer.headers.get("x-ratelimit-remaining"))
         if remaining is not None and remaining < 0:
             remaining = None

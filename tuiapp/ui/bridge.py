@@ -3,17 +3,26 @@
 The poller and the action engine call ``EngineBridge.receive`` synchronously on the
 app's loop. It only posts: observations go into a dirty set with at most one
 ``RowsObserved`` queued (a burst of reads is one repaint), everything else is an
-``EngineEventReceived``. When the app handles that message, ``apply`` dispatches on
-the event's type with ``match`` (a renamed event class is a type error, never a
-silently dropped handler) and updates what the engine told us (``outages``,
-``network_down``, ``last_sweep``), the action notes and the event log. The app
-refreshes the view once per message afterwards.
+``EngineEventReceived``. Rows new to the grid (a discovery's list answers, applied by
+the poller a slice at a time) are folded in at most every ``NEW_ROWS_EVERY`` seconds,
+or ``FOLD_SHARE`` times what the last fold took: each fold merges them into the whole
+order at once, where a fold per slice of 200 rows would cost 100,000 rows 500 merges
+(and as many frames). A read of a row already in the grid is posted at once, and brings
+the waiting new rows with it.
+
+When the app handles that message, ``apply`` dispatches on the event's type with
+``match`` (a renamed event class is a type error, never a silently dropped handler)
+and updates what the engine told us (``outages``, ``network_down``, ``last_sweep``),
+the action notes and the event log. The app refreshes the view once per message
+afterwards.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import time
 from collections.abc import Callable
 
 from tuiapp.events import (
@@ -39,11 +48,19 @@ from tuiapp.ui.present import RowLike, status_class, status_text
 from tuiapp.ui.shell import Shell
 from tuiapp.vocabulary import next_step_text, outcome_text, reason_text
 
-__all__ = ["OUTCOME_SEVERITY", "EngineBridge", "other_action_text"]
+__all__ = [
+    "FOLD_SHARE",
+    "NEW_ROWS_EVERY",
+    "OUTCOME_SEVERITY",
+    "EngineBridge",
+    "other_action_text",
+]
 
 log = logging.getLogger("tuiapp.ui")
 
 STATE_REFRESH_SECONDS = 2.0  # how often the tick re-reads the shared state
+NEW_ROWS_EVERY = 0.1  # seconds: rows new to the grid are folded in at most this often ...
+FOLD_SHARE = 4  # ... and after a fold at least 4 times as long as it took
 OUTCOME_SEVERITY = {
     "recovered": "information",
     "cancelled": "warning",
@@ -86,6 +103,9 @@ class EngineBridge:
         self.last_sweep: SweepFinished | None = None
         self._dirty: set[str] = set()
         self._rows_posted = False
+        self._folded_at = float("-inf")  # when the observed rows were last taken
+        self.fold_seconds = 0.0  # what folding new rows into the grid took last (FleetView)
+        self._new_rows_due: asyncio.TimerHandle | None = None  # new rows, folded in soon
         self._state_read_at = float("-inf")
         self._state_error: str | None = None
         self._pid = os.getpid()
@@ -98,15 +118,38 @@ class EngineBridge:
         match event:
             case InstanceObserved(name=name):
                 self._dirty.add(name)
-                if not self._rows_posted:
-                    self._rows_posted = True
-                    self.app.post_message(RowsObserved())
+                if self._rows_posted:
+                    return
+                if name not in self.app.model.entries:  # new to the grid: a discovery
+                    wait = self._folded_at + self.new_rows_every() - time.monotonic()
+                    if wait > 0:
+                        if self._new_rows_due is None:
+                            loop = asyncio.get_running_loop()
+                            self._new_rows_due = loop.call_later(wait, self._post_rows)
+                        return
+                self._post_rows()
             case _:
                 self.app.post_message(EngineEventReceived(event))
+
+    def new_rows_every(self) -> float:
+        """How long new rows wait after a fold: ``NEW_ROWS_EVERY``, or longer when the
+        last fold took long (100,000 rows: each fold is a whole new order), so that the
+        folds take at most a ``1 / FOLD_SHARE`` of the time and the poller the rest."""
+        return max(NEW_ROWS_EVERY, FOLD_SHARE * self.fold_seconds)
+
+    def _post_rows(self) -> None:
+        """One ``RowsObserved`` for whatever was observed until it is handled."""
+        if self._new_rows_due is not None:
+            self._new_rows_due.cancel()
+            self._new_rows_due = None
+        if not self._rows_posted:
+            self._rows_posted = True
+            self.app.post_message(RowsObserved())
 
     def take_dirty(self) -> set[str]:
         """The names observed since the last ``RowsObserved`` was handled."""
         self._rows_posted = False
+        self._folded_at = time.monotonic()
         names, self._dirty = self._dirty, set()
         return names
 

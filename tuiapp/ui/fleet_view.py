@@ -5,6 +5,7 @@
     grid_cells      a row's cells and dimness, as the grid asks for them while it paints
     open_detail     the detail screen of one instance; ``build_detail``, its text
     update_header   counts, the polling line (``Polling``), the banners, the status line
+                    (after observations alone: at most every ``HEADER_EVERY`` seconds)
     paint           what ``ViewRefresh`` collected during a message, brought to the
                     grid, the header and the open detail view at once
 
@@ -16,21 +17,27 @@ each changes the model and asks for one refresh.
 
 from __future__ import annotations
 
+import contextlib
+import time
 from collections.abc import Callable, Iterable
 
 from rich.text import Text
+from textual.timer import Timer
 
+from tuiapp import gcpause
 from tuiapp.ui.bridge import EngineBridge
 from tuiapp.ui.detail import DetailScreen, detail_text
 from tuiapp.ui.fleet_screen import FleetScreen
-from tuiapp.ui.gridmodel import Facts
+from tuiapp.ui.gridmodel import BULK_MIN, Facts
 from tuiapp.ui.header import status_line_text
 from tuiapp.ui.polling import Polling
 from tuiapp.ui.present import CellStyle, RowLike, haystack, interval_lookup, row_cells, row_dim
 from tuiapp.ui.shell import Shell
 from tuiapp.ui.toasts import acted_on, place_toasts
 
-__all__ = ["FleetView"]
+__all__ = ["HEADER_EVERY", "FleetView"]
+
+HEADER_EVERY = 0.2  # seconds: observations alone redraw the header at most this often
 
 
 def _unstyled(component: str) -> object:
@@ -48,27 +55,35 @@ class FleetView:
         self.interval_of = interval_lookup(app.fleet.poll_interval_for)
         self.screen: FleetScreen | None = None  # set by ``show``: painting starts
         self._unpolled: set[str] = set()  # until the first sweep is in, the cursor rides the top
+        self._discovering = False  # a discovering fleet: it rides the top until a key
+        self._header_at = float("-inf")  # when the header was last brought up to date
+        self._header_timer: Timer | None = None  # brings it after a burst of observations
 
     def show(self, screen: FleetScreen) -> None:
         """Paint on ``screen`` from now on: every row into the grid, then the header."""
         self.screen = screen
         rows = self.app.poller.rows
-        self.app.model.upsert_many([self._facts(name, row) for name, row in rows.items()])
+        with self._bulk(len(rows)):  # every row is new here
+            self.app.model.upsert_many([self._facts(name, row) for name, row in rows.items()])
         self._unpolled = {name for name, row in rows.items() if row.last_polled_at is None}
+        self._discovering = any(acct.discover for acct in self.app.fleet.accounts.values())
         self._first_sweep_seen(())
         screen.grid.sync()
         self.update_header()
 
     def _first_sweep_seen(self, names: Iterable[str]) -> None:
         """Once every row has been read, the cursor stops riding the worst row: from then
-        on only the operator moves it to another instance."""
+        on only the operator moves it to another instance. A fleet that discovers its
+        rows has no such moment (its list answers come one by one, each sweep ends with
+        the rows known when it began): its cursor rides the worst row until the
+        operator's first key (``FleetApp.on_event``), which pins it before it acts."""
         unpolled = self._unpolled
         if unpolled:
             rows = self.app.poller.rows
             unpolled.difference_update(
                 [n for n in names if (row := rows.get(n)) and row.last_polled_at is not None]
             )
-        if not unpolled:
+        if not unpolled and not self._discovering:
             self.app.model.follow_top = False
 
     # ---- rows -> the model -------------------------------------------------------------
@@ -77,13 +92,31 @@ class FleetView:
         """Fold changed rows into the model and ask for their repaint; returns the names."""
         rows = self.app.poller.rows
         names = list(names)
-        self.app.model.upsert_many(
-            [self._facts(name, row) for name in names if (row := rows.get(name)) is not None]
-        )
+        model = self.app.model
+        started = time.perf_counter()
+        entries = model.entries
+        new = sum(1 for name in names if name not in entries)
+        with self._bulk(new):
+            model.upsert_many(
+                [self._facts(name, row) for name in names if (row := rows.get(name)) is not None]
+            )
+        if new:  # new rows (a discovery): the bridge paces the next fold by this one
+            self.bridge.fold_seconds = time.perf_counter() - started
         if self.app.model.follow_top:
             self._first_sweep_seen(names)
         self.app.refresh_view(rows=names)
         return names
+
+    def _bulk(self, new: int) -> contextlib.AbstractContextManager[None]:
+        """Around a fold that brings ``new`` rows: many new rows (the first fill, a
+        discovery's list answers) are built without the cyclic collector walking them, and
+        in the TUI's own process (``FleetApp.freeze_gc``) the rows just built, the
+        poller's with them, are frozen out of every later collection (``tuiapp.gcpause``).
+        Only then: a freeze keeps whatever garbage is waiting for good, so not at every
+        list answer of rows already known."""
+        if new < BULK_MIN:
+            return contextlib.nullcontext()
+        return gcpause.paused(freeze=getattr(self.app, "freeze_gc", False) is True)
 
     @staticmethod
     def _facts(name: str, row: RowLike) -> Facts:
@@ -158,7 +191,14 @@ class FleetView:
     # ---- the paint ----------------------------------------------------------------------
 
     def paint(self, full: bool, rows: set[str], detail: bool) -> None:
-        """What changed during one message, on screen (``ViewRefresh`` calls it)."""
+        """What changed during one message, on screen (``ViewRefresh`` calls it).
+
+        Observations alone (only ``rows`` changed: ``apply_rows``) bring the header's
+        counts at most every ``HEADER_EVERY`` seconds, the last of a burst included:
+        with 100,000 rows some status changes with nearly every batch of reads, and a
+        header redrawn 50 times a second was most of the steady CPU. Anything else (the
+        operator's view changes, an engine event, the tick) brings the header at once.
+        """
         screen = self.screen
         if screen is None:
             return
@@ -166,18 +206,38 @@ class FleetView:
             screen.grid.sync()
         else:
             screen.grid.sync(dirty=rows)
-        self.update_header()
+        if rows and not full and not detail:
+            self._header_soon(screen)
+        else:
+            self.update_header()
         app = self.app
         place_toasts(screen, screen.grid, acted_on(app.notes, app.model.cursor, app.clock()))
         shown = self._detail_screen()
         if shown is not None and (detail or shown.instance_name in rows):
             shown.update_detail()
 
+    def _header_soon(self, screen: FleetScreen) -> None:
+        """The header now if it was not brought in the last ``HEADER_EVERY`` seconds,
+        else when they are over (one timer for a whole burst)."""
+        wait = self._header_at + HEADER_EVERY - time.monotonic()
+        if wait <= 0:
+            self.update_header()
+        elif self._header_timer is None:
+            self._header_timer = screen.set_timer(wait, self._header_due, name="header")
+
+    def _header_due(self) -> None:
+        self._header_timer = None
+        self.update_header()
+
     def update_header(self) -> None:
         """The header, banners and status line (their texts: ``ui/header.py``)."""
         screen = self.screen
         if screen is None:
             return
+        self._header_at = time.monotonic()
+        if self._header_timer is not None:
+            self._header_timer.stop()
+            self._header_timer = None
         app, bridge, model = self.app, self.bridge, self.app.model
         screen.show_header(
             dict(model.counts),

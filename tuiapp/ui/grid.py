@@ -251,16 +251,18 @@ class FleetGrid(ScrollView, can_focus=True, inherit_bindings=False):
         if dirty is None or top != top_before or cursor_moved:
             self.repaint_changed()
         else:
-            # only lines whose instance changed (a re-sort) and lines of changed rows
-            lines = {
-                y + 1 for y, name in enumerate(occupants) if self._painted_names.get(y + 1) != name
-            }
-            lines.update(range(len(occupants) + 1, page + 1))  # rows gone from the bottom
-            for name in dirty:
-                index = model.index_of(name)
-                if index is not None and top <= index < top + page:
-                    lines.add(index - top + 1)
-            self.repaint_changed(sorted(lines))
+            # only lines whose instance changed (a re-sort) and lines of changed rows: the
+            # page's rows looked up in ``dirty``, never ``dirty`` (10,000 rows of a list
+            # answer) looked up in the order
+            changed = dirty if isinstance(dirty, set | frozenset | dict) else set(dirty)
+            painted = self._painted_names
+            lines = [
+                y + 1
+                for y, name in enumerate(occupants)
+                if name in changed or painted.get(y + 1) != name
+            ]
+            lines += range(len(occupants) + 1, page + 1)  # rows gone from the bottom
+            self.repaint_changed(lines)
         self._synced_version = model.version
         self._painted_names = {y + 1: name for y, name in enumerate(occupants)}
         self._cursor_line = model.cursor_index - top

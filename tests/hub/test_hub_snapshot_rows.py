@@ -1,0 +1,131 @@
+"""The snapshot's rows come from each row's last published JSON (encoded once, when its
+``row`` event was) plus the fields that move with every read, the clock or an action.
+Whatever path a row takes, it must be exactly the row a fresh build at the snapshot's
+``at`` gives: before any read, after a sweep, after rows went stale by the clock alone,
+with an action running, after a second sweep with changed states. In process: the
+simulator on a fake clock, the hub's service without HTTP."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tuiapp.config import config_from_dict
+from tuiapp.hub import service as service_module
+from tuiapp.hub.auth import Identity
+from tuiapp.hub.routes import _accepts_gzip
+from tuiapp.hub.service import HubService
+
+from helpers.sim_fixtures import SIM_BASE, make_sim
+
+ALICE = Identity("alice", "operator")
+
+
+async def snapshot(svc: HubService) -> dict[str, Any]:
+    svc.snapshots.forget()  # a new encoding, not the one served for a second
+    return json.loads(await svc.fleet_body(ALICE))
+
+
+def fresh_rows(svc: HubService, at: float) -> dict[str, Any]:
+    """Every row built and encoded in full at ``at``, as a new ``row`` event would be."""
+    busy = svc.in_flight()
+    return {
+        name: json.loads(json.dumps(svc._row_json(row, at, name in busy)))
+        for name, row in svc.poller.rows.items()
+    }
+
+
+async def test_snapshot_rows_equal_fresh_rows_whichever_path_they_take(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, sim, clock, transport = make_sim(instances=60, scenario="incident", seed=3)
+    data, env = sim.fleet.to_config(SIM_BASE)
+    data["monitor"] = {**data["monitor"], "state_dir": str(tmp_path / "state"), "timeout": 2}
+    data["operators"] = [{"name": "alice", "role": "operator", "token_sha256": "0" * 64}]
+    data["instances"][1]["expect"] = "STOPPED"  # its notes: "expected" once STOPPED
+    data["instances"][2]["muted"] = True
+    fleet = config_from_dict(data, environ=env)
+    svc = HubService(fleet, name="t", transport=transport, clock=clock, sleep=clock.sleep)
+    svc.poller.subscribe(svc._on_poller)  # what start() does, without the poll loop
+    reused = 0
+    real_tail = service_module.volatile_tail
+
+    def counted_tail(*args: Any) -> str:
+        nonlocal reused
+        reused += 1
+        return real_tail(*args)
+
+    monkeypatch.setattr(service_module, "volatile_tail", counted_tail)
+
+    async def check() -> int:
+        nonlocal reused
+        reused = 0
+        body = await snapshot(svc)
+        rows = {row["name"]: row for row in body["rows"]}
+        assert list(rows) == list(svc.poller.rows)  # config order, every row once
+        assert rows == fresh_rows(svc, body["at"])
+        return reused
+
+    assert await check() == 0  # before the first read no row was published: all built
+    await svc.poller.sweep_once()
+    assert await check() == len(svc.poller.rows)  # every row from its published text
+
+    clock.advance(4 * 60)  # every row stale by the clock alone, no event for it yet:
+    assert await check() == len(svc.poller.rows)  # the texts hold, stale written afresh
+    await svc._check_clock_flags()  # the hub's tick publishes them stale
+    assert await check() == len(svc.poller.rows)
+
+    first = next(iter(svc.poller.rows))
+    svc.runtime.engine.in_flight.add(first)  # an action starts on it, no event yet:
+    assert await check() == len(svc.poller.rows)  # its note written afresh
+    svc.runtime.engine.in_flight.discard(first)
+
+    sim.force(first, state="STOPPED")
+    sim.force(data["instances"][1]["name"], state="STOPPED")
+    clock.advance(30)
+    await svc.poller.sweep_once()  # states change, rows are published anew
+    await svc._check_clock_flags()
+    assert await check() == len(svc.poller.rows)
+    rows = json.loads(await svc.fleet_body(ALICE))["rows"]
+    assert rows[0]["name"] == first and rows[0]["status"] == "STOPPED"
+    assert "expected" in rows[1]["notes"] and "muted" in rows[2]["notes"]
+
+
+async def test_the_gzipped_snapshot_is_the_snapshot_compressed_once_per_encoding(
+    tmp_path: Path,
+) -> None:
+    _, sim, clock, transport = make_sim(instances=20, scenario="calm", seed=1)
+    data, env = sim.fleet.to_config(SIM_BASE)
+    data["monitor"] = {**data["monitor"], "state_dir": str(tmp_path / "state"), "timeout": 2}
+    data["operators"] = [{"name": "alice", "role": "operator", "token_sha256": "0" * 64}]
+    svc = HubService(
+        config_from_dict(data, environ=env), name="t", transport=transport, clock=clock
+    )
+    svc.poller.subscribe(svc._on_poller)
+    await svc.poller.sweep_once()
+    packed = await svc.fleet_body_gzip(ALICE)
+    assert gzip.decompress(packed) == await svc.fleet_body(ALICE)
+    assert await svc.fleet_body_gzip(ALICE) is packed  # the same encoding: compressed once
+    bob = Identity("bob", "viewer")
+    assert json.loads(gzip.decompress(await svc.fleet_body_gzip(bob)))["operator"] == {
+        "name": "bob",
+        "role": "viewer",
+    }
+
+
+@pytest.mark.parametrize(
+    ("header", "gzipped"),
+    [
+        ("gzip, deflate", True),
+        ("br;q=1.0, gzip;q=0.5", True),
+        ("gzip;q=0", False),
+        ("identity", False),
+        ("", False),
+    ],
+)
+def test_gzip_only_for_a_client_that_accepts_it(header: str, gzipped: bool) -> None:
+    assert _accepts_gzip(header) is gzipped

@@ -1,0 +1,231 @@
+"""How often observations reach the screen, with 100,000 rows in mind.
+
+    header counts   observations alone bring them at most every ``HEADER_EVERY``
+                    seconds, the last change of a burst included (a timer); the tick, an
+                    engine event or the operator's view change brings them at once
+    new rows        a discovery's rows are folded into the grid at most every
+                    ``NEW_ROWS_EVERY`` seconds (longer after a long fold); a read of a
+                    known row goes at once and brings the waiting new rows with it
+    the cursor      with discovery, it rides the worst row found so far until the
+                    operator's first key (a listed fleet: until every row was read)
+
+The app runs against a stand-in poller (real rows in a real tracker, rows and reads
+added by the test): no provider, no simulator, nothing waits for real time (a timer's
+work is done by calling what it would call).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tuiapp.config import FleetConfig, InstanceConfig, config_from_dict
+from tuiapp.events import InstanceObserved, SweepFinished
+from tuiapp.model import Observation, Status
+from tuiapp.row import Row
+from tuiapp.runtime import Backend
+from tuiapp.tracker import FleetTracker
+from tuiapp.ui import fleet_view
+from tuiapp.ui.app import FleetApp
+from tuiapp.ui.bridge import FOLD_SHARE, NEW_ROWS_EVERY, EngineBridge
+from tuiapp.ui.fleet_view import HEADER_EVERY
+from tuiapp.ui.gridmodel import GridModel
+
+ACCOUNT = "waha-1"
+
+
+def fleet(*, discover: bool) -> FleetConfig:
+    account = {"provider": "waha", "base_url": "http://127.0.0.1:9/w", "token": "t0ken-0000"}
+    if discover:
+        account["discover"] = True
+    return config_from_dict({"accounts": {ACCOUNT: account}}, environ={})
+
+
+class HandPoller:
+    """Stands in for the poller: rows the test adds, reads the test makes."""
+
+    def __init__(self, config: FleetConfig) -> None:
+        self.fleet = config
+        self.paused = False
+        self.last_sweep_at: float | None = None
+        self.tracker = FleetTracker(config.accounts, clock=time.time, interval=lambda _a: 15.0)
+        self.rows: dict[str, Row] = self.tracker.rows
+        self._stop = asyncio.Event()
+
+    def read(self, name: str, status: Status) -> None:
+        """A read of ``name`` (a new row the first time, as a discovery adds it)."""
+        row = self.rows.get(name)
+        if row is None:
+            instance = InstanceConfig(name=name, account=ACCOUNT, id=name, discovered=True)
+            row = self.tracker.add_row(instance, self.fleet.accounts[ACCOUNT], ())
+        now = time.time()
+        row.obs = Observation(status=status, latency_ms=50.0, observed_at=now)
+        row.status = row.confirmed = status
+        row.last_polled_at = row.last_ok_at = now
+        self.tracker.emit(InstanceObserved(name, row))
+
+    def subscribe(self, callback: Callable[[object], None]) -> None:
+        self.tracker.subscribe(callback)
+
+    async def run(self) -> None:
+        await self._stop.wait()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def pause(self) -> None:
+        self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
+
+    def poll_now(self, name: str) -> str | None:
+        return None
+
+    def outage_accounts(self) -> set[str]:
+        return set()
+
+
+class _NoState:
+    def names(self) -> list[str]:
+        return []
+
+    def records(self, name: str) -> list[Any]:
+        return []
+
+    def cooldown_until(self, name: str) -> float | None:
+        return None
+
+
+class NoState:
+    def snapshot(self) -> _NoState:
+        return _NoState()
+
+
+class NoEngine:
+    def __init__(self) -> None:
+        self.in_flight: set[str] = set()
+
+    def subscribe(self, callback: Callable[[object], None]) -> None:
+        pass
+
+    def recover_interrupted(self) -> list[Any]:
+        return []
+
+    async def arecover_interrupted(self) -> list[Any]:
+        return []
+
+
+def make_app(poller: HandPoller) -> FleetApp:
+    backend = Backend(poller=poller, engine=NoEngine(), state=NoState())  # type: ignore[arg-type]
+    # no one-second tick: the tests call it (a tick brings the header at once)
+    return FleetApp(poller.fleet, backend=backend, operator="tester", demo=True, tick_seconds=None)
+
+
+def failed_count(app: FleetApp) -> int:
+    return dict(app.main.counts.counts).get(Status.FAILED, 0)
+
+
+async def test_observations_bring_the_header_at_most_every_header_every(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # a long period, so that no timer fires while the test looks (a slow machine)
+    monkeypatch.setattr(fleet_view, "HEADER_EVERY", 60.0)
+    poller = HandPoller(fleet(discover=False))
+    for n in range(6):  # in the grid from the start (no new rows below: no fold waits)
+        poller.read(f"r{n}", Status.WORKING)
+    app = make_app(poller)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        view = app.fleet_view
+        view._header_at = float("-inf")  # a quiet while: the next change shows at once
+        poller.read("r1", Status.FAILED)
+        await pilot.pause()
+        assert failed_count(app) == 1
+        poller.read("r2", Status.FAILED)  # within HEADER_EVERY of the last header
+        await pilot.pause()
+        assert failed_count(app) == 1  # not yet ...
+        timer = view._header_timer
+        assert timer is not None and timer._interval <= fleet_view.HEADER_EVERY  # ... but soon
+        view._header_due()  # what the timer does when it fires
+        assert failed_count(app) == 2
+        poller.read("r3", Status.FAILED)
+        await pilot.pause()
+        assert failed_count(app) == 2
+        app.tick()  # not an observation (the tick, an engine event, a filter): at once
+        await pilot.pause()
+        assert failed_count(app) == 3 and view._header_timer is None
+        poller.stop()
+
+
+def test_the_header_lags_observations_by_less_than_a_quarter_second() -> None:
+    assert HEADER_EVERY <= 0.2  # the timer's period, plus a frame, stays under 250 ms
+
+
+async def test_a_discovering_fleet_keeps_the_cursor_on_the_worst_row_until_a_key() -> None:
+    poller = HandPoller(fleet(discover=True))
+    app = make_app(poller)
+    async with app.run_test(size=(100, 30)) as pilot:
+        for name in ("b", "c", "d"):  # the first list answer: no problem yet
+            poller.read(name, Status.STOPPED)
+        await pilot.pause()
+        assert app.model.cursor == "b"
+        app.fleet_view.bridge._folded_at = float("-inf")  # the next answer: folded at once
+        poller.read("e", Status.FAILED)  # a later answer finds a worse row
+        await pilot.pause()
+        assert app.model.cursor == "e"  # the cursor rides the worst row ...
+        poller.tracker.emit(SweepFinished(time.time(), 1.0, 4, 0))  # (after one answer)
+        await pilot.pause()
+        app.fleet_view.bridge._folded_at = float("-inf")
+        poller.read("a", Status.FAILED)  # a later answer: sorts before e
+        await pilot.pause()
+        assert app.model.cursor == "a"  # ... whatever the sweeps say ...
+        await pilot.press("j")  # ... until the operator's first key
+        assert app.model.cursor == "e"
+        app.fleet_view.bridge._folded_at = float("-inf")
+        poller.read("0", Status.FAILED)  # sorts first
+        await pilot.pause()
+        assert app.model.cursor == "e" and app.model.visible[:3] == ["0", "a", "e"]
+        poller.stop()
+
+
+class PostBox:
+    """What the bridge needs of the app: the grid model, and where messages go."""
+
+    def __init__(self) -> None:
+        self.model = GridModel()
+        self.posted: list[object] = []
+
+    def post_message(self, message: object) -> bool:
+        self.posted.append(message)
+        return True
+
+
+async def test_new_rows_are_folded_in_at_most_every_new_rows_every() -> None:
+    box = PostBox()
+    bridge = EngineBridge(box, on_bulk=lambda _event: None)  # type: ignore[arg-type]
+    row: Any = None  # the bridge reads only the name
+    bridge.receive(InstanceObserved("new-1", row))
+    assert len(box.posted) == 1  # the first new row: at once (the first paint)
+    assert bridge.take_dirty() == {"new-1"}
+    box.model.upsert(
+        "new-1", status=Status.WORKING, problem=False, provider="p", since=None, haystack=""
+    )
+    bridge.receive(InstanceObserved("new-2", row))
+    bridge.receive(InstanceObserved("new-3", row))
+    assert len(box.posted) == 1  # folded in a moment, together
+    due = bridge._new_rows_due
+    assert due is not None
+    assert due.when() - asyncio.get_running_loop().time() <= NEW_ROWS_EVERY
+    bridge.receive(InstanceObserved("new-1", row))  # a read of a known row: at once
+    assert len(box.posted) == 2 and due.cancelled() and bridge._new_rows_due is None
+    assert bridge.take_dirty() == {"new-1", "new-2", "new-3"}
+    bridge.fold_seconds = 0.5  # a fold of a big fleet took long: the next waits longer
+    assert bridge.new_rows_every() == FOLD_SHARE * 0.5 > NEW_ROWS_EVERY
+    bridge.receive(InstanceObserved("new-4", row))
+    due = bridge._new_rows_due
+    assert due is not None and due.when() - asyncio.get_running_loop().time() > NEW_ROWS_EVERY
