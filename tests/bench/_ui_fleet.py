@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -40,6 +41,9 @@ from tuiapp.runtime import Backend
 from tuiapp.tracker import FleetTracker
 from tuiapp.ui.app import FleetApp, freeze_long_lived_objects
 from tuiapp.watchdog import Watchdog
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the helpers package
+from helpers.idle_backend import StubEngine, StubState
 
 PROVIDERS = ("hypersender", "wawp", "ryzeapi", "wasend", "waha", "evolution")
 DISCOVERABLE = tuple(p for p in PROVIDERS if p != "wawp")  # Wawp has no list endpoint
@@ -245,36 +249,6 @@ class _ListAnswer:
 
     async def list_instances(self) -> ListResult:
         return self._answer(self._first, self._step)
-
-
-class _EmptyState:
-    def names(self) -> list[str]:
-        return []
-
-    def records(self, name: str) -> list[Any]:
-        return []
-
-    def cooldown_until(self, name: str) -> float | None:
-        return None
-
-
-class StubState:
-    def snapshot(self) -> _EmptyState:
-        return _EmptyState()
-
-
-class StubEngine:
-    def __init__(self) -> None:
-        self.in_flight: set[str] = set()
-
-    def subscribe(self, callback: Callable[[object], None]) -> None:
-        pass
-
-    def recover_interrupted(self) -> list[Any]:
-        return []
-
-    async def arecover_interrupted(self) -> list[Any]:
-        return []
 
 
 def make_app(fleet: FleetConfig, poller: SyntheticPoller) -> FleetApp:

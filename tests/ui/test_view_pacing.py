@@ -35,6 +35,8 @@ from tuiapp.ui.bridge import FOLD_SHARE, NEW_ROWS_EVERY, EngineBridge
 from tuiapp.ui.fleet_view import HEADER_EVERY
 from tuiapp.ui.gridmodel import GridModel
 
+from helpers.idle_backend import StubEngine, StubState
+
 ACCOUNT = "waha-1"
 
 
@@ -90,38 +92,8 @@ class HandPoller:
         return set()
 
 
-class _NoState:
-    def names(self) -> list[str]:
-        return []
-
-    def records(self, name: str) -> list[Any]:
-        return []
-
-    def cooldown_until(self, name: str) -> float | None:
-        return None
-
-
-class NoState:
-    def snapshot(self) -> _NoState:
-        return _NoState()
-
-
-class NoEngine:
-    def __init__(self) -> None:
-        self.in_flight: set[str] = set()
-
-    def subscribe(self, callback: Callable[[object], None]) -> None:
-        pass
-
-    def recover_interrupted(self) -> list[Any]:
-        return []
-
-    async def arecover_interrupted(self) -> list[Any]:
-        return []
-
-
 def make_app(poller: HandPoller) -> FleetApp:
-    backend = Backend(poller=poller, engine=NoEngine(), state=NoState())  # type: ignore[arg-type]
+    backend = Backend(poller=poller, engine=StubEngine(), state=StubState())  # type: ignore[arg-type]
     # no one-second tick: the tests call it (a tick brings the header at once)
     return FleetApp(poller.fleet, backend=backend, operator="tester", demo=True, tick_seconds=None)
 
