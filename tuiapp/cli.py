@@ -10,11 +10,11 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from tuiapp import __version__
+from tuiapp import __version__, gcpause
 from tuiapp.command_rules import EXIT_USAGE
 from tuiapp.simulate_options import (
     add_simulate_arguments,
@@ -269,7 +269,8 @@ def _run(args: argparse.Namespace) -> int:
             tags=args.tag,
         )
     if command == "check":
-        from tuiapp.report import run_check
+        with gcpause.paused(freeze=True):  # see ``_import_ui``
+            from tuiapp.report import run_check
 
         return run_check(
             _load(args),
@@ -322,8 +323,7 @@ def _run(args: argparse.Namespace) -> int:
         return run_pair(
             _load(args), args.name, phone=args.code, timeout=args.timeout, operator=args.operator
         )
-    from tuiapp.ui.app import run_tui
-
+    run_tui = _import_ui()
     if args.hub_url:
         if args.operator:
             raise _UsageError(
@@ -340,6 +340,16 @@ def _run(args: argparse.Namespace) -> int:
 
 class _UsageError(Exception):
     pass
+
+
+def _import_ui() -> Callable[..., int]:
+    """The UI's modules, imported with the cyclic collector off and what they made
+    frozen: they live as long as the process, and the collections their hundreds of
+    classes would set off walk the whole heap again and again for nothing (~8 % of the
+    imports' time, a tenth of a second before the first frame)."""
+    with gcpause.paused(freeze=True):
+        from tuiapp.ui.app import run_tui
+    return run_tui
 
 
 def _run_remote_tui(args: argparse.Namespace) -> int:
@@ -422,7 +432,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return EXIT_USAGE
     _end_if_terminal_lost(code)
+    if args.command == "check" and argv is None:
+        _end_now(code)
     return code
+
+
+def _end_now(code: int) -> NoReturn:
+    """The console script's ``check`` is done and its report written: end without the
+    interpreter's teardown, which would free every row of the sweep one by one (0.7 s
+    at 100,000 instances) for nobody. Output and the debug log are flushed first; no
+    thread or file is left with work (the sweep awaited its history save)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):  # a closed or broken pipe: nothing more to write
+            pass
+    logging.shutdown()
+    os._exit(code)
 
 
 def _terminal_lost() -> bool:

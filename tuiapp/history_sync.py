@@ -4,8 +4,9 @@ Each row starts with its transitions from the shared history (so ``since`` survi
 restart); the file is read once for every row. Confirmed transitions (the tracker's
 ``unsaved``) are saved in a background task whose lock wait and write run in a worker
 thread (``flush`` awaits it): the event loop never waits on the state lock. One save at
-a time; what is confirmed meanwhile goes with the next. A state that cannot be read or
-written is logged, never raised: monitoring goes on.
+a time; what is confirmed meanwhile goes with the next. A save appends one line to the
+history's journal (tuiapp.history_journal), whatever the size of the fleet's history.
+A state that cannot be read or written is logged, never raised: monitoring goes on.
 """
 
 from __future__ import annotations

@@ -180,7 +180,7 @@ class FleetReader:
         scopes: list[BudgetScope] | None = None,
     ) -> list[Row]:
         """A list call's answer (spent on ``scopes``) fed to every row of the account that
-        was not read since ``started``, discovered rows first added; returns the rows the
+        was not read since ``started``, then to the rows it discovers; returns the rows the
         list lacks (each gets one probe on its own endpoint). All in one go: the poller's
         own list jobs apply it in slices (``read_account``)."""
         absent: list[Row] = []
@@ -200,20 +200,18 @@ class FleetReader:
         (or skipped); the rows the list lacks are added to ``absent``."""
         if result.failure is not None:
             failure = result.failure
-            self.tracker.list_failures[account_name] = failure.error or str(failure.reason)
+            self.tracker.list_failed(account_name, failure.error or str(failure.reason))
             self.note_rate(scopes, failure)
             for row in self._rows_of(account_name):
                 if not self._busy(row, started):
                     self.apply(row, failure, None)
                 yield row
             return
-        self.tracker.list_failures.pop(account_name, None)
+        self.tracker.list_answered(account_name)
         sample = next(iter(result.observations.values()), None)
         if sample is not None:
             self.note_rate(scopes, sample)
         account = self.fleet.accounts[account_name]
-        if account.discover:
-            self._discover(account, result)
         for row in self._rows_of(account_name):
             if self._busy(row, started):
                 yield row
@@ -227,6 +225,10 @@ class FleetReader:
             else:
                 absent.append(row)
             yield row
+        if account.discover:  # the new rows one by one: the first are drawn before the last
+            for row in self._discover(account, result):
+                self.apply(row, result.observations[row.instance.id], None)
+                yield row
 
     async def _probe(self, row: Row) -> None:
         """An instance missing from a successful list: one read on its own endpoint.
@@ -241,10 +243,11 @@ class FleetReader:
         row.absent_probed = True
         self.apply(row, obs, scopes)
 
-    def _discover(self, account: AccountConfig, result: ListResult) -> None:
-        """Rows for listed instances the config does not name: "<account>/<provider name>"."""
+    def _discover(self, account: AccountConfig, result: ListResult) -> Iterator[Row]:
+        """Rows for listed instances the config does not name: "<account>/<provider name>",
+        each added as it is reached (and yielded)."""
         known = self._ids.setdefault(account.name, {})
-        for instance_id in result.observations:
+        for instance_id in list(result.observations):
             if instance_id in known:
                 continue
             label = result.names.get(instance_id) or instance_id
@@ -254,7 +257,7 @@ class FleetReader:
             instance = InstanceConfig(
                 name=name, account=account.name, id=instance_id, discovered=True
             )
-            self.add_row(instance)
+            yield self.add_row(instance)
 
     def _rows_of(self, account_name: str) -> list[Row]:
         return list(self.tracker.account_rows.get(account_name, []))

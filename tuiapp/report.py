@@ -19,7 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from json.encoder import encode_basestring
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, TextIO
 
 from tuiapp.clock import Clock
@@ -27,9 +27,10 @@ from tuiapp.config import FleetConfig
 from tuiapp.durations import rough_duration
 from tuiapp.model import Status, iso_utc
 from tuiapp.providers.text import one_line
+from tuiapp.report_json import columns_json
 from tuiapp.row import Row
 from tuiapp.secrets import GLOBAL_REDACTOR
-from tuiapp.tracker import snapshot_outages
+from tuiapp.tracker import list_outage_message, snapshot_outages
 
 if TYPE_CHECKING:
     import httpx
@@ -90,7 +91,16 @@ def _effective(row: Row) -> Status:
 
 
 def check_exit_code(rows: Iterable[Row]) -> int:
-    statuses = {_effective(row) for row in rows if not row.instance.muted}
+    rows = rows if isinstance(rows, Sequence) else list(rows)
+    # ``_effective`` of every non-muted row; most have no ``expect``: their status as it is
+    statuses = {
+        row.status for row in rows if row.instance.expect is None and not row.instance.muted
+    }
+    statuses.update(
+        _effective(row)
+        for row in rows
+        if row.instance.expect is not None and not row.instance.muted
+    )
     if any(s.is_bad and not s.is_transient for s in statuses):
         return EXIT_CRITICAL
     if Status.UNKNOWN in statuses:
@@ -172,15 +182,64 @@ def _record_values(row: Row) -> tuple[Any, ...]:
     )
 
 
+def _record_columns(rows: Sequence[Row]) -> list[list[Any]]:
+    """The values of ``_record_values`` for every row, a list per key (one pass per key)."""
+    instances = [row.instance for row in rows]
+    observations = [row.obs for row in rows]
+    statuses = [row.status for row in rows]
+    return [
+        [instance.name for instance in instances],
+        [instance.account for instance in instances],
+        [row.account.provider for row in rows],
+        [instance.id for instance in instances],
+        statuses,
+        [obs.raw_status if obs is not None else None for obs in observations],
+        [obs.reason if obs is not None else None for obs in observations],
+        [
+            round(obs.latency_ms, 1) if obs is not None and obs.latency_ms is not None else None
+            for obs in observations
+        ],
+        [iso_utc(row.since) if row.since_exact else None for row in rows],
+        [  # ``_error``, called only where there is one (a read without an error: None)
+            None
+            if (obs := row.obs) is not None and not (obs.error or row.last_error)
+            else _error(row)
+            for row in rows
+        ],
+        [
+            instance.expect is not None and status == instance.expect
+            for instance, status in zip(instances, statuses, strict=True)
+        ],
+        [instance.muted for instance in instances],
+    ]
+
+
 def _record(row: Row) -> dict[str, Any]:
     return dict(zip(_RECORD_KEYS, _record_values(row), strict=True))
 
 
 _RANK = {status: -status.severity for status in Status}  # worst first
+_NAME = attrgetter("instance.name")
 
 
 def _ordered(rows: Iterable[Row]) -> list[Row]:
-    return sorted(rows, key=lambda r: (_RANK[_effective(r)], r.instance.name))
+    """Worst effective status first, then by name (sorted by name within each status)."""
+    groups: dict[int, list[Row]] = {}
+    working = Status.WORKING
+    for row in rows:
+        status, expect = row.status, row.instance.expect
+        rank = _RANK[working if expect is not None and status == expect else status]  # _effective
+        group = groups.get(rank)
+        if group is None:
+            groups[rank] = [row]
+        else:
+            group.append(row)
+    ordered: list[Row] = []
+    for rank in sorted(groups):
+        group = groups[rank]
+        group.sort(key=_NAME)
+        ordered.extend(group)
+    return ordered
 
 
 def _worst_first() -> list[Status]:
@@ -193,19 +252,22 @@ def _summary(rows: Sequence[Row]) -> dict[str, int]:
     return {status.value: counts[status] for status in _worst_first() if counts[status]}
 
 
-def render_json(result: CheckResult, redact: Callable[[str], str] | None = None) -> str:
+def render_json(
+    result: CheckResult, redact: Callable[[str], str] | None = None, *, code: int | None = None
+) -> str:
     """The report as ``json.dumps(payload, indent=2, ensure_ascii=False)`` writes it.
 
     The same text, byte for byte, without the pure-Python encoder that ``indent`` means
-    (2.6 s of CPU for 100,000 instances; 0.6 s this way): the head goes through
-    ``json.dumps``, the instances' records through ``_records_json``.
+    (2.6 s of CPU for 100,000 instances): the head goes through ``json.dumps``, the
+    instances' records through ``report_json.columns_json``.
 
     ``redact``: masks secrets in the text (``check`` passes the global redactor's). The
     head is redacted as text, the records' strings before they are encoded (each
     distinct one once: a third of the text to scan, and a secret JSON would escape is
     still recognised).
     """
-    code = result.exit_code
+    if code is None:  # ``check`` passes the one it returns: one pass over the rows, not two
+        code = result.exit_code
     head = {
         "checked_at": iso_utc(result.checked_at),
         "verdict": VERDICTS[code],
@@ -226,94 +288,8 @@ def render_json(result: CheckResult, redact: Callable[[str], str] | None = None)
     empty = '"instances": []\n}'
     if not text.endswith(empty):  # "instances" is the head's last key: never happens
         raise AssertionError("the report's head does not end with its instances")
-    values = [_record_values(row) for row in rows]
-    body = _records_json(_RECORD_KEYS, values, redact)
+    body = columns_json(_RECORD_KEYS, _record_columns(rows), redact)
     return text[: -len(empty)] + '"instances": [\n    ' + body + "\n  ]\n}"
-
-
-_RECORD_INDENT = "\n" + " " * 6  # a record's keys sit at depth 3 of the report
-_BETWEEN = ",\n    "  # between two records at depth 2
-_NONE = type(None)
-
-
-def _records_json(
-    keys: Sequence[str],
-    records: Sequence[tuple[Any, ...]],
-    redact: Callable[[str], str] | None = None,
-) -> str:
-    """The records (``keys`` -> each one's values) as ``json.dumps(..., indent=2)`` writes
-    them at depth 2 of the report, joined by ``_BETWEEN``; ``redact`` masks their strings.
-
-    Scalar values (every report's) are redacted as strings (``_redact_strings``), go
-    through the C encoder in one call, one a line (``separators=("\n", ...)``: no
-    scalar's JSON holds a raw newline), and are joined with the text between them.
-    Anything else (a list, a dict): record by record, each redacted as text.
-    """
-    width = len(keys)
-    values = [value for record in records for value in record]
-    if len(values) != width * len(records):
-        raise ValueError("every record needs one value per key")
-    kinds = set(map(type, values))
-    if not keys or not all(kind is _NONE or issubclass(kind, str | int | float) for kind in kinds):
-        texts = [_record_json(dict(zip(keys, record, strict=True)), redact) for record in records]
-        return _BETWEEN.join(texts)
-    if redact is not None:
-        _redact_strings(values, width, redact)
-    parts: list[str] = [""] * (2 * len(values))
-    parts[1::2] = json.dumps(values, ensure_ascii=False, separators=("\n", ":"))[1:-1].split("\n")
-    # What comes before each value: its key, after the end of the record before for the first.
-    before = [f",{_RECORD_INDENT}{encode_basestring(key)}: " for key in keys]
-    first = before[0][1:]
-    before[0] = "\n    }" + _BETWEEN + "{" + first
-    parts[0::2] = before * len(records)
-    parts[0] = "{" + first
-    return "".join(parts) + "\n    }"
-
-
-def _redact_strings(values: list[Any], width: int, redact: Callable[[str], str]) -> None:
-    """Redact the strings of ``values`` (``width`` columns of scalars) in place.
-
-    Each distinct string goes through ``redact`` once, all in one text, one a line;
-    should a string hold a newline, or a secret span two lines, one at a time.
-    """
-    columns = [dict.fromkeys(values[column::width]) for column in range(width)]
-    found: dict[str, None] = {}
-    for seen in columns:
-        seen.pop(None, None)
-        if all(issubclass(kind, str) for kind in set(map(type, seen))):
-            found.update(seen)  # a column of strings (and None): no test per value
-        else:
-            found.update((v, None) for v in seen if isinstance(v, str))
-    strings = list(found)
-    joined = "\n".join(strings)
-    lines = redact(joined).split("\n") if joined.count("\n") == len(strings) - 1 else []
-    if len(lines) != len(strings):
-        lines = [redact(string) for string in strings]
-    changed = {string: line for string, line in zip(strings, lines, strict=True) if string != line}
-    if not changed:
-        return
-    for column, seen in enumerate(columns):
-        if any(isinstance(v, str) and v in changed for v in seen):
-            values[column::width] = [
-                changed.get(v, v) if isinstance(v, str) else v for v in values[column::width]
-            ]
-
-
-def _record_json(record: dict[str, Any], redact: Callable[[str], str] | None = None) -> str:
-    """One record at depth 2 of the report, value by value (see ``_records_json``)."""
-    if not record:
-        return "{}"
-    items = [f"{encode_basestring(key)}: {_json_value(value)}" for key, value in record.items()]
-    text = "{" + _RECORD_INDENT + ("," + _RECORD_INDENT).join(items) + "\n    }"
-    return redact(text) if redact is not None else text
-
-
-def _json_value(value: Any) -> str:
-    """A record's value as ``json.dumps`` writes it at depth 3 (ensure_ascii=False)."""
-    if isinstance(value, str | int | float) or value is None:
-        return json.dumps(value, ensure_ascii=False)
-    # Anything else (a list, a dict): the standard encoder, indented to this depth.
-    return json.dumps(value, indent=2, ensure_ascii=False).replace("\n", _RECORD_INDENT)
 
 
 def render_prometheus(result: CheckResult) -> str:
@@ -366,7 +342,7 @@ def render_table(result: CheckResult) -> str:
         out.append("  ".join([*cells, line[-1]]).rstrip())
     out.append("")
     summary = ", ".join(f"{status} {count}" for status, count in _summary(result.rows).items())
-    out.append(f"{len(result.rows)} instances: {summary}")
+    out.append(f"{len(result.rows)} instances: {summary}" if summary else "0 instances")
     for account, message in sorted(result.outages.items()):
         named = message if message.startswith(account) else f"{account}: {message}"
         out.append(f"OUTAGE {named}")
@@ -387,7 +363,7 @@ async def sweep(
         await runtime.poller.sweep_once()
         tracker = runtime.poller.tracker
         unknown = {  # a list call failed and no row says so: every instance there unknown
-            account: f"{account}: no instance known, its list call failed ({why})"
+            account: list_outage_message(account, why)
             for account, why in tracker.list_failures.items()
             if not tracker.account_rows.get(account)
         }
@@ -415,16 +391,37 @@ def select_tags(fleet: FleetConfig, tags: Sequence[str]) -> FleetConfig:
 # all live until exit, and at the default (700) the collector runs thousands of times over
 # them (a sixth of the CPU at 100,000 instances). Cycles are still collected.
 CHECK_GC_THRESHOLD = 50_000
+# ... and the older generations' (young collections between two of the middle generation,
+# middle between two full ones): at the defaults (10) every ten young collections walk the
+# rows that survived them again, and a full collection walks all of them, for garbage that
+# died young if at all (a tenth of the CPU at 100,000 instances; 50 million allocations
+# before the first middle collection).
+CHECK_GC_OLD_THRESHOLD = 1_000
 
 
 @contextlib.contextmanager
 def _fewer_collections() -> Iterator[None]:
-    """Collect garbage less often for one sweep and its report; the thresholds after as before."""
+    """Collect garbage less often for one sweep and its report; the thresholds after as before.
+
+    On the way out every object the collector tracks is moved to its oldest generation
+    (``gc.freeze`` then ``gc.unfreeze``: no scan): with the young threshold back at its
+    default, the next allocation would otherwise start a collection of everything the
+    sweep made (a full one, 0.2 s at 100,000 instances) just before the process ends.
+    Cycles among them are collected by the next full collection, as any old object's
+    (where something else froze objects for good already, these stay frozen with them).
+    """
     before = gc.get_threshold()
-    gc.set_threshold(max(before[0], CHECK_GC_THRESHOLD), *before[1:])
+    gc.set_threshold(
+        max(before[0], CHECK_GC_THRESHOLD),
+        *(max(old, CHECK_GC_OLD_THRESHOLD) for old in before[1:]),
+    )
     try:
         yield
     finally:
+        frozen = gc.get_freeze_count()  # objects another part froze for good stay frozen
+        gc.freeze()
+        if not frozen:
+            gc.unfreeze()
         gc.set_threshold(*before)
 
 
@@ -444,8 +441,9 @@ def run_check(
         return EXIT_UNKNOWN
     with _fewer_collections():
         result = asyncio.run(sweep(selected, transport=transport, clock=clock))
+        code = result.exit_code
         if fmt == "json":
-            text = render_json(result, redact=GLOBAL_REDACTOR.redact)
+            text = render_json(result, redact=GLOBAL_REDACTOR.redact, code=code)
         elif fmt == "prometheus":
             text = GLOBAL_REDACTOR.redact(render_prometheus(result))
         else:
@@ -456,4 +454,4 @@ def run_check(
     except BrokenPipeError:  # `tuiapp check | head`: the reader left; the verdict still stands
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-    return result.exit_code
+    return code

@@ -82,7 +82,9 @@ class Redactor:
       regex, compiled lazily and only again after such a secret is added.
 
     Every occurrence of every form is masked; occurrences that overlap are masked as
-    one. Adding a secret never recompiles anything for plain ones. Safe to share
+    one. Adding a secret never recompiles anything for plain ones. A text shorter than
+    the shortest secret is returned as it is without a scan (any spelling of a secret
+    is at least as long as the secret: an id, a name, a status word). Safe to share
     between the UI thread and worker threads.
     """
 
@@ -94,6 +96,7 @@ class Redactor:
         self._plain_scan: tuple[tuple[int, ...], re.Pattern[str]] | None = None
         self._encoded: list[str] = []  # secrets with characters a URL may encode
         self._pattern: re.Pattern[str] | None = None  # over ``_encoded``, built lazily
+        self._shortest = _NO_SECRET  # length of the shortest secret: no shorter text holds one
         for value in secrets:
             self.add(value)
 
@@ -118,6 +121,7 @@ class Redactor:
                 self._encoded.append(value)
                 self._pattern = None
             self._forms.add(value)
+            self._shortest = min(self._shortest, len(value))
 
     def add_secret(self, secret: Secret | None) -> None:
         """Register the value of a ``Secret`` (None is ignored, for optional tokens)."""
@@ -126,7 +130,7 @@ class Redactor:
 
     def redact(self, text: str) -> str:
         """``text`` with every known secret replaced by ``MASK``."""
-        if not text or not self._forms:
+        if not text or len(text) < self._shortest:  # no secret yet, or none this short
             return text
         spans = self._plain_spans(text)
         if self._encoded:
@@ -162,7 +166,11 @@ class Redactor:
                     if text[begin:end] in bucket:
                         spans.append((begin, end))
                     continue
-                for at in range(begin, end - length + 1):
+                starts = range(begin, end - length + 1)
+                windows = map(text.__getitem__, map(slice, starts, range(begin + length, end + 1)))
+                if bucket.isdisjoint(windows):  # most runs (ids, words): no loop in Python
+                    continue
+                for at in starts:
                     if text[at : at + length] in bucket:
                         spans.append((at, at + length))
         return spans
@@ -200,6 +208,7 @@ def _masked(text: str, spans: list[tuple[int, int]]) -> str:
     return "".join(out)
 
 
+_NO_SECRET = 1 << 62  # ``_shortest`` before the first secret: every text is shorter
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
 
 

@@ -8,12 +8,14 @@ instance. Everything lives in ``state_dir``:
                     read-modify-write, and around every audit log write
     actions.json    per instance: action records (cooldown, loop breaker) and the
                     action lock (who is acting on it right now)
-    history.json    per instance: the last 50 transitions (the poller's ``since``)
+    history.json    per instance: the last 50 transitions (the poller's ``since``), and
+    history.journal the transitions saved since, appended (tuiapp.history_journal)
 
 Files are replaced atomically (temp file, fsync, ``os.replace``), so a reader
-without the lock always sees a whole file. The file lock is held only around
-short synchronous sections, never across an await: the action *lock record*
-(``LockHolder``) is what keeps an instance reserved for the whole action.
+without the lock always sees a whole file; the history journal is only appended to.
+The file lock is held only around short synchronous sections, never across an
+await: the action *lock record* (``LockHolder``) is what keeps an instance reserved
+for the whole action.
 
 The lock itself is ``tuiapp.filelock.FileLock``. The event loop never waits for it
 or for an fsync: the sync API (``locked``, ``append_transitions``) is for the CLI's
@@ -27,8 +29,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -38,13 +38,21 @@ from typing import Any, TypeVar
 
 from tuiapp.clock import Clock
 from tuiapp.filelock import HOSTNAME, FileLock, OnWait, StateError, pid_alive
-from tuiapp.model import Status, Transition
+from tuiapp.history_journal import (
+    HISTORY_FILE,
+    HISTORY_LIMIT,
+    JOURNAL_FILE,
+    HistoryJournal,
+    write_atomic,
+)
+from tuiapp.model import Transition
 from tuiapp.offload import run_blocking
 
 __all__ = [
     "ACTIONS_FILE",
     "HISTORY_FILE",
     "HISTORY_LIMIT",
+    "JOURNAL_FILE",
     "LOCK_FILE",
     "ActionRecord",
     "LockHolder",
@@ -54,8 +62,6 @@ __all__ = [
 
 LOCK_FILE = "state.lock"
 ACTIONS_FILE = "actions.json"
-HISTORY_FILE = "history.json"
-HISTORY_LIMIT = 50  # transitions kept per instance
 RECORD_LIMIT = 50  # action records kept per instance (the loop breaker needs only a window's worth)
 _FORMAT_VERSION = 1
 
@@ -252,10 +258,8 @@ class SharedState:
         self.clock = clock
         self.lock = FileLock.for_path(self.state_dir / LOCK_FILE)
         self._actions_path = self.state_dir / ACTIONS_FILE
-        self._history_path = self.state_dir / HISTORY_FILE
+        self.journal = HistoryJournal(self.state_dir, self.lock)
         self._cached: tuple[tuple[int, int, int], dict[str, Any]] | None = None
-        self._history_key: tuple[int, int, int] | None = None
-        self._history_cache: dict[str, Any] = {}
 
     def __repr__(self) -> str:
         return f"SharedState({str(self.state_dir)!r})"
@@ -330,50 +334,16 @@ class SharedState:
 
     def history(self, name: str) -> list[Transition]:
         """The last transitions of ``name``, oldest first."""
-        raw = self._history()
-        items = (raw.get("instances") or {}).get(name) or []
-        return [t for t in (_transition_from(name, item) for item in items) if t is not None]
+        return list(self.journal.load().get(name, ()))
 
     def all_history(self) -> dict[str, list[Transition]]:
         """Every instance's history in one read (the poller loads it at start)."""
-        raw = self._history()
-        out: dict[str, list[Transition]] = {}
-        for name, items in (raw.get("instances") or {}).items():
-            if isinstance(items, list):
-                out[name] = [t for t in (_transition_from(name, i) for i in items) if t is not None]
-        return out
+        return {name: list(items) for name, items in self.journal.load().items()}
 
     def append_transitions(self, transitions: Iterable[Transition]) -> None:
-        """Add transitions (one write for the whole batch), keeping the last 50 per instance."""
-        batch = list(transitions)
-        if not batch:
-            return
-        with self.lock:
-            raw = self._read(self._history_path, strict=False)
-            instances = raw.get("instances")
-            if not isinstance(instances, dict):
-                instances = {}
-            for tr in batch:
-                items = instances.get(tr.instance)
-                if not isinstance(items, list):
-                    items = []
-                items.append(
-                    {"old": str(tr.old), "new": str(tr.new), "at": tr.at, "reason": tr.reason}
-                )
-                instances[tr.instance] = items[-HISTORY_LIMIT:]
-            self._write(self._history_path, {"version": _FORMAT_VERSION, "instances": instances})
-
-    def _history(self) -> dict[str, Any]:
-        """history.json, parsed once per version of the file (the poller asks per instance)."""
-        try:
-            st = self._history_path.stat()
-        except OSError:
-            return {}
-        key = (st.st_ino, st.st_mtime_ns, st.st_size)
-        if key != self._history_key:
-            self._history_cache = self._read(self._history_path, strict=False)
-            self._history_key = key
-        return self._history_cache
+        """Save transitions (one journal line for the whole batch); readers keep the
+        last 50 per instance (tuiapp.history_journal)."""
+        self.journal.append(transitions)
 
     # ---- files ---------------------------------------------------------------------------
 
@@ -400,43 +370,4 @@ class SharedState:
     def _write(self, path: Path, data: dict[str, Any]) -> None:
         """Atomic replace: temp file in the same directory, fsync, rename, fsync the directory."""
         payload = json.dumps(data, separators=(",", ":"), sort_keys=True).encode("utf-8")
-        try:
-            self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=self.state_dir)
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(payload)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(tmp, path)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
-            _fsync_dir(self.state_dir)
-        except OSError as exc:
-            raise StateError(f"{path}: cannot write ({exc.strerror})") from None
-
-
-def _fsync_dir(directory: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _transition_from(name: str, item: object) -> Transition | None:
-    if not isinstance(item, dict):
-        return None
-    try:
-        return Transition(
-            instance=name,
-            old=Status(item["old"]),
-            new=Status(item["new"]),
-            at=float(item["at"]),
-            reason=item.get("reason"),
-        )
-    except (KeyError, TypeError, ValueError):
-        return None
+        write_atomic(self.state_dir, path, payload)

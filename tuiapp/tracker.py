@@ -21,6 +21,10 @@ time comes from the injected clock. The rules:
 * **Account-wide outage.** At least half, and at least ``OUTAGE_MIN_INSTANCES``, of an
   account's non-muted rows turned confirmed-bad (not their ``expect``) within two poll
   intervals: ``OutageChanged`` (active) once; it ends when fewer than that are bad.
+* **An account no row knows of.** Its list call failed and it has no row (a discovering
+  account before its first answer): every instance there is unknown, which is an outage of
+  that account (``list_failed``; ``check`` says CRITICAL). It ends when a list answers
+  (``list_answered``).
 * **Network down.** Every row of every populated account failed its latest read in the
   network (``ErrorKind.is_network``): ``NetworkDown``.
 * **Sweeps.** A sweep ends when every row was visited since it began: ``SweepFinished``
@@ -62,6 +66,7 @@ __all__ = [
     "OUTAGE_EVIDENCE",
     "OUTAGE_MIN_INSTANCES",
     "FleetTracker",
+    "list_outage_message",
     "safe_text",
     "snapshot_outages",
 ]
@@ -79,6 +84,7 @@ OUTAGE_EVIDENCE = frozenset(
     {Status.FAILED, Status.UNREACHABLE, Status.AUTH_ERROR, Status.NOT_FOUND, Status.SCAN_QR_CODE}
 )
 NETWORK_KINDS = frozenset(k for k in ErrorKind if k.is_network)
+_BAD = frozenset(status for status in Status if status.is_bad)  # ``Status.is_bad``, looked up
 
 
 class FleetTracker:
@@ -102,6 +108,7 @@ class FleetTracker:
         self.unsaved: list[Transition] = []  # confirmed, not yet in the shared history
         self.outages: dict[str, str] = {}  # account -> the outage message
         self.list_failures: dict[str, str] = {}  # account -> why its last list call failed
+        self._list_outages: set[str] = set()  # accounts in ``outages`` by ``list_failed``
         self.network_down = False
         self.last_sweep_at: float | None = None
         self.sweep_id = 0
@@ -134,12 +141,18 @@ class FleetTracker:
         self, instance: InstanceConfig, account: AccountConfig, history: Iterable[Transition]
     ) -> Row:
         """A row for ``instance``, its transitions seeded from the shared ``history``."""
-        row = Row(instance=instance, account=account)
-        for transition in list(history)[-HISTORY_LENGTH:]:
-            if isinstance(transition, Transition):
-                row.add_transition(transition)
+        row = Row(instance, account)
+        past = history if isinstance(history, list) else list(history)
+        if past:  # most rows of a big fleet: none
+            for transition in past[-HISTORY_LENGTH:]:
+                if isinstance(transition, Transition):
+                    row.add_transition(transition)
         self.rows[instance.name] = row
-        self.account_rows.setdefault(account.name, []).append(row)
+        members = self.account_rows.get(account.name)
+        if members is None:
+            self.account_rows[account.name] = [row]
+        else:
+            members.append(row)
         if not instance.muted:
             self._watched[account.name] = self._watched.get(account.name, 0) + 1
         self._sweep_left.add(instance.name)
@@ -166,7 +179,9 @@ class FleetTracker:
 
     def apply(self, row: Row, obs: Observation, now: float) -> None:
         """Merge one read (taken at ``now``) into the row and emit what it changed."""
-        self.visited(row.name, limited=obs.keep_last)
+        name = row.instance.name
+        if name in self._sweep_left:  # ``visited``, inline: once per read of every row
+            self.visited(name, limited=obs.keep_last)
         if obs.keep_last:
             row.last_error = obs.error
             if obs.retry_at is not None:
@@ -193,12 +208,16 @@ class FleetTracker:
         confirmed_before = row.confirmed
         self._confirm(row, obs, now)
         self._update_since(row, obs)
-        row.flapping = self._is_flapping(row, now)
-        self._update_network(row, obs)
-        self._emit_observed(row)
+        # ``_is_flapping`` and ``_update_network`` only where they can change something
+        row.flapping = len(row.transitions) >= FLAP_CHANGES and self._is_flapping(row, now)
+        if obs.status is Status.UNREACHABLE or name in self._net_flags:
+            self._update_network(row, obs)
+        if self._subscribers:
+            self.emit(InstanceObserved(name, row))
         if row.confirmed is not confirmed_before:
             self._check_outage(row.account, now)
-        self.finish_sweep()
+        if not self._sweep_left:
+            self.finish_sweep()
 
     def touch(self, row: Row, now: float) -> None:
         """A read of ``row`` is being applied at ``now`` (before its rate headers count)."""
@@ -214,14 +233,15 @@ class FleetTracker:
             self._clear_pending(row)
             return
         if row.pending is not status:
-            self._glimpsed(row, status, now)
+            if row.pending is not None:
+                self._glimpsed(row, status, now)
             row.pending = status
             row.pending_since = now
             row.pending_reads = 1
         else:
             row.pending_reads += 1
         if (
-            not status.is_bad
+            status not in _BAD
             or row.pending_reads >= CONFIRM_READS
             or now - (row.pending_since or now) >= CONFIRM_SECONDS
         ):
@@ -287,8 +307,11 @@ class FleetTracker:
         if new is None or new is old:
             return
         row.confirmed = new
-        if not row.instance.muted:
-            change = _outage_evidence(row, new) - _outage_evidence(row, old)
+        expect = row.instance.expect
+        if not row.instance.muted:  # ``_outage_evidence`` of new less that of old, inline
+            change = (new in OUTAGE_EVIDENCE and new != expect) - (
+                old in OUTAGE_EVIDENCE and old != expect
+            )
             if change:
                 account = row.account.name
                 self._evidence[account] = self._evidence.get(account, 0) + change
@@ -302,7 +325,7 @@ class FleetTracker:
             self.emit(TransitionConfirmed(transition))
             since, exact = began, True
         row.confirmed_since, row.confirmed_exact = since, exact
-        if not self._counts_bad(row, new):
+        if new not in _BAD or new == expect:  # not ``_counts_bad``
             row.bad_at = None
         elif old is Status.UNKNOWN:  # bad since before this run: from history, or now
             row.bad_at = since if exact else began
@@ -373,10 +396,12 @@ class FleetTracker:
 
     def _check_outage(self, account: AccountConfig, now: float) -> None:
         """>= half and >= 3 of the non-muted rows confirmed bad within two polls."""
-        total = self._watched.get(account.name, 0)
         bad_count = self._evidence.get(account.name, 0)
-        needed = max(OUTAGE_MIN_INSTANCES, math.ceil(total / 2))
         active = account.name in self.outages
+        if not active and bad_count < OUTAGE_MIN_INSTANCES:
+            return  # fewer bad rows than any outage needs (most reads of a calm fleet)
+        total = self._watched.get(account.name, 0)
+        needed = max(OUTAGE_MIN_INSTANCES, math.ceil(total / 2))
         if not active:
             if total < OUTAGE_MIN_INSTANCES or bad_count < needed:
                 return  # too few bad rows, recent or not
@@ -418,6 +443,31 @@ class FleetTracker:
         if all_down != self.network_down:
             self.network_down = all_down
             self.emit(NetworkDown(all_down))
+
+    # ---- list calls --------------------------------------------------------------------
+
+    def list_failed(self, account: str, why: str) -> None:
+        """``account``'s list call failed (``why``). With no row of it (a discovering account
+        before its first answer) that is an outage of the account: ``OutageChanged``."""
+        self.list_failures[account] = why
+        if self.account_rows.get(account) or (
+            account in self.outages and account not in self._list_outages
+        ):
+            return  # its rows say what the failure means; or the row rule holds already
+        message = list_outage_message(account, why)
+        if self.outages.get(account) == message:
+            return
+        self._list_outages.add(account)
+        self.outages[account] = message
+        self.emit(OutageChanged(account, True, message))
+
+    def list_answered(self, account: str) -> None:
+        """``account``'s list call answered: an outage ``list_failed`` began ends."""
+        self.list_failures.pop(account, None)
+        if account in self._list_outages:
+            self._list_outages.discard(account)
+            self.outages.pop(account, None)
+            self.emit(OutageChanged(account, False, f"{account}: its list call answers again"))
 
     # ---- sweeps ------------------------------------------------------------------------
 
@@ -462,6 +512,11 @@ def safe_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def list_outage_message(account: str, why: str) -> str:
+    """The outage of an account no row knows of, whose list call failed (``why``)."""
+    return f"{account}: no instance known, its list call failed ({why})"
+
+
 def _outage_evidence(row: Row, status: Status) -> bool:
     return status in OUTAGE_EVIDENCE and status != row.instance.expect
 
@@ -475,7 +530,9 @@ def snapshot_outages(rows: Iterable[Row]) -> dict[str, str]:
             by_account.setdefault(row.instance.account, []).append(row)
     outages: dict[str, str] = {}
     for account, members in sorted(by_account.items()):
-        bad = [r for r in members if _outage_evidence(r, r.status)]
+        bad = [  # ``_outage_evidence`` of each row's status, inline
+            r for r in members if r.status in OUTAGE_EVIDENCE and r.status != r.instance.expect
+        ]
         needed = max(OUTAGE_MIN_INSTANCES, math.ceil(len(members) / 2))
         if len(members) >= OUTAGE_MIN_INSTANCES and len(bad) >= needed:
             counts: dict[str, int] = {}

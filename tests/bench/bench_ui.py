@@ -12,13 +12,16 @@ providers). Two configs of the same size (``--mode``):
 Per config:
 
     first paint       process start (the config on disk) to the first grid row drawn, and
-                      its parts: Python and imports, config load (TOML and validation),
+                      its parts: Python and imports (modules compiled once beforehand, as
+                      an installed tuiapp has them), config load (TOML and validation),
                       app start (rows and model of every instance) to the first row drawn;
                       with discovery, the rows of the first list answers (each answer is
                       applied on a turn of the loop of its own, as the poller does), and
                       when every instance was in the grid
-    steady CPU        share of one core while 2% of the rows change per 10 s
+    steady CPU        share of one core while 2% of the rows change per 10 s (nothing else)
     update latency    p50 / p99 from an observation of a visible row to its line redrawn
+                      (a window of its own after the CPU one: a visible row updated every
+                      200 ms on top of the 2%)
     keypress p99      "down" posted to the app -> the new cursor line drawn, during a burst
                       of 500 updates/s
     filter, sort      the filter typed (``wa``, about half the fleet), cleared; every sort
@@ -59,20 +62,23 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _ui_fleet import (  # noqa: E402
-    MODES,
-    SyntheticPoller,
-    discovery_config,
-    fleet_of,
-    listed_config,
-    make_app,
-    write_config,
-)
-from textual import events  # noqa: E402
+from tuiapp import gcpause  # noqa: E402
 
-from tuiapp.config import load_config  # noqa: E402
-from tuiapp.ui.grid import FleetGrid  # noqa: E402
-from tuiapp.ui.messages import FilterChanged, SortCycled  # noqa: E402
+with gcpause.paused(freeze=True):  # as ``tuiapp`` imports its UI (tuiapp/cli.py, _import_ui)
+    from _ui_fleet import (
+        MODES,
+        SyntheticPoller,
+        discovery_config,
+        fleet_of,
+        listed_config,
+        make_app,
+        write_config,
+    )
+    from textual import events
+
+    from tuiapp.config import load_config
+    from tuiapp.ui.grid import FleetGrid
+    from tuiapp.ui.messages import FilterChanged, SortCycled
 
 IMPORTED_AT = time.time()
 TARGETS = {"first_paint_s": 1.5, "steady_cpu_pct": 10, "key_p99_ms": 50, "peak_rss_mb": 250}
@@ -137,8 +143,6 @@ async def headless(
             if index is not None and top <= index < top + grid.page_rows:
                 pending[name] = time.perf_counter()
 
-    poller.on_emit = on_emit
-
     async def redrawn(message: Any) -> float:
         """Post ``message`` (as the keys do); ms until the grid's lines were redrawn."""
         await asyncio.sleep(0.3)
@@ -169,21 +173,25 @@ async def headless(
             results["all_rows_s"] = time.time() - SPAWNED_AT
             await pilot.pause()
 
-            # steady state: 2% of rows per 10 s
+            # steady state: 2% of rows per 10 s, nothing else (the CPU figure)
             poller.rate = count * 0.02 / 10
             await asyncio.sleep(2)  # warm up
-            pending.clear()
             cpu0, wall0 = time.process_time(), time.perf_counter()
-            # the random 2% rarely hit the 38 rows on screen: also update one visible
-            # row in place every 200 ms, so the latency figure has samples
-            steady_end = time.perf_counter() + steady_seconds
-            while time.perf_counter() < steady_end:
+            await asyncio.sleep(steady_seconds)
+            cpu1, wall1 = time.process_time(), time.perf_counter()
+            results["steady_cpu_pct"] = 100 * (cpu1 - cpu0) / (wall1 - wall0)
+
+            # update -> repaint at the same churn: the random 2% rarely hit the 38 rows on
+            # screen, so one visible row is also updated in place every 200 ms (its own
+            # window: those repaints are not part of the 2% the CPU figure is about)
+            poller.on_emit = on_emit
+            pending.clear()
+            latency_end = time.perf_counter() + steady_seconds
+            while time.perf_counter() < latency_end:
                 await asyncio.sleep(0.2)
                 top = int(app.grid.scroll_y)
                 visible = app.model.visible[top : top + app.grid.page_rows]
                 poller.update(poller.rng.choice(visible), change_status=False)
-            cpu1, wall1 = time.process_time(), time.perf_counter()
-            results["steady_cpu_pct"] = 100 * (cpu1 - cpu0) / (wall1 - wall0)
             steady_latency = list(update_latency)
 
             # burst: 500 updates/s, a "down" key every 100 ms
@@ -240,13 +248,28 @@ def headless_child(args: argparse.Namespace) -> None:
     print(json.dumps(res))
 
 
-def run_headless(args: argparse.Namespace, mode: str, config: Path) -> dict[str, float]:
-    """A fresh process (``--headless-child``) measures ``mode``: nothing is warm but disk."""
+def child_env() -> dict[str, str]:
+    """A measured child's environment: its modules compiled once and kept, as Python does
+    by default and an installed tuiapp has them (this sandbox sets PYTHONDONTWRITEBYTECODE:
+    a module compiled from source at every start is ~10 ms of import time each)."""
+    return {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
+def compile_once(env: dict[str, str]) -> None:
+    """Import what a measured child imports once, so its compiled modules are cached."""
+    subprocess.run([sys.executable, __file__, "--imports-only"], env=env, check=True)
+
+
+def run_headless(
+    args: argparse.Namespace, mode: str, config: Path, env: dict[str, str]
+) -> dict[str, float]:
+    """A fresh process (``--headless-child``) measures ``mode``: nothing is warm but disk
+    and the compiled modules (``child_env``)."""
     command = [sys.executable, __file__, "--headless-child", mode, "--config", str(config)]
     command += ["--instances", str(args.instances)]
     command += ["--steady", str(args.steady), "--burst", str(args.burst)]
     command += ["--spawned-at", repr(time.time())]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     if done.returncode != 0:
         sys.stderr.write(done.stderr)
         raise SystemExit(f"the {mode} measurement failed (exit {done.returncode})")
@@ -333,6 +356,7 @@ def main() -> None:
     parser.add_argument("--pty-only", action="store_true", help="only the pty measurement")
     parser.add_argument("--no-pty", action="store_true", help="no pty measurement")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--imports-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument(
         "--headless-child", choices=MODES, dest="mode_child", help=argparse.SUPPRESS
     )
@@ -342,6 +366,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=0.0, help=argparse.SUPPRESS)
     parser.add_argument("--status-share", type=float, default=0.3, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.imports_only:  # ``compile_once``: the imports at the top of this file did it
+        return
     if args.child:
         child_main(args.child, args.seconds, args.rate, args.status_share)
         return
@@ -376,6 +402,8 @@ def _mark(res: dict[str, float], key: str) -> str:
 def report_headless(args: argparse.Namespace) -> None:
     modes = MODES if args.mode == "both" else (args.mode,)
     with tempfile.TemporaryDirectory(prefix="tuiapp-bench-ui-") as tmp:
+        env = child_env()
+        compile_once(env)
         for mode in modes:
             data = (
                 listed_config(args.instances)
@@ -390,7 +418,7 @@ def report_headless(args: argparse.Namespace) -> None:
                 else f"{args.accounts} accounts with discover = true, {args.instances} listed"
             )
             print(f"textual headless, 120x40, {mode} config: {how}")
-            report(run_headless(args, mode, config))
+            report(run_headless(args, mode, config, env))
             print(f"load average {os.getloadavg()[0]:.2f} after it")
             print()
 

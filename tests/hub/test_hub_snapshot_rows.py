@@ -129,3 +129,32 @@ async def test_the_gzipped_snapshot_is_the_snapshot_compressed_once_per_encoding
 )
 def test_gzip_only_for_a_client_that_accepts_it(header: str, gzipped: bool) -> None:
     assert _accepts_gzip(header) is gzipped
+
+
+async def test_row_events_carry_exactly_the_row_a_fresh_build_gives(tmp_path: Path) -> None:
+    """A ``row`` event's data is assembled from the row's kept text and its volatile
+    fields (the row encoded once per event): it must be the whole row, as built."""
+    _, sim, clock, transport = make_sim(instances=40, scenario="incident", seed=5)
+    data, env = sim.fleet.to_config(SIM_BASE)
+    data["monitor"] = {**data["monitor"], "state_dir": str(tmp_path / "state"), "timeout": 2}
+    data["operators"] = [{"name": "alice", "role": "operator", "token_sha256": "0" * 64}]
+    data["instances"][0]["muted"] = True
+    svc = HubService(
+        config_from_dict(data, environ=env), name="t", transport=transport, clock=clock
+    )
+    svc.poller.subscribe(svc._on_poller)
+    await svc.poller.sweep_once()
+    _, frames, _ = svc.ring.frames_after(0)
+    last: dict[str, dict[str, Any]] = {}
+    for frame in frames.decode().split("\n\n")[:-1]:
+        fields = dict(line.split(": ", 1) for line in frame.split("\n"))
+        assert fields["id"].startswith(svc.ring.boot_id + ".")
+        if fields["event"] == "row":
+            event = json.loads(fields["data"])
+            assert set(event) == {"at", "row"}
+            last[event["row"]["name"]] = event
+    assert set(last) == set(svc.poller.rows)
+    for name, event in last.items():
+        fresh = fresh_rows(svc, event["at"])[name]
+        assert event["row"] == fresh
+    assert "muted" in last[data["instances"][0]["name"]]["row"]["notes"]

@@ -143,3 +143,58 @@ def test_fixed_driver_replaces_only_the_linux_driver() -> None:
 
     assert textual_fixes.fixed_driver(LinuxDriver) is textual_fixes.TerminalDriver
     assert textual_fixes.fixed_driver(HeadlessDriver) is HeadlessDriver
+
+
+async def test_fleet_footer_composes_again_only_when_its_keys_change() -> None:
+    from textual.widgets._footer import FooterKey
+
+    from tuiapp.ui.footer import FleetFooter
+
+    composes: list[int] = []
+
+    class Counted(FleetFooter):
+        def compose(self):  # type: ignore[no-untyped-def]
+            composes.append(self.app.size.width)
+            return super().compose()
+
+    class Demo(App[None]):
+        BINDINGS: ClassVar = [Binding("a", "noop", "Alpha"), Binding("b", "beta", "Beta")]
+        beta_on = True
+
+        def compose(self) -> ComposeResult:
+            yield Static("main")
+            yield Counted()
+
+        def action_noop(self) -> None:
+            pass
+
+        def action_beta(self) -> None:
+            pass
+
+        def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+            return None if action == "beta" and not self.beta_on else True  # None: greyed
+
+    app = Demo()
+    async with app.run_test(size=(100, 24)) as pilot:
+        await pilot.pause()
+        bar = app.screen.query_one(Counted)
+        shown = {key.key: key.has_class("-disabled") for key in bar.query(FooterKey)}
+        assert shown.get("a") is False and shown.get("b") is False
+        settled = len(composes)
+        for _ in range(5):  # each flip tells the footer its bindings were updated
+            await app.push_screen(_Other())
+            await pilot.pause()
+            app.pop_screen()
+            await pilot.pause()
+        assert len(composes) == settled  # the same keys: not composed (nor styled) again
+        assert {key.key: key.has_class("-disabled") for key in bar.query(FooterKey)} == shown
+        app.beta_on = False  # a key's state changed: composed with it greyed out
+        app.refresh_bindings()
+        await pilot.pause()
+        await pilot.pause()
+        assert len(composes) == settled + 1
+        assert {key.key: key.has_class("-disabled") for key in bar.query(FooterKey)}["b"] is True
+        await pilot.resize_terminal(30, 24)  # narrower: laid out again, fewer keys
+        await pilot.pause()
+        await pilot.pause()
+        assert composes[-1] == 30 and len(bar.query(FooterKey)) < len(shown)

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 
 from tuiapp.config import config_from_dict
-from tuiapp.report import render_json, sweep
+from tuiapp.report import render_json, render_table, sweep
 
 
 async def test_a_discovering_account_whose_list_fails_is_critical(tmp_path: Path) -> None:
@@ -33,3 +33,7 @@ async def test_a_discovering_account_whose_list_fails_is_critical(tmp_path: Path
     assert payload["outages"] == [
         {"account": "w", "message": "w: no instance known, its list call failed (HTTP 503: down)"}
     ]
+    lines = render_table(result).splitlines()
+    assert "0 instances" in lines  # no "0 instances: " with nothing after it
+    assert "OUTAGE w: no instance known, its list call failed (HTTP 503: down)" in lines
+    assert lines[-1] == "verdict: CRITICAL (exit 2)"

@@ -5,6 +5,7 @@ that newer read."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from typing import Any
 
 from tuiapp.budgets import BudgetScope
@@ -115,3 +116,44 @@ async def test_a_row_read_on_its_own_between_slices_keeps_that_read() -> None:
     assert p.rows[last].status is Status.FAILED  # not overwritten by the older list answer
     assert of_last == [Status.FAILED]  # read between slices; the list then left it alone
     assert p.rows["i1"].status is Status.WORKING
+
+
+async def test_a_discovering_list_answer_adds_its_rows_a_slice_at_a_time() -> None:
+    """The first rows of a first list answer are in (and on screen) before the last are
+    made: 10,000 rows of one answer are not all built before the first one is drawn."""
+    data: dict[str, Any] = {
+        "monitor": {"poll_interval": 15, "state_dir": "/nonexistent/tuiapp-test"},
+        "accounts": {
+            "big": {"provider": "hypersender", "token": "tok-big-abcdef", "discover": True}
+        },
+    }
+    cfg = config_from_dict(data, environ={})
+    clock = ManualClock(T0)
+    adapter = ListingAdapter(cfg.accounts["big"], clock, [f"id{k}" for k in range(ROWS)])
+    p = Poller(cfg, {"big": adapter}, clock=clock, batch=True)
+    rows_at_turns: list[int] = []  # rows known at each turn of another task
+    first_seen: list[int] = []  # rows known when the first row's read was applied
+    p.subscribe(
+        lambda e: (
+            first_seen.append(len(p.rows))
+            if isinstance(e, InstanceObserved) and not first_seen
+            else None
+        )
+    )
+    done = asyncio.Event()
+
+    async def other_task() -> None:
+        while not done.is_set():
+            await asyncio.sleep(0)
+            rows_at_turns.append(len(p.rows))
+
+    watcher = asyncio.create_task(other_task())
+    await asyncio.sleep(0)
+    await p.sweep_once()
+    done.set()
+    await watcher
+    assert len(p.rows) == ROWS and all(r.status is Status.WORKING for r in p.rows.values())
+    assert first_seen == [1]  # the first row read before the second was made
+    growth = [b - a for a, b in itertools.pairwise(rows_at_turns)]
+    assert max(growth) <= APPLY_SLICE  # rows made a slice at a time, the loop between
+    assert rows_at_turns[0] <= APPLY_SLICE

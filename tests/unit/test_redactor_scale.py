@@ -180,3 +180,16 @@ def test_adding_and_redacting_from_threads_at_once() -> None:
         thread.join()
     assert not failures
     assert redactor.redact(" ".join(tokens)) == " ".join([MASK] * len(tokens))
+
+
+def test_a_text_shorter_than_every_secret_is_not_scanned_but_one_as_long_is_masked() -> None:
+    """Texts shorter than the shortest secret come back as they are (no spelling of a
+    secret is shorter than it); the length at which that stops holds every spelling."""
+    redactor = Redactor(["tok-7f3a-PLANT", "ab cd"])  # 14 plain, 5 with a blank
+    assert redactor.redact("") == ""
+    assert redactor.redact("ab c") == "ab c"  # 4 < 5: nothing could match
+    assert redactor.redact("ab+cd") == MASK  # the blank form-encoded: as long as the secret
+    assert redactor.redact("ab%20cd") == MASK
+    assert redactor.redact("x tok-7f3a-PLANT") == f"x {MASK}"
+    redactor.add("tiny")  # a shorter secret lowers the bar at once
+    assert redactor.redact("tiny") == MASK

@@ -24,14 +24,14 @@ from tuiapp.report import (
     CHECK_GC_THRESHOLD,
     VERDICTS,
     CheckResult,
-    _json_value,
     _ordered,
     _record,
-    _records_json,
     _summary,
     render_json,
     run_check,
 )
+from tuiapp.report_json import json_value as _json_value
+from tuiapp.report_json import records_json as _records_json
 from tuiapp.row import Row
 from tuiapp.secrets import MASK, Redactor
 from tuiapp.vocabulary import ErrorKind, Reason
@@ -153,7 +153,7 @@ def test_a_nested_value_is_indented_to_its_depth() -> None:
     """No record holds one today; should one come, it is still the standard text."""
     record = {"name": "x", "tags": ["a", "b"], "extra": {"k": [1, {}]}, "empty": []}
     expected = json.dumps({"instances": [record]}, indent=2)
-    from tuiapp.report import _record_json
+    from tuiapp.report_json import record_json as _record_json
 
     assert f'{{\n  "instances": [\n    {_record_json(record)}\n  ]\n}}' == expected
 

@@ -79,6 +79,15 @@ class EventRing:
         self._wake()
         return event_id
 
+    def publish_json(self, event: str, body: str) -> str:
+        """``publish`` for data already encoded as one line of JSON (``body``)."""
+        self._seq += 1
+        event_id = self.event_id(self._seq)
+        frame = f"id: {event_id}\nevent: {event}\ndata: {body}\n\n".encode()
+        self._events.append((self._seq, frame))
+        self._wake()
+        return event_id
+
     def close(self) -> None:
         """The hub stops: every waiting stream wakes up and ends."""
         self.closed = True

@@ -55,6 +55,7 @@ from tuiapp.hub.snapshot_body import (
     SnapshotCache,
     dumps,
     encode_snapshot,
+    row_event_body,
     volatile_tail,
 )
 from tuiapp.hub.wire import (
@@ -297,8 +298,8 @@ class HubService:
             return  # a re-read that changed only the latency or the data age
         self._keys[name] = key
         data = row_json(snap, row, interval, facts)
-        self.ring.publish("row", {"at": now, "row": data})
-        self._texts.keep(name, key, data)
+        stable = self._texts.keep(name, key, data)
+        self.ring.publish_json("row", row_event_body(now, stable, data))
 
     def _snapshot_row(self, name: str, row: Row, now: float, busy: set[str]) -> str:
         """``name``'s ROW at ``now`` as JSON: its last published text with the volatile

@@ -45,6 +45,7 @@ __all__ = [
     "SnapshotCache",
     "dumps",
     "encode_snapshot",
+    "row_event_body",
     "volatile_tail",
 ]
 
@@ -102,6 +103,13 @@ def volatile_tail(row: Row, now: float, interval: float, busy: bool) -> str:
     )
 
 
+def row_event_body(at: float, stable: str, row: JSONObject) -> str:
+    """A ``row`` event's data, ``{"at": at, "row": row}``, from the row's kept text
+    (``RowTexts.keep``) and its VOLATILE fields: the row is encoded once per event."""
+    volatile = dumps({field: row[field] for field in VOLATILE})
+    return f'{{"at":{dumps(at)},"row":{stable},{volatile[1:]}}}'
+
+
 class RowKey(NamedTuple):
     """What a view shows of a row (a new ``row`` event when it changes), but for the
     latency and the data age."""
@@ -131,10 +139,13 @@ class RowTexts:
     def __init__(self) -> None:
         self._texts: dict[str, tuple[object, str]] = {}
 
-    def keep(self, name: str, key: object, row: JSONObject) -> None:
-        """``row`` (a ROW just published under ``key``) for later snapshots."""
+    def keep(self, name: str, key: object, row: JSONObject) -> str:
+        """``row`` (a ROW just published under ``key``) for later snapshots; returns the
+        kept text (the row without its VOLATILE fields and closing brace)."""
         stable = {field: value for field, value in row.items() if field not in VOLATILE}
-        self._texts[name] = (key, dumps(stable)[:-1])  # without the closing brace
+        text = dumps(stable)[:-1]  # without the closing brace
+        self._texts[name] = (key, text)
+        return text
 
     def get(self, name: str, key: object) -> str | None:
         """The kept text of ``name`` if it was kept under this very ``key``."""

@@ -396,7 +396,7 @@ class Adapter(PairingAnswers):
             value = value.strip()
         if len(value) > MAX_ID_LENGTH or not value.isprintable():
             return None
-        return value if self.redact(value) == value else None
+        return value if self.redactor.redact(value) == value else None
 
     # ---- budgets ---------------------------------------------------------------------------
 

@@ -163,7 +163,11 @@ def carries_qr(data: dict[str, Any]) -> bool:
 
 def not_read(record: StoredRecord, allowed_at: float | None, now: float) -> Observation:
     """A live read not sent (budget ``allowed_at``, or the list call's time): keep the last
-    status. Never the stored value: that is what must not be shown as the status."""
+    status. Never the stored value: that is what must not be shown as the status.
+
+    No ``retry_at``: tuiapp's own pacing held the read back, the provider did not refuse
+    it; a ``retry_at`` would flag the row rate-limited (``Row.rate_limited_until``) and, as
+    the list's first observation, block the list call's own scope until then."""
     if allowed_at is not None:
         reason, error = Reason.RATE_LIMITED, "rate budget: live state not read this time"
     else:
@@ -172,7 +176,7 @@ def not_read(record: StoredRecord, allowed_at: float | None, now: float) -> Obse
         status=Status.UNKNOWN,
         reason=reason,
         keep_last=True,
-        retry_at=allowed_at,
+        retry_at=None,
         observed_at=now,
         paired=record.paired,
         error=f"{error} (nothing sent)",

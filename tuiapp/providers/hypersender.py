@@ -109,15 +109,22 @@ class HypersenderAdapter(Adapter):
         if not isinstance(items, list):
             return ListResult(failure=self.unparseable(answer, "no instance array in the answer"))
         listed = ListResult()
+        # An item's observation depends on its status string alone: one per distinct
+        # status (100,000 items are a handful of statuses), shared by the items (frozen).
+        judged: dict[str, Observation] = {}
         for item in items:
             if not isinstance(item, dict):
                 continue
             instance_id = self.listed_id(item.get("id"), strip=True)
             if instance_id is None:
                 continue  # a row tuiapp cannot match is no row at all
-            listed.observations[instance_id] = self.judged(
-                answer, lambda item=item: self._classify(answer, item)
-            )
+            raw = item.get("status")
+            obs = judged.get(raw) if isinstance(raw, str) else None
+            if obs is None:
+                obs = self.judged(answer, lambda item=item: self._classify(answer, item))
+                if isinstance(raw, str):
+                    judged[raw] = obs
+            listed.observations[instance_id] = obs
             name = item.get("name")
             if isinstance(name, str) and name.strip():
                 listed.names[instance_id] = one_line(self.redact(name), 80)

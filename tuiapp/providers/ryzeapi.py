@@ -114,15 +114,22 @@ class RyzeapiAdapter(Adapter):
                 )
             return ListResult(failure=self.unparseable(result, "no instance array in the answer"))
         listed = ListResult()
+        # An item's observation depends on its state and whether it has a numberJid: one
+        # per distinct pair, shared by the items (frozen).
+        judged: dict[tuple[str, bool], Observation] = {}
         for item in items:
             if not isinstance(item, dict):
                 continue
             name = item.get("name")
             if not isinstance(name, str) or self.listed_id(name) is None:
                 continue  # a row tuiapp cannot match (or show) is no row at all
-            listed.observations[name] = self.judged(
-                result, lambda item=item: self._classify(result, item)
-            )
+            key = _judged_key(item)
+            obs = judged.get(key) if key is not None else None
+            if obs is None:
+                obs = self.judged(result, lambda item=item: self._classify(result, item))
+                if key is not None:
+                    judged[key] = obs
+            listed.observations[name] = obs
             listed.names[name] = one_line(self.redact(name), 80)
         return listed
 
@@ -335,6 +342,19 @@ def _items(data: Any) -> list[Any] | None:
             if isinstance(value, list):
                 return value
     return None
+
+
+def _judged_key(item: dict[str, Any]) -> tuple[str, bool] | None:
+    """What ``_classify`` of a list item depends on: (state, has a numberJid); None when
+    the item has no state string (judged on its own)."""
+    connection = item.get("connection")
+    if not isinstance(connection, dict):
+        return None
+    raw = connection.get("state")
+    if not isinstance(raw, str):
+        return None
+    jid = connection.get("numberJid")
+    return raw, isinstance(jid, str) and bool(jid.strip())
 
 
 def _own_error(answer: HttpAnswer) -> bool:

@@ -87,16 +87,26 @@ class WahaAdapter(Adapter):
         if not isinstance(items, list):
             return ListResult(failure=self.unparseable(answer, "no session array in the answer"))
         listed = ListResult()
+        # An item's observation depends on its status and whether ``me`` names an account:
+        # one per distinct pair, shared by the items (frozen).
+        judged: dict[tuple[str, bool | None], Observation] = {}
         for item in items:
             if not isinstance(item, dict):
                 continue
             name = item.get("name")
             if not isinstance(name, str) or self.listed_id(name) is None:
                 continue  # a row tuiapp cannot match (or show) is no row at all
-            try:
-                listed.observations[name] = self._classify(answer, item, whole_body=False)
-            except SHAPE_ERRORS:
-                continue
+            raw = item.get("status")
+            key = (raw, _paired(item.get("me"))) if isinstance(raw, str) else None
+            obs = judged.get(key) if key is not None else None
+            if obs is None:
+                try:
+                    obs = self._classify(answer, item, whole_body=False)
+                except SHAPE_ERRORS:
+                    continue
+                if key is not None:
+                    judged[key] = obs
+            listed.observations[name] = obs
             listed.names[name] = one_line(self.redact(name), 80)
         return listed
 

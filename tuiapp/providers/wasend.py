@@ -96,6 +96,9 @@ class WasendAdapter(Adapter):
         if not isinstance(items, list):
             return ListResult(failure=self.unparseable(answer, "no sessions array in the answer"))
         listed = ListResult()
+        # An item's observation depends on what ``_decide`` makes of its statuses: one per
+        # distinct decision, shared by the items (frozen).
+        judged: dict[tuple[str, str] | None, Observation] = {}
         for item in items:
             try:
                 parts = _session_parts(item)
@@ -105,9 +108,12 @@ class WasendAdapter(Adapter):
                 session_id = self.listed_id(session.get("uniqueSessionId"), strip=True)
                 if session_id is None:
                     continue  # a row tuiapp cannot match is no row at all
-                listed.observations[session_id] = self._classify(
-                    answer, session, downstream, whole_body=False
-                )
+                decided = _decide(session, downstream)
+                obs = judged.get(decided)
+                if obs is None:
+                    obs = self._classify(answer, session, downstream, whole_body=False)
+                    judged[decided] = obs
+                listed.observations[session_id] = obs
                 name = session.get("sessionName")
                 listed.names[session_id] = (
                     one_line(self.redact(name), 80)

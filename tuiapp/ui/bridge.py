@@ -7,8 +7,11 @@ app's loop. It only posts: observations go into a dirty set with at most one
 the poller a slice at a time) are folded in at most every ``NEW_ROWS_EVERY`` seconds,
 or ``FOLD_SHARE`` times what the last fold took: each fold merges them into the whole
 order at once, where a fold per slice of 200 rows would cost 100,000 rows 500 merges
-(and as many frames). A read of a row already in the grid is posted at once, and brings
-the waiting new rows with it.
+(and as many frames). A read of a row already in the grid is posted at once when it can
+change what is on screen (a row shown, or a status that changed, which may sort it into
+view), and brings the waiting rows with it; other reads of known rows (a new latency,
+a new read time, off screen) wait at most ``KNOWN_ROWS_EVERY`` seconds, so that 200 reads
+a second of a 100,000-row fleet are a few folds a second, not one each.
 
 When the app handles that message, ``apply`` dispatches on the event's type with
 ``match`` (a renamed event class is a type error, never a silently dropped handler)
@@ -50,6 +53,7 @@ from tuiapp.vocabulary import next_step_text, outcome_text, reason_text
 
 __all__ = [
     "FOLD_SHARE",
+    "KNOWN_ROWS_EVERY",
     "NEW_ROWS_EVERY",
     "OUTCOME_SEVERITY",
     "EngineBridge",
@@ -61,6 +65,7 @@ log = logging.getLogger("tuiapp.ui")
 STATE_REFRESH_SECONDS = 2.0  # how often the tick re-reads the shared state
 NEW_ROWS_EVERY = 0.1  # seconds: rows new to the grid are folded in at most this often ...
 FOLD_SHARE = 4  # ... and after a fold at least 4 times as long as it took
+KNOWN_ROWS_EVERY = 0.1  # seconds: reads that change nothing on screen wait at most this
 OUTCOME_SEVERITY = {
     "recovered": "information",
     "cancelled": "warning",
@@ -110,23 +115,32 @@ class EngineBridge:
         self._state_error: str | None = None
         self._pid = os.getpid()
         self._flapping_said: set[str] = set()  # rows whose "is flapping" notice was shown
+        # whether a row is on screen (the grid's lines, the open detail view): set by the
+        # view once it paints; until then every read is posted at once
+        self.on_screen: Callable[[str], bool] = lambda name: True
 
     # ---- engine -> messages (on the engine's call) ---------------------------------
 
     def receive(self, event: EngineEvent) -> None:
         """Subscriber, called synchronously on the engine's loop (the app's loop)."""
         match event:
-            case InstanceObserved(name=name):
+            case InstanceObserved(name=name, row=row):
                 self._dirty.add(name)
                 if self._rows_posted:
                     return
-                if name not in self.app.model.entries:  # new to the grid: a discovery
-                    wait = self._folded_at + self.new_rows_every() - time.monotonic()
-                    if wait > 0:
-                        if self._new_rows_due is None:
-                            loop = asyncio.get_running_loop()
-                            self._new_rows_due = loop.call_later(wait, self._post_rows)
-                        return
+                entry = self.app.model.entries.get(name)
+                if entry is None:  # new to the grid: a discovery
+                    every = self.new_rows_every()
+                elif entry.status is row.status and not self.on_screen(name):
+                    every = KNOWN_ROWS_EVERY  # nothing on screen changes: with the next fold
+                else:
+                    every = 0.0
+                wait = self._folded_at + every - time.monotonic()
+                if wait > 0:
+                    if self._new_rows_due is None:
+                        loop = asyncio.get_running_loop()
+                        self._new_rows_due = loop.call_later(wait, self._post_rows)
+                    return
                 self._post_rows()
             case _:
                 self.app.post_message(EngineEventReceived(event))

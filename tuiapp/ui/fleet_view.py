@@ -5,7 +5,7 @@
     grid_cells      a row's cells and dimness, as the grid asks for them while it paints
     open_detail     the detail screen of one instance; ``build_detail``, its text
     update_header   counts, the polling line (``Polling``), the banners, the status line
-                    (after observations alone: at most every ``HEADER_EVERY`` seconds)
+                    (after observations alone: with the tick, once a second)
     paint           what ``ViewRefresh`` collected during a message, brought to the
                     grid, the header and the open detail view at once
 
@@ -37,7 +37,8 @@ from tuiapp.ui.toasts import acted_on, place_toasts
 
 __all__ = ["HEADER_EVERY", "FleetView"]
 
-HEADER_EVERY = 0.2  # seconds: observations alone redraw the header at most this often
+HEADER_EVERY = 1.0  # seconds: observations alone redraw the header at most this often
+HEADER_LATE = 0.25  # the tick brings it; past its due time by this much, a timer does
 
 
 def _unstyled(component: str) -> object:
@@ -58,6 +59,7 @@ class FleetView:
         self._discovering = False  # a discovering fleet: it rides the top until a key
         self._header_at = float("-inf")  # when the header was last brought up to date
         self._header_timer: Timer | None = None  # brings it after a burst of observations
+        self._toasts_at: object = None  # what the toast rack was last placed for
 
     def show(self, screen: FleetScreen) -> None:
         """Paint on ``screen`` from now on: every row into the grid, then the header."""
@@ -65,11 +67,13 @@ class FleetView:
         rows = self.app.poller.rows
         with self._bulk(len(rows)):  # every row is new here
             self.app.model.upsert_many([self._facts(name, row) for name, row in rows.items()])
+        self.polling.note_rows(rows, rows)
         self._unpolled = {name for name, row in rows.items() if row.last_polled_at is None}
         self._discovering = any(acct.discover for acct in self.app.fleet.accounts.values())
         self._first_sweep_seen(())
         screen.grid.sync()
         self.update_header()
+        self.bridge.on_screen = self.on_screen
 
     def _first_sweep_seen(self, names: Iterable[str]) -> None:
         """Once every row has been read, the cursor stops riding the worst row: from then
@@ -102,6 +106,7 @@ class FleetView:
             )
         if new:  # new rows (a discovery): the bridge paces the next fold by this one
             self.bridge.fold_seconds = time.perf_counter() - started
+        self.polling.note_rows(rows, names)
         if self.app.model.follow_top:
             self._first_sweep_seen(names)
         self.app.refresh_view(rows=names)
@@ -198,6 +203,12 @@ class FleetView:
         with 100,000 rows some status changes with nearly every batch of reads, and a
         header redrawn 50 times a second was most of the steady CPU. Anything else (the
         operator's view changes, an engine event, the tick) brings the header at once.
+
+        In a running app the header follows the tick: a row's line changes at once, the
+        counts within the second, drawn in the tick's frame. Each frame Textual draws
+        renders every widget the changed regions' bounding box touches (the header at
+        the top and a grid line below it: the whole screen, ~6 ms at 120x40), so a
+        header of its own 5 times a second was half the steady CPU at 100,000 rows.
         """
         screen = self.screen
         if screen is None:
@@ -211,18 +222,35 @@ class FleetView:
         else:
             self.update_header()
         app = self.app
-        place_toasts(screen, screen.grid, acted_on(app.notes, app.model.cursor, app.clock()))
+        self._place_toasts(screen, acted_on(app.notes, app.model.cursor, app.clock()))
         shown = self._detail_screen()
         if shown is not None and (detail or shown.instance_name in rows):
             shown.update_detail()
 
+    def on_screen(self, name: str) -> bool:
+        """Whether a change of row ``name`` would show now: a grid line, the detail view."""
+        if self.screen is not None and self.screen.grid.shows(name):
+            return True
+        shown = self._detail_screen()
+        return shown is not None and shown.instance_name == name
+
+    def _place_toasts(self, screen: FleetScreen, names: list[str]) -> None:
+        """The toast rack placed anew when the rows it keeps clear moved, or the screen
+        changed size (not at every paint: the grid's region is a walk up the DOM)."""
+        grid, model = screen.grid, self.app.model
+        at = (tuple(model.index_of(n) for n in names), int(grid.scroll_y), grid.size, screen.size)
+        if at != self._toasts_at and place_toasts(screen, grid, names):
+            self._toasts_at = at
+
     def _header_soon(self, screen: FleetScreen) -> None:
         """The header now if it was not brought in the last ``HEADER_EVERY`` seconds,
-        else when they are over (one timer for a whole burst)."""
+        else by the tick that is due (one timer for a whole burst, ``HEADER_LATE`` after
+        that: where no tick runs, or it lags)."""
         wait = self._header_at + HEADER_EVERY - time.monotonic()
         if wait <= 0:
             self.update_header()
         elif self._header_timer is None:
+            wait += HEADER_LATE
             self._header_timer = screen.set_timer(wait, self._header_due, name="header")
 
     def _header_due(self) -> None:

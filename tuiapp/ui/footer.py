@@ -7,14 +7,21 @@ and quit first, then what an on-call engineer needs most) and drops the lowest-v
 first; it shows the kept ones in their usual order, with Quit and Help last, and lays
 itself out again when the width changes. (``FooterKey`` is imported from
 ``textual.widgets._footer``: Textual 8.2.8 is pinned and exports it nowhere else.)
+
+Textual's footer composes itself anew whenever the screen says its bindings were
+updated (every focus change, every mount), even when the keys shown stay the same: at
+the app's start that was six composes, and styling their keys a third of the time to the
+first frame. This one composes only when what it would show changed (``_shows``: the
+width and each shown binding's key, description and state).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 
 from rich.cells import cell_len
 from textual import events
+from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets._footer import FooterKey
 
@@ -74,17 +81,52 @@ def footer_fit(keys: list[FooterKey], width: int) -> list[FooterKey]:
 class FleetFooter(LeanFooter):
     """The footer of the grid, the detail, the log and the pairing screen; see above."""
 
+    _composed: Hashable = None  # what the last compose showed (``_shows``)
+
+    def _shows(self) -> Hashable:
+        """What a compose now would show: the width, and the keys with their state."""
+        return (
+            self.app.size.width,
+            self.compact,
+            tuple(
+                (binding.key, binding.action, binding.description, enabled, tooltip)
+                for _node, binding, enabled, tooltip in self.screen.active_bindings.values()
+                if binding.show
+            ),
+        )
+
+    _compose_due = False  # a check (``_compose_if_changed``) waits for the next refresh
+
+    def bindings_changed(self, screen: Screen) -> None:
+        """Textual's rule (ready; the app focused; our screen), one check per refresh."""
+        self._bindings_ready = True
+        if screen.app.app_focus and self.is_attached and screen is self.screen:
+            self._compose_soon()
+
+    def _compose_soon(self) -> None:
+        if not self._compose_due:
+            self._compose_due = True
+            self.call_after_refresh(self._compose_if_changed)
+
+    async def _compose_if_changed(self) -> None:
+        self._compose_due = False
+        if self.is_attached and self._shows() != self._composed:
+            await self.recompose()
+
     def compose(self) -> Iterable[Widget]:  # type: ignore[override]
+        self._composed = self._shows() if self._bindings_ready else None
         widgets = list(super().compose())
         palette = [w for w in widgets if w.has_class("-command-palette")]
         keys = [w for w in widgets if isinstance(w, FooterKey) and w not in palette]
         others = [w for w in widgets if w not in palette and w not in keys]
         width = self.app.size.width - sum(_width(p) + 2 for p in palette)  # + border, padding
+        for key in keys:  # as their ``data_bind`` would set it: not styled twice on mount
+            key.set_reactive(FooterKey.compact, self.compact)
+            key.set_class(self.compact, "-compact", update=False)
         yield from others
         yield from footer_fit(keys, width)
         yield from palette
 
     def on_resize(self, event: events.Resize) -> None:
-        if event.size.width != getattr(self, "_laid_out_for", None):
-            self._laid_out_for = event.size.width
-            self.call_after_refresh(self.recompose)
+        if self._bindings_ready:
+            self._compose_soon()

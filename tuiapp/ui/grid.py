@@ -107,6 +107,12 @@ class FleetGrid(ScrollView, can_focus=True, inherit_bindings=False):
         self.clock = clock
         self.read_only = read_only  # no marking: nothing could act on the marks
         self._painted: dict[int, LineSpec] = {}
+        # lines ``repaint_changed`` asked Textual to draw, with what they should show (at
+        # which top): ``render_line`` draws that instead of working it out a second time
+        self._due: dict[int, tuple[int, LineSpec]] = {}
+        self._shown_names: set[str] = set()  # the rows on screen since the last sync
+        self._area_key: object = None  # what ``content_area`` was worked out for
+        self._area = Size(0, 0)
         self._styles: dict[tuple[str, str], Style] = {}
         self._placed: Placed = ()
         self._placed_width: tuple[int, str] = (-1, "")
@@ -119,12 +125,32 @@ class FleetGrid(ScrollView, can_focus=True, inherit_bindings=False):
     # ---- geometry ------------------------------------------------------------------
 
     @property
+    def content_area(self) -> Size:
+        """The size of ``scrollable_content_region`` without its walk up the DOM to the
+        screen's map (``Widget.region``): asked several times per line drawn and per
+        sync, it was a tenth of the steady CPU at 100,000 rows. Worked out again when the
+        size, a scrollbar or the styles change."""
+        key = (self.outer_size, self.show_vertical_scrollbar, self.show_horizontal_scrollbar)
+        if key != self._area_key:
+            outer, gutter, bars = key[0], self.styles.gutter, self.scrollbar_gutter
+            self._area = Size(
+                max(0, outer.width - gutter.width - bars.width),
+                max(0, outer.height - gutter.height - bars.height),
+            )
+            self._area_key = key
+        return self._area
+
+    def shows(self, name: str) -> bool:
+        """Whether row ``name`` was on screen at the last sync."""
+        return name in self._shown_names
+
+    @property
     def page_rows(self) -> int:
         """How many instance rows fit under the header."""
-        return max(1, self.scrollable_content_region.height - 1)
+        return max(1, self.content_area.height - 1)
 
     def placed(self) -> Placed:
-        width = self.scrollable_content_region.width
+        width = self.content_area.width
         keep = SORT_COLUMN.get(self.model.sort_mode, "")
         if (width, keep) != self._placed_width:
             self._placed = layout_columns(max(width, 20), keep=keep)
@@ -143,8 +169,14 @@ class FleetGrid(ScrollView, can_focus=True, inherit_bindings=False):
 
     def notify_style_update(self) -> None:
         self._styles.clear()
-        self._painted.clear()
+        self._area_key = None
+        self._forget_painted()
         super().notify_style_update()
+
+    def _forget_painted(self) -> None:
+        """Every line is drawn anew: what was painted, and what was due, is unknown."""
+        self._painted.clear()
+        self._due.clear()
 
     def _style(self, row_css: str, cell_css: str) -> Style:
         key = (row_css, cell_css)
@@ -176,7 +208,7 @@ class FleetGrid(ScrollView, can_focus=True, inherit_bindings=False):
             if y == 1 and not model.visible:
                 hint = empty_text(model.filter_text, model.problems_only)
                 if hint:
-                    width = self.scrollable_content_region.width
+                    width = self.content_area.width
                     return ("", ((fit(f"   {hint}", width), "note--warn"),))
             return ("", ())
         values, dim = self.cells(name, self._now)
@@ -196,27 +228,35 @@ class FleetGrid(ScrollView, can_focus=True, inherit_bindings=False):
         return (row_css, tuple(out))
 
     def render_line(self, y: int) -> Strip:
-        spec = self.line_spec(y)
+        due = self._due.pop(y, None)
+        spec = due[1] if due is not None and due[0] == int(self.scroll_y) else self.line_spec(y)
         self._painted[y] = spec
         row_css, cells = spec
-        width = self.scrollable_content_region.width
+        width = self.content_area.width
         if not cells:
             return Strip.blank(width, self.rich_style)
         gap = self._style(row_css, "")
         # Merge neighbours of one style: fewer escape sequences on the wire.
-        texts: list[str] = []
-        styles: list[Style] = []
+        segments: list[Segment] = []
+        run, run_style = "", gap
         for index, (text, css) in enumerate(cells):
-            for part, style in (((" ", gap),) if index else ()) + (
-                (text, self._style(row_css, css)),
-            ):
-                if styles and styles[-1] is style:
-                    texts[-1] += part
+            if index:
+                if run_style is gap:
+                    run += " "
                 else:
-                    texts.append(part)
-                    styles.append(style)
-        segments = [Segment(text, style) for text, style in zip(texts, styles, strict=True)]
-        used = sum(cell_len(text) for text in texts)
+                    segments.append(Segment(run, run_style))
+                    run, run_style = " ", gap
+            style = self._style(row_css, css)
+            if style is run_style:
+                run += text
+            else:
+                if run:
+                    segments.append(Segment(run, run_style))
+                run, run_style = text, style
+        if run:
+            segments.append(Segment(run, run_style))
+        # each cell is fitted to its column (``fit``): short texts, in rich's cache
+        used = sum(cell_len(text) for text, _css in cells) + len(cells) - 1
         if used < width:
             segments.append(Segment(" " * (width - used), gap))
         return Strip(segments, max(width, used)).crop(0, width)
@@ -234,7 +274,7 @@ class FleetGrid(ScrollView, can_focus=True, inherit_bindings=False):
         """
         self._now = self.clock() if now is None else now
         model = self.model
-        region = self.scrollable_content_region
+        region = self.content_area
         height = len(model.visible) + 1
         if self.virtual_size != Size(region.width, height):
             self.virtual_size = Size(region.width, height)
@@ -265,19 +305,22 @@ class FleetGrid(ScrollView, can_focus=True, inherit_bindings=False):
             self.repaint_changed(lines)
         self._synced_version = model.version
         self._painted_names = {y + 1: name for y, name in enumerate(occupants)}
+        self._shown_names = set(occupants)
         self._cursor_line = model.cursor_index - top
 
     def repaint_changed(self, lines: Iterable[int] | None = None) -> None:
         """Refresh the regions of the cells whose painted text or style is out of date."""
         placed = self.placed()
-        region = self.scrollable_content_region
+        region = self.content_area
         full = region.width
         top = int(self.scroll_y)
         for y in range(region.height) if lines is None else lines:
             painted = self._painted.get(y)
             spec = self.line_spec(y, placed, top)
             if painted == spec:
+                self._due.pop(y, None)  # back to what is painted before it was drawn
                 continue
+            self._due[y] = (top, spec)
             if painted is None or painted[0] != spec[0] or len(painted[1]) != len(spec[1]):
                 self.refresh(Region(0, y, full, 1))
                 self._painted.pop(y, None)
@@ -297,7 +340,7 @@ class FleetGrid(ScrollView, can_focus=True, inherit_bindings=False):
         top = max(0, min(top, max(0, len(self.model.visible) - page)))
         if top != int(self.scroll_y):
             self.scroll_to(y=top, animate=False, immediate=True, force=True)
-            self._painted.clear()
+            self._forget_painted()
 
     def _place_cursor(self) -> None:
         """Scroll as little as possible to keep the cursor row on screen."""
@@ -313,15 +356,15 @@ class FleetGrid(ScrollView, can_focus=True, inherit_bindings=False):
         top = max(0, min(top, max(0, len(model.visible) - page)))
         if top != int(self.scroll_y):
             self.scroll_to(y=top, animate=False, immediate=True, force=True)
-            self._painted.clear()
+            self._forget_painted()
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
         if round(old_value) != round(new_value):
-            self._painted.clear()
+            self._forget_painted()
 
     def on_resize(self, event: events.Resize) -> None:
-        self._painted.clear()
+        self._forget_painted()
         self.sync()
 
     # ---- actions -------------------------------------------------------------------

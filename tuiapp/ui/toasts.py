@@ -98,15 +98,16 @@ def toast_room(first: int, last: int, screen_height: int, keep_clear: Iterable[i
     return ToastRoom("top", first, above)
 
 
-def place_toasts(screen: Screen[object], grid: FleetGrid, names: Iterable[str]) -> None:
-    """Dock the screen's toast rack where it covers none of ``names``' rows on screen."""
+def place_toasts(screen: Screen[object], grid: FleetGrid, names: Iterable[str]) -> bool:
+    """Dock the screen's toast rack where it covers none of ``names``' rows on screen;
+    False when there was nothing to place it in yet."""
     try:
         rack = screen.get_child_by_type(ToastRack)  # a system widget: queries skip it
     except NoMatches:  # not composed yet
-        return
+        return False
     region = grid.region
     if region.height < 2:
-        return
+        return False
     top = int(grid.scroll_y)
     model = grid.model
     keep: list[int] = []
@@ -127,6 +128,7 @@ def place_toasts(screen: Screen[object], grid: FleetGrid, names: Iterable[str]) 
     lines = max(room.lines, TOAST_LINES)
     if styles.max_height is None or styles.max_height.value != lines:
         styles.max_height = lines
+    return True
 
 
 def newest_first(rack: Widget) -> None:
