@@ -109,6 +109,11 @@ class PollerApi(Protocol):
 
     def poll_now(self, name: str) -> str | None: ...
 
+    def stale_interval(self, target: Row) -> float:
+        """What a row's data age is measured against (stale past three of it): its poll
+        interval, or longer where the budgets cannot read every row that often."""
+        ...
+
 
 class StateDataApi(Protocol):
     def names(self) -> list[str]: ...

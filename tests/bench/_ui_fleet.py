@@ -221,6 +221,9 @@ class SyntheticPoller:
     def poll_now(self, name: str) -> str | None:
         return None
 
+    def stale_interval(self, target: Row) -> float:
+        return self.fleet.poll_interval_for(target.instance)
+
     def outage_accounts(self) -> set[str]:
         return set()
 

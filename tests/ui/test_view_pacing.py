@@ -19,6 +19,7 @@ work is done by calling what it would call).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import types
 from collections.abc import Callable
@@ -60,6 +61,7 @@ class HandPoller:
         self.tracker = FleetTracker(config.accounts, clock=time.time, interval=lambda _a: 15.0)
         self.rows: dict[str, Row] = self.tracker.rows
         self._stop = asyncio.Event()
+        self.interval = 15.0  # what a row's age is measured against (``stale_interval``)
 
     def read(self, name: str, status: Status, *, limited_until: float | None = None) -> None:
         """A read of ``name`` (a new row the first time, as a discovery adds it);
@@ -92,6 +94,9 @@ class HandPoller:
 
     def poll_now(self, name: str) -> str | None:
         return None
+
+    def stale_interval(self, target: Row) -> float:
+        return self.interval  # as the budgets allow (the real poller: tuiapp.cadence)
 
     def outage_accounts(self) -> set[str]:
         return set()
@@ -271,4 +276,29 @@ async def test_the_polling_line_counts_the_rows_inside_a_rate_limit() -> None:
         assert "1 rate-limited" in app.polling.line()
         app.polling.count_rate_limited(soon + 1)  # the tick's count once r2's limit is over
         assert "rate-limited" not in app.polling.line()
+        poller.stop()
+
+
+async def test_a_row_is_stale_against_what_the_budgets_allow_not_its_poll_interval() -> None:
+    """A fleet whose budgets read each row every ~100 s (a provider without a list call,
+    thousands of instances): a row read 60 s ago is as fresh as it can be, not stale
+    (three poll intervals of 15 s); past three of those 100 s it is."""
+    poller = HandPoller(fleet(discover=False))
+    app = make_app(poller)
+    async with app.run_test(size=(120, 30)) as pilot:
+        poller.read("r1", Status.WORKING)
+        row = poller.rows["r1"]
+        read_at = time.time() - 60
+        row.obs = dataclasses.replace(row.obs, observed_at=read_at)
+        row.last_polled_at = read_at
+        poller.interval = 100.0
+        app.tick()  # the lookup follows the poller each second
+        await pilot.pause()
+        cells, dim = app.grid_cells("r1", time.time())
+        assert not dim and "stale" not in cells["check"].text
+        read_at = time.time() - 400
+        row.obs = dataclasses.replace(row.obs, observed_at=read_at)
+        row.last_polled_at = read_at
+        cells, dim = app.grid_cells("r1", time.time())
+        assert dim and cells["check"].text.startswith("stale")
         poller.stop()

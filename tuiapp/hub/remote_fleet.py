@@ -37,6 +37,7 @@ __all__ = [
     "RemoteRow",
     "RemoteStateData",
     "fleet_config",
+    "hub_interval",
     "new_row",
     "shift_times",
     "update_row",
@@ -87,6 +88,13 @@ class RemoteRow(Row):
         if link is not None and not link.connected:
             return True  # the hub is out of reach: nothing here is current
         return self.hub_stale
+
+
+def hub_interval(row: Row) -> float:
+    """What the hub measures a row's data age against: every row it sends carries it
+    (``poll_interval``: its ``Poller.stale_interval``), kept on the row's account."""
+    interval = row.account.poll_interval
+    return interval if interval is not None else MonitorConfig().poll_interval
 
 
 def _obj(value: JSONValue | None) -> JSONObject | None:

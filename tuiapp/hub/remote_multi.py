@@ -56,10 +56,11 @@ from tuiapp.events import (
 )
 from tuiapp.hub.client import HubError
 from tuiapp.hub.remote_attach import RemoteRuntime, connect, fetch_fleet
-from tuiapp.hub.remote_fleet import RemoteRow
+from tuiapp.hub.remote_fleet import RemoteRow, hub_interval
 from tuiapp.hub.remote_multi_engine import MultiEngine
 from tuiapp.hub.remote_runtime import HubClock, RemoteState
 from tuiapp.hub.wire import JSONObject
+from tuiapp.row import Row
 
 __all__ = [
     "MultiPoller",
@@ -249,6 +250,10 @@ class MultiPoller:
 
     def resume(self) -> None:
         """See ``pause``."""
+
+    def stale_interval(self, target: Row) -> float:
+        """As its hub says (``RemotePoller.stale_interval``)."""
+        return hub_interval(target)
 
     def poll_now(self, name: str) -> str | None:
         """u: the row read from its hub now; why not, else None."""

@@ -42,12 +42,14 @@ from tuiapp.hub.remote_fleet import (
     LinkFacts,
     RemoteRow,
     RemoteStateData,
+    hub_interval,
     new_row,
     shift_times,
     update_row,
 )
 from tuiapp.hub.wire import JSONObject, JSONValue
 from tuiapp.model import Status, Transition
+from tuiapp.row import Row
 from tuiapp.secrets import GLOBAL_REDACTOR
 
 __all__ = ["HubClock", "RemotePoller", "RemoteState", "backoff"]
@@ -161,6 +163,11 @@ class RemotePoller:
 
     def resume(self) -> None:
         """See ``pause``."""
+
+    def stale_interval(self, target: Row) -> float:
+        """What the hub measures the row's data age against: every row it sends carries
+        it (``poll_interval``), kept on the row's account (``remote_fleet``)."""
+        return hub_interval(target)
 
     def poll_now(self, name: str) -> str | None:
         """u: the row read from the hub now (``GET /instances/NAME``); why not, else None."""

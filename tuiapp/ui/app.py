@@ -345,6 +345,7 @@ class FleetApp(App[int]):
     def tick(self) -> None:
         """Every countdown and age on screen, the header and shared state: once a second."""
         self.polling.count_rate_limited(self.clock())
+        self.fleet_view.new_second()
         self.bridge.read_shared_state()
         self.refresh_view(detail=True)
         self.pairing.follow()

@@ -53,7 +53,9 @@ class FleetView:
         self.app = app
         self.bridge = bridge
         self.polling = polling
-        self.interval_of = interval_lookup(app.fleet.poll_interval_for)
+        # what each row's data age is measured against: the poller's (the budgets may
+        # read a row less often than its poll interval); looked up anew each second
+        self.interval_of = interval_lookup(app.poller.stale_interval)
         self.screen: FleetScreen | None = None  # set by ``show``: painting starts
         self._unpolled: set[str] = set()  # until the first sweep is in, the cursor rides the top
         self._discovering = False  # a discovering fleet: it rides the top until a key
@@ -233,6 +235,10 @@ class FleetView:
             return True
         shown = self._detail_screen()
         return shown is not None and shown.instance_name == name
+
+    def new_second(self) -> None:
+        """The tick: rows discovered since may have changed what the budgets allow."""
+        self.interval_of = interval_lookup(self.app.poller.stale_interval)
 
     def _place_toasts(self, screen: FleetScreen, names: list[str]) -> None:
         """The toast rack placed anew when the rows it keeps clear moved, or the screen

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tuiapp.durations import NEVER, age_text, countdown_text, duration_text
 from tuiapp.model import Status
@@ -292,16 +292,15 @@ def haystack(row: RowLike) -> str:
     return " ".join(words).lower()
 
 
-def interval_lookup(
-    poll_interval_for: Callable[[InstanceConfig], float],
-) -> Callable[[RowLike], float]:
-    """A per-account cached ``poll_interval_for`` (called for every visible row every second)."""
+def interval_lookup(stale_interval: Callable[[Any], float]) -> Callable[[RowLike], float]:
+    """A per-account cached ``stale_interval`` (the poller's: called for every visible row
+    every second); a new lookup each second follows discoveries that change it."""
     cache: dict[str, float] = {}
 
     def lookup(row: RowLike) -> float:
         account = row.instance.account
         if account not in cache:
-            cache[account] = poll_interval_for(row.instance)
+            cache[account] = stale_interval(row)
         return cache[account]
 
     return lookup
