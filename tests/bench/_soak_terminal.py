@@ -250,9 +250,10 @@ def _drive(trial: Trial, pty: _Pty, deadline: float) -> bool:
     if trial.moment == "grid":
         return True
     if trial.moment == "bulk":
-        # Mark the top five rows: at most three of the demo's 12 are refused (one banned,
-        # two waiting for a QR scan), so the bulk dialog always has something to run.
-        pty.send(" \x1b[B \x1b[B \x1b[B \x1b[B ")
+        # Mark the top eight rows: up to six of the demo's 12 can be refused (one banned,
+        # two waiting for a QR scan, and an account outage holds its three), so the bulk
+        # dialog always has something to run (five were sometimes all refused: no dialog).
+        pty.send(" " * 8)  # space marks the row and moves down
     if not _open_confirm(pty, deadline, bulk=trial.moment == "bulk"):
         return False
     if trial.moment == "confirm":
