@@ -43,7 +43,7 @@ from tuiapp.ui.app import FleetApp, freeze_long_lived_objects
 from tuiapp.watchdog import Watchdog
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the helpers package
-from helpers.idle_backend import StubEngine, StubState
+from helpers.idle_backend import PollerKeys, StubEngine, StubState
 
 PROVIDERS = ("hypersender", "wawp", "ryzeapi", "wasend", "waha", "evolution")
 DISCOVERABLE = tuple(p for p in PROVIDERS if p != "wawp")  # Wawp has no list endpoint
@@ -105,7 +105,7 @@ def fleet_of(count: int) -> FleetConfig:
     return config_from_dict(listed_config(count), environ={})
 
 
-class SyntheticPoller:
+class SyntheticPoller(PollerKeys):
     """Stands in for tuiapp.poller.Poller: real rows in a real tracker, synthetic reads.
 
     ``discover``: how many instances the accounts' first list answers hold (spread over
@@ -211,21 +211,6 @@ class SyntheticPoller:
 
     def stop(self) -> None:
         self.stop_event.set()
-
-    def pause(self) -> None:
-        self.paused = True
-
-    def resume(self) -> None:
-        self.paused = False
-
-    def poll_now(self, name: str) -> str | None:
-        return None
-
-    def stale_interval(self, target: Row) -> float:
-        return self.fleet.poll_interval_for(target.instance)
-
-    def outage_accounts(self) -> set[str]:
-        return set()
 
 
 class _ListAnswer:

@@ -1,10 +1,14 @@
-"""An engine and shared state that do nothing: for a ``FleetApp`` fed by a stand-in poller
-(the view pacing tests, the UI benchmark), where only the poller's rows matter."""
+"""An engine and shared state that do nothing, and the polling keys of a stand-in poller:
+for a ``FleetApp`` fed by a stand-in poller (the view pacing tests, the UI benchmark),
+where only the poller's rows matter."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+
+from tuiapp.config import FleetConfig
+from tuiapp.row import Row
 
 
 class _EmptyState:
@@ -35,3 +39,27 @@ class StubEngine:
 
     async def arecover_interrupted(self) -> list[Any]:
         return []
+
+
+class PollerKeys:
+    """What a stand-in poller does for p, u and the staleness of its rows: nothing
+    polls, so pausing only says so, u is never refused, no account is in an outage, and
+    a row's age is measured against its configured poll interval."""
+
+    fleet: FleetConfig
+    paused: bool
+
+    def pause(self) -> None:
+        self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
+
+    def poll_now(self, name: str) -> str | None:
+        return None
+
+    def stale_interval(self, target: Row) -> float:
+        return self.fleet.poll_interval_for(target.instance)
+
+    def outage_accounts(self) -> set[str]:
+        return set()

@@ -39,7 +39,7 @@ from tuiapp.ui.bridge import FOLD_SHARE, KNOWN_ROWS_EVERY, NEW_ROWS_EVERY, Engin
 from tuiapp.ui.fleet_view import HEADER_EVERY, HEADER_LATE
 from tuiapp.ui.gridmodel import GridModel
 
-from helpers.idle_backend import StubEngine, StubState
+from helpers.idle_backend import PollerKeys, StubEngine, StubState
 
 ACCOUNT = "waha-1"
 
@@ -51,7 +51,7 @@ def fleet(*, discover: bool) -> FleetConfig:
     return config_from_dict({"accounts": {ACCOUNT: account}}, environ={})
 
 
-class HandPoller:
+class HandPoller(PollerKeys):
     """Stands in for the poller: rows the test adds, reads the test makes."""
 
     def __init__(self, config: FleetConfig) -> None:
@@ -86,20 +86,8 @@ class HandPoller:
     def stop(self) -> None:
         self._stop.set()
 
-    def pause(self) -> None:
-        self.paused = True
-
-    def resume(self) -> None:
-        self.paused = False
-
-    def poll_now(self, name: str) -> str | None:
-        return None
-
     def stale_interval(self, target: Row) -> float:
         return self.interval  # as the budgets allow (the real poller: tuiapp.cadence)
-
-    def outage_accounts(self) -> set[str]:
-        return set()
 
 
 def make_app(poller: HandPoller) -> FleetApp:
