@@ -24,12 +24,8 @@ Decisions beyond the schema:
 
 from __future__ import annotations
 
-import difflib
 import functools
-import json
 import math
-import re
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,15 +33,23 @@ from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 from tuiapp.catalog import PROVIDER_NAMES, PROVIDERS
-from tuiapp.config_schema import ACCOUNTS, INSTANCES, MONITOR, OPERATORS, TOP_KEYS, Kind
+from tuiapp.config_operators import load_operators
+from tuiapp.config_schema import ACCOUNTS, INSTANCES, MONITOR, TOP_KEYS, Kind
 from tuiapp.config_types import (
-    ROLES,
     AccountConfig,
     ConfigError,
     FleetConfig,
     InstanceConfig,
     MonitorConfig,
     OperatorConfig,
+)
+from tuiapp.config_words import (
+    ENV_NAME,
+    bad_chars,
+    did_you_mean,
+    dotted,
+    looks_like_token,
+    type_name,
 )
 from tuiapp.model import Status
 from tuiapp.secrets import GLOBAL_REDACTOR, Secret
@@ -63,43 +67,9 @@ class _MissingVariable:
     empty: bool  # set, but blank
 
 
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-
-
-def _type_name(value: object) -> str:
-    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
-    names |= {list: "an array", dict: "a table"}
-    return names.get(type(value), "a date/time")
-
-
-def _dotted(*keys: str) -> str:
-    return ".".join(k if _BARE_KEY.fullmatch(k) else json.dumps(k) for k in keys)
-
-
-def _did_you_mean(word: str, choices: tuple[str, ...] | list[str]) -> str:
-    match = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    return f" (did you mean {match[0]!r}?)" if match else ""
-
-
-def _bad_chars(text: str) -> bool:
-    # isprintable() is False for every Cc and Cf character (and for separators other than
-    # the space): a printable text, nearly every one, needs no look at each character
-    if text.isprintable():
-        return False
-    return any(unicodedata.category(ch) in ("Cc", "Cf") for ch in text)
-
-
 @functools.cache
 def _known(allowed: tuple[str, ...]) -> frozenset[str]:
     return frozenset(allowed)
-
-
-def _looks_like_token(name: str) -> bool:
-    """A long mixed-case-and-digits string in token_env is probably the token itself."""
-    has_lower = any(c.islower() for c in name)
-    return len(name) >= 20 and has_lower and any(c.isdigit() for c in name)
 
 
 class Loader:
@@ -119,42 +89,42 @@ class Loader:
 
     def table(self, where: str, value: object) -> Mapping[str, Any]:
         if not isinstance(value, dict):
-            self.fail(where, f"must be a table, got {_type_name(value)}")
+            self.fail(where, f"must be a table, got {type_name(value)}")
         return value
 
     def known_keys(self, where: str, table: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
-        if len(table) <= len(allowed) and _known(allowed).issuperset(table):
+        if len(table) <= len(allowed) and table.keys() <= _known(allowed):
             return  # every key known: the common case, checked without a loop
         for key in table:
             if key not in allowed:
-                hint = _did_you_mean(key, allowed) or f" (known keys: {', '.join(allowed)})"
-                place = f"{where}.{_dotted(key)}" if where else _dotted(key)
+                hint = did_you_mean(key, allowed) or f" (known keys: {', '.join(allowed)})"
+                place = f"{where}.{dotted(key)}" if where else dotted(key)
                 self.fail(place, f"unknown key{hint}")
 
     def number(self, where: str, value: object, *, allow_zero: bool = False) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            self.fail(where, f"must be a number of seconds, got {_type_name(value)}")
+            self.fail(where, f"must be a number of seconds, got {type_name(value)}")
         if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
             self.fail(where, f"must be {'>= 0' if allow_zero else '> 0'}, got {value}")
         return value
 
     def count(self, where: str, value: object) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
-            self.fail(where, f"must be an integer, got {_type_name(value)}")
+            self.fail(where, f"must be an integer, got {type_name(value)}")
         if value < 1:
             self.fail(where, f"must be >= 1, got {value}")
         return value
 
     def flag(self, where: str, value: object) -> bool:
         if not isinstance(value, bool):
-            self.fail(where, f"must be true or false, got {_type_name(value)}")
+            self.fail(where, f"must be true or false, got {type_name(value)}")
         return value
 
     def text(self, where: str, value: object, what: str = "a non-empty string") -> str:
         if not isinstance(value, str) or not value.strip():
-            got = "an empty string" if isinstance(value, str) else _type_name(value)
+            got = "an empty string" if isinstance(value, str) else type_name(value)
             self.fail(where, f"must be {what}, got {got}")
-        if _bad_chars(value):
+        if bad_chars(value):
             self.fail(where, "must not contain control characters")
         return value
 
@@ -168,13 +138,13 @@ class Loader:
             self.fail(where, "both token and token_env are set; keep one (token_env is preferred)")
         if "token_env" in table:
             name = table["token_env"]
-            if not isinstance(name, str) or not _ENV_NAME.fullmatch(name):
+            if not isinstance(name, str) or not ENV_NAME.fullmatch(name):
                 self.fail(
                     f"{where}.token_env",
                     "must be the NAME of an environment variable (letters, digits, _),"
                     " e.g. HS_PROD_TOKEN",
                 )
-            if _looks_like_token(name):
+            if looks_like_token(name):
                 self.fail(
                     f"{where}.token_env",
                     "looks like a token, not a variable name: put the token in an"
@@ -230,7 +200,7 @@ class Loader:
         return path
 
     def account(self, name: str, value: object) -> AccountConfig:
-        where = f"accounts.{_dotted(name)}"
+        where = f"accounts.{dotted(name)}"
         self.text(where, name, "a non-empty name")
         table = self.table(where, value)
         self.known_keys(where, table, ACCOUNTS.names)
@@ -239,8 +209,8 @@ class Loader:
             self.fail(f"{where}.provider", f"required: one of {', '.join(PROVIDER_NAMES)}")
         provider = table["provider"]
         if provider not in PROVIDERS:
-            shown = repr(provider) if isinstance(provider, str) else _type_name(provider)
-            hint = _did_you_mean(provider, PROVIDER_NAMES) if isinstance(provider, str) else ""
+            shown = repr(provider) if isinstance(provider, str) else type_name(provider)
+            hint = did_you_mean(provider, PROVIDER_NAMES) if isinstance(provider, str) else ""
             self.fail(
                 f"{where}.provider",
                 f"unknown provider {shown}{hint}; one of {', '.join(PROVIDER_NAMES)}",
@@ -330,7 +300,7 @@ class Loader:
         label = f"[[instances]] #{number}"
         table = self.table(label, item)
         name = table.get("name")
-        named = isinstance(name, str) and bool(name.strip()) and not _bad_chars(name)
+        named = isinstance(name, str) and bool(name.strip()) and not bad_chars(name)
         where = f"instance {name!r}" if named else label
         self.known_keys(where, table, _INSTANCE_KEYS)
         if "name" not in table:
@@ -341,9 +311,9 @@ class Loader:
             self.fail(f"{where}.account", f"required: one of {', '.join(accounts)}")
         account = table["account"]
         if not isinstance(account, str) or account not in accounts:
-            shown = repr(account) if isinstance(account, str) else _type_name(account)
+            shown = repr(account) if isinstance(account, str) else type_name(account)
             known = list(accounts)
-            hint = _did_you_mean(account, known) if isinstance(account, str) else ""
+            hint = did_you_mean(account, known) if isinstance(account, str) else ""
             hint = hint or " (accounts: " + ", ".join(known) + ")"
             self.fail(f"{where}.account", f"unknown account {shown}{hint}")
 
@@ -353,7 +323,7 @@ class Loader:
 
         tags = table.get("tags", [])
         if not isinstance(tags, list):
-            self.fail(f"{where}.tags", f"must be an array of strings, got {_type_name(tags)}")
+            self.fail(f"{where}.tags", f"must be an array of strings, got {type_name(tags)}")
         for tag in tags:
             self.text(f"{where}.tags", tag, "an array of non-empty strings")
 
@@ -378,7 +348,7 @@ class Loader:
         ``expect`` or ``token_env``), checked without making the names of the places an
         error would name: a fleet of 100,000 entries spent most of its load on them.
         None for any other entry: ``instance`` checks it in full and names its fault."""
-        if type(item) is not dict or not _known(_INSTANCE_KEYS).issuperset(item):
+        if type(item) is not dict or not item.keys() <= _known(_INSTANCE_KEYS):
             return None
         name, account, instance_id = item.get("name"), item.get("account"), item.get("id")
         if type(name) is not str or type(instance_id) is not str or type(account) is not str:
@@ -411,66 +381,14 @@ class Loader:
         return InstanceConfig(name, account, instance_id, tuple(tags), token, None, muted)
 
     def operators(self, value: object) -> tuple[OperatorConfig, ...]:
-        """[[operators]]: only ``serve`` uses them, so a token variable that is not set is
-        no error here (the TUI and ``check`` must load the same file); ``serve`` says so."""
-        if not isinstance(value, list):
-            self.fail("operators", "must be an array of tables: write each as [[operators]]")
-        result: list[OperatorConfig] = []
-        seen: dict[str, int] = {}
-        for number, item in enumerate(value, start=1):
-            label = f"[[operators]] #{number}"
-            table = self.table(label, item)
-            self.known_keys(label, table, OPERATORS.names)
-            if "name" not in table:
-                self.fail(f"{label}.name", "required: a unique operator name")
-            name = self.text(f"{label}.name", table["name"], "a non-empty name")
-            where = f"operator {name!r}"
-            if name in seen:
-                self.fail(where, f"duplicate operator name (also [[operators]] #{seen[name]})")
-            seen[name] = number
-            role = table.get("role")
-            if not isinstance(role, str) or role not in ROLES:
-                if role is None:
-                    self.fail(f"{where}.role", f"required: one of {', '.join(ROLES)}")
-                shown = repr(role) if isinstance(role, str) else _type_name(role)
-                hint = _did_you_mean(role, ROLES) if isinstance(role, str) else ""
-                self.fail(f"{where}.role", f"unknown role {shown}{hint}; one of {', '.join(ROLES)}")
-            result.append(self.operator(where, name, role, table))
-        return tuple(result)
-
-    def operator(
-        self, where: str, name: str, role: str, table: Mapping[str, Any]
-    ) -> OperatorConfig:
-        if ("token_env" in table) == ("token_sha256" in table):
-            self.fail(where, "set exactly one of token_env and token_sha256")
-        if "token_sha256" in table:
-            digest = table["token_sha256"]
-            if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
-                self.fail(
-                    f"{where}.token_sha256",
-                    "must be 64 hex digits (printf %s TOKEN | sha256sum)",
-                )
-            return OperatorConfig(name, role, token_sha256=digest.lower())
-        env = table["token_env"]
-        if not isinstance(env, str) or not _ENV_NAME.fullmatch(env) or _looks_like_token(env):
-            self.fail(
-                f"{where}.token_env",
-                "must be the NAME of an environment variable (letters, digits, _),"
-                " e.g. TUIAPP_HUB_ALICE",
-            )
-        value = self.environ.get(env, "").strip()
-        if not value:
-            return OperatorConfig(name, role, token_env=env)
-        secret = Secret(value, f"env:{env}")
-        GLOBAL_REDACTOR.add_secret(secret)
-        return OperatorConfig(name, role, token=secret, token_env=env)
+        return load_operators(self, value)
 
     def status(self, where: str, value: object) -> Status:
         names = [s.value for s in Status]
         if isinstance(value, str) and value.upper() in names:
             return Status(value.upper())
-        hint = _did_you_mean(value.upper(), names) if isinstance(value, str) else ""
-        shown = repr(value) if isinstance(value, str) else _type_name(value)
+        hint = did_you_mean(value.upper(), names) if isinstance(value, str) else ""
+        shown = repr(value) if isinstance(value, str) else type_name(value)
         self.fail(where, f"unknown status {shown}{hint}; one of {', '.join(names)}")
 
     def check_account_tokens(
@@ -479,7 +397,7 @@ class Loader:
         for account in accounts.values():
             if account.token is not None or not account.info.account_secret:
                 continue
-            where = f"accounts.{_dotted(account.name)}"
+            where = f"accounts.{dotted(account.name)}"
             own = [i for i in instances if i.account == account.name]
             if not own:
                 self.fail(where, "no token: set token_env (preferred) or token")

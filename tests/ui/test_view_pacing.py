@@ -8,6 +8,8 @@
     new rows        a discovery's rows are folded into the grid at most every
                     ``NEW_ROWS_EVERY`` seconds (longer after a long fold); a read of a
                     known row goes at once and brings the waiting new rows with it
+    first fill      a big fleet's rows reach the grid in two folds: the first
+                    ``FIRST_FILL`` before the first paint, the rest right after it
     the cursor      with discovery, it rides the worst row found so far until the
                     operator's first key (a listed fleet: until every row was read)
 
@@ -37,6 +39,7 @@ from tuiapp.ui import fleet_view
 from tuiapp.ui.app import FleetApp
 from tuiapp.ui.bridge import FOLD_SHARE, KNOWN_ROWS_EVERY, NEW_ROWS_EVERY, EngineBridge
 from tuiapp.ui.fleet_view import HEADER_EVERY, HEADER_LATE
+from tuiapp.ui.grid import FleetGrid
 from tuiapp.ui.gridmodel import GridModel
 
 from helpers.idle_backend import PollerKeys, StubEngine, StubState
@@ -181,6 +184,35 @@ async def test_a_discovering_fleet_keeps_the_cursor_on_the_worst_row_until_a_key
         poller.read("0", Status.FAILED)  # sorts first
         await pilot.pause()
         assert app.model.cursor == "e" and app.model.visible[:3] == ["0", "a", "e"]
+        poller.stop()
+
+
+async def test_a_big_fleet_is_drawn_after_its_first_rows_and_then_shows_them_all(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(fleet_view, "FIRST_FILL", 4)
+    poller = HandPoller(fleet(discover=False))
+    for n in range(10):  # a listed fleet: every row known before the app starts
+        poller.read(f"r{n}", Status.WORKING)
+    poller.read("r9", Status.FAILED)  # the worst row is in the second fold
+    app = make_app(poller)
+    drawn: list[int] = []  # the rows in the grid when each frame was drawn
+    original = FleetGrid.render_line
+
+    def render_line(grid: FleetGrid, y: int) -> Any:
+        if y >= 1 and grid.row_at(y) is not None:  # a row's line (0: the column heads)
+            drawn.append(len(grid.model.entries))
+        return original(grid, y)
+
+    monkeypatch.setattr(FleetGrid, "render_line", render_line)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        await pilot.pause()
+        assert drawn[0] == 4  # the first paint did not wait for the rest ...
+        assert len(app.model.entries) == 10  # ... which followed it
+        assert app.model.visible[0] == "r9"  # sorted in with the others
+        assert app.main.counts.counts  # the header counts every row
+        assert sum(dict(app.main.counts.counts).values()) == 10
         poller.stop()
 
 

@@ -26,7 +26,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from tuiapp.events import (
     ActionFinished,
@@ -159,6 +159,12 @@ class EngineBridge:
         if not self._rows_posted:
             self._rows_posted = True
             self.app.post_message(RowsObserved())
+
+    def rows_waiting(self, names: Iterable[str]) -> None:
+        """Rows the poller has and the grid has yet to take (the rest of the first fill,
+        ``FleetView.show``): folded in by the next ``RowsObserved``, posted now."""
+        self._dirty.update(names)
+        self._post_rows()
 
     def take_dirty(self) -> set[str]:
         """The names observed since the last ``RowsObserved`` was handled."""
