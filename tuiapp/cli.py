@@ -269,9 +269,9 @@ def _run(args: argparse.Namespace) -> int:
             tags=args.tag,
         )
     if command == "check":
-        with gcpause.paused(freeze=True):  # see ``_import_ui``
-            from tuiapp.report import run_check
+        from tuiapp.check_imports import import_check
 
+        run_check = import_check()  # as ``_import_ui``, and without httpx's own CLI
         return run_check(
             _load(args),
             fmt="json" if args.json else "prometheus" if args.prometheus else "table",

@@ -30,6 +30,7 @@ from typing import Literal
 from tuiapp.budgets import BudgetGate, Budgets, BudgetScope, list_slot
 from tuiapp.clock import Clock
 from tuiapp.config import AccountConfig, FleetConfig, InstanceConfig
+from tuiapp.first_reads import discovered_instance
 from tuiapp.model import Observation, Status, Transition
 from tuiapp.providers.base import Adapter
 from tuiapp.providers.listing import ListResult
@@ -212,6 +213,7 @@ class FleetReader:
         if sample is not None:
             self.note_rate(scopes, sample)
         account = self.fleet.accounts[account_name]
+        tracker = self.tracker
         for row in self._rows_of(account_name):
             if self._busy(row, started):
                 yield row
@@ -219,16 +221,17 @@ class FleetReader:
             obs = result.observations.get(row.instance.id)
             if obs is not None:
                 row.absent_probed = False
-                self.apply(row, obs, None)
+                if tracker.first_read_fits(row, obs):  # the short way (tuiapp.first_reads)
+                    tracker.first_read(row, obs, self._clock())
+                else:
+                    self.apply(row, obs, None)
             elif row.absent_probed and row.status is Status.NOT_FOUND and row.obs is not None:
                 self.apply(row, replace(row.obs, observed_at=self._clock()), None)
             else:
                 absent.append(row)
             yield row
         if account.discover:  # the new rows one by one: the first are drawn before the last
-            for row in self._discover(account, result):
-                self.apply(row, result.observations[row.instance.id], None)
-                yield row
+            yield from self._discover(account, result)
 
     async def _probe(self, row: Row) -> None:
         """An instance missing from a successful list: one read on its own endpoint.
@@ -245,19 +248,28 @@ class FleetReader:
 
     def _discover(self, account: AccountConfig, result: ListResult) -> Iterator[Row]:
         """Rows for listed instances the config does not name: "<account>/<provider name>",
-        each added as it is reached (and yielded)."""
+        each added with its first read applied as it is reached (and yielded)."""
         known = self._ids.setdefault(account.name, {})
-        for instance_id in list(result.observations):
+        tracker = self.tracker
+        rows = tracker.rows
+        names = result.names
+        prefix = f"{account.name}/"
+        for instance_id, obs in list(result.observations.items()):
             if instance_id in known:
                 continue
-            label = result.names.get(instance_id) or instance_id
-            name = f"{account.name}/{label}"
-            if name in self.tracker.rows:
-                name = f"{account.name}/{label}#{instance_id}"
-            instance = InstanceConfig(
-                name=name, account=account.name, id=instance_id, discovered=True
-            )
-            yield self.add_row(instance)
+            label = names.get(instance_id) or instance_id
+            name = prefix + label
+            if name in rows:
+                name = f"{name}#{instance_id}"
+            instance = discovered_instance(name, account.name, instance_id)
+            history = self._history_of(name)
+            known[instance_id] = name
+            if tracker.read_fits(obs):  # ``add_row``, then ``apply``, at once (first_reads)
+                row = tracker.add_read(instance, account, history, obs, self._clock())
+            else:
+                row = tracker.add_row(instance, account, history)
+                self.apply(row, obs, None)
+            yield row
 
     def _rows_of(self, account_name: str) -> list[Row]:
         return list(self.tracker.account_rows.get(account_name, []))

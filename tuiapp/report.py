@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from operator import attrgetter
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from tuiapp.clock import Clock
 from tuiapp.config import FleetConfig
@@ -28,6 +28,7 @@ from tuiapp.durations import rough_duration
 from tuiapp.model import Status, iso_utc
 from tuiapp.providers.text import one_line
 from tuiapp.report_json import columns_json
+from tuiapp.report_records import NOT_POLLED, RECORD_KEYS, ordered, record_columns
 from tuiapp.row import Row
 from tuiapp.secrets import GLOBAL_REDACTOR
 from tuiapp.tracker import list_outage_message, snapshot_outages
@@ -53,7 +54,6 @@ VERDICTS = {
     EXIT_CRITICAL: "CRITICAL",
     EXIT_UNKNOWN: "UNKNOWN",
 }
-NOT_POLLED = "not polled (rate budget or no answer)"
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -110,13 +110,6 @@ def check_exit_code(rows: Iterable[Row]) -> int:
     return EXIT_OK
 
 
-def _error(row: Row) -> str | None:
-    if row.obs is None:
-        return NOT_POLLED if row.status is Status.UNKNOWN else None
-    text = row.obs.error or row.last_error
-    return one_line(GLOBAL_REDACTOR.redact(text)) if text else None
-
-
 def note_words(row: Row) -> str:
     """The NOTE column: what the TUI's note says, in words (``logged out``, ``http 503``).
 
@@ -138,108 +131,7 @@ def note_words(row: Row) -> str:
     return "; ".join(notes)
 
 
-# The keys of one instance in ``check --json``, in order; ``_record_values`` gives the values.
-_RECORD_KEYS = (
-    "name",
-    "account",
-    "provider",
-    "id",
-    "status",
-    "raw_status",
-    "reason",
-    "latency_ms",
-    "since",
-    "error",
-    "expected",
-    "muted",
-)
-
-
-def _record_values(row: Row) -> tuple[Any, ...]:
-    """One instance's values in the order of ``_RECORD_KEYS``."""
-    obs = row.obs
-    instance = row.instance
-    expected = instance.expect is not None and row.status == instance.expect
-    if obs is None:
-        raw_status = reason = latency = None
-    else:
-        raw_status, reason = obs.raw_status, obs.reason
-        latency = round(obs.latency_ms, 1) if obs.latency_ms is not None else None
-    return (
-        instance.name,
-        instance.account,
-        row.account.provider,
-        instance.id,
-        row.status,  # a StrEnum: written as its value
-        raw_status,
-        reason,
-        latency,
-        # Only a known start time: a first-seen lower bound would read as exact here.
-        iso_utc(row.since) if row.since_exact else None,
-        _error(row),
-        expected,
-        instance.muted,
-    )
-
-
-def _record_columns(rows: Sequence[Row]) -> list[list[Any]]:
-    """The values of ``_record_values`` for every row, a list per key (one pass per key)."""
-    instances = [row.instance for row in rows]
-    observations = [row.obs for row in rows]
-    statuses = [row.status for row in rows]
-    return [
-        [instance.name for instance in instances],
-        [instance.account for instance in instances],
-        [row.account.provider for row in rows],
-        [instance.id for instance in instances],
-        statuses,
-        [obs.raw_status if obs is not None else None for obs in observations],
-        [obs.reason if obs is not None else None for obs in observations],
-        [
-            round(obs.latency_ms, 1) if obs is not None and obs.latency_ms is not None else None
-            for obs in observations
-        ],
-        [iso_utc(row.since) if row.since_exact else None for row in rows],
-        [  # ``_error``, called only where there is one (a read without an error: None)
-            None
-            if (obs := row.obs) is not None and not (obs.error or row.last_error)
-            else _error(row)
-            for row in rows
-        ],
-        [
-            instance.expect is not None and status == instance.expect
-            for instance, status in zip(instances, statuses, strict=True)
-        ],
-        [instance.muted for instance in instances],
-    ]
-
-
-def _record(row: Row) -> dict[str, Any]:
-    return dict(zip(_RECORD_KEYS, _record_values(row), strict=True))
-
-
-_RANK = {status: -status.severity for status in Status}  # worst first
-_NAME = attrgetter("instance.name")
-
-
-def _ordered(rows: Iterable[Row]) -> list[Row]:
-    """Worst effective status first, then by name (sorted by name within each status)."""
-    groups: dict[int, list[Row]] = {}
-    working = Status.WORKING
-    for row in rows:
-        status, expect = row.status, row.instance.expect
-        rank = _RANK[working if expect is not None and status == expect else status]  # _effective
-        group = groups.get(rank)
-        if group is None:
-            groups[rank] = [row]
-        else:
-            group.append(row)
-    ordered: list[Row] = []
-    for rank in sorted(groups):
-        group = groups[rank]
-        group.sort(key=_NAME)
-        ordered.extend(group)
-    return ordered
+_STATUS = attrgetter("status")
 
 
 def _worst_first() -> list[Status]:
@@ -248,7 +140,7 @@ def _worst_first() -> list[Status]:
 
 def _summary(rows: Sequence[Row]) -> dict[str, int]:
     """Instances per status, worst status first."""
-    counts = Counter(row.status for row in rows)
+    counts = Counter(map(_STATUS, rows))
     return {status.value: counts[status] for status in _worst_first() if counts[status]}
 
 
@@ -282,13 +174,13 @@ def render_json(
     text = json.dumps(head, indent=2, ensure_ascii=False)
     if redact is not None:
         text = redact(text)
-    rows = _ordered(result.rows)
+    rows = ordered(result.rows)
     if not rows:
         return text
     empty = '"instances": []\n}'
     if not text.endswith(empty):  # "instances" is the head's last key: never happens
         raise AssertionError("the report's head does not end with its instances")
-    body = columns_json(_RECORD_KEYS, _record_columns(rows), redact)
+    body = columns_json(RECORD_KEYS, record_columns(rows), redact)
     return text[: -len(empty)] + '"instances": [\n    ' + body + "\n  ]\n}"
 
 
@@ -321,7 +213,7 @@ def render_table(result: CheckResult) -> str:
     now = result.checked_at
     header = ("STATUS", "NAME", "ACCOUNT", "PROVIDER", "SINCE", "LATENCY", "NOTE")
     body: list[tuple[str, ...]] = []
-    for row in _ordered(result.rows):
+    for row in ordered(result.rows):
         obs = row.obs
         latency = f"{obs.latency_ms:.0f}ms" if obs and obs.latency_ms is not None else ""
         body.append(

@@ -24,14 +24,14 @@ from tuiapp.report import (
     CHECK_GC_THRESHOLD,
     VERDICTS,
     CheckResult,
-    _ordered,
-    _record,
     _summary,
     render_json,
     run_check,
 )
 from tuiapp.report_json import json_value as _json_value
 from tuiapp.report_json import records_json as _records_json
+from tuiapp.report_records import ordered as _ordered
+from tuiapp.report_records import record as _record
 from tuiapp.row import Row
 from tuiapp.secrets import MASK, Redactor
 from tuiapp.vocabulary import ErrorKind, Reason
@@ -141,6 +141,46 @@ def test_many_rows_are_the_same_text_and_parse() -> None:
     assert len(json.loads(text)["instances"]) == 2_000
 
 
+def shared_rows(count: int, *, zeros: bool = True) -> list[Row]:
+    """Rows as list answers make them: a handful of observations shared by many rows, and
+    now and then what each row has of its own (no read, an error, an exact since, expect)."""
+    shared = [
+        Observation(Status.WORKING, "WORKING", latency_ms=12.34),
+        Observation(Status.WORKING, "WORKING", latency_ms=-0.0 if zeros else 7.0),
+        Observation(Status.WORKING, "WORKING", latency_ms=0.0 if zeros else 1e300),
+        Observation(Status.STOPPED, "STOPPED", latency_ms=math.nan),
+        Observation(Status.FAILED, "déconnecté", Reason.http(500), math.inf, error="e\n1"),
+        Observation(Status.SCAN_QR_CODE, None, latency_ms=None),
+    ]
+    rows = []
+    for i in range(count):
+        obs = shared[i % len(shared)]
+        made = row(f"r{i:05d}", obs.status, obs=obs)
+        if i % 97 == 0:
+            made.obs, made.status = None, Status.UNKNOWN
+        if i % 89 == 0:
+            made.last_error = "kept from before"
+        if i % 83 == 0:
+            made.since, made.since_exact = NOW - i, True
+        rows.append(made)
+    return rows
+
+
+@pytest.mark.parametrize("count", [6, 50, 2_000])
+@pytest.mark.parametrize("zeros", [True, False])
+def test_shared_observations_are_the_same_text(count: int, zeros: bool) -> None:
+    """Values worked out once per shared observation (a float's too: 0.0 and -0.0 kept
+    apart), and columns that are one value for every row."""
+    result = CheckResult(rows=shared_rows(count, zeros=zeros), outages={}, checked_at=NOW)
+    assert render_json(result) == reference(result)
+    plain = [row(f"p{i}", Status.WORKING, obs=Observation(Status.WORKING)) for i in range(99)]
+    result = CheckResult(rows=plain, outages={}, checked_at=NOW)
+    assert render_json(result) == reference(result)
+    expecting = [*plain, row("x", Status.STOPPED, expect=Status.STOPPED, muted=True)]
+    result = CheckResult(rows=expecting, outages={}, checked_at=NOW)
+    assert render_json(result) == reference(result)
+
+
 @pytest.mark.parametrize(
     "value",
     ["", "ü", '"', "\\", "\x00\x1f", True, False, None, 0, -7, 10**30, 0.1, -0.0, 1e-7, 2.5e16],
@@ -197,6 +237,21 @@ def test_redacted_text_is_the_whole_text_redacted() -> None:
     assert text == redactor.redact(reference(result))
     assert "PLANTED" not in text and "SECRET" not in text
     assert text.count(MASK) == 7  # names, ids, raw status, error, outage
+
+
+def test_a_secret_in_any_column_is_masked_however_its_column_repeats() -> None:
+    """Columns of distinct strings are scanned as they are, repeating ones (accounts,
+    statuses) with each string once: a secret is found in either."""
+    secret = "acct-SECRET-4444"
+    account = AccountConfig(f"team {secret}", "waha", "http://127.0.0.1:9/w")
+    redactor = Redactor([secret])
+    rows = [row(f"n{i:03d}", Status.WORKING, account=account) for i in range(200)]
+    rows += [row(f"m{i:03d} {secret}", Status.WORKING) for i in range(3)]
+    result = CheckResult(rows=rows, outages={}, checked_at=NOW)
+    text = render_json(result, redact=redactor.redact)
+    assert text == redactor.redact(reference(result))
+    assert "SECRET" not in text
+    assert text.count(MASK) == 200 + 3 + 3  # accounts, names, ids
 
 
 def test_a_secret_json_escapes_is_masked_too() -> None:
