@@ -10,8 +10,10 @@ What it does (issue 13, "Benchmark"), printing figures, asserting nothing:
    ``calm``, rate limits off) with ``--instances`` instances, and ``tuiapp serve`` in
    another on a free loopback port, both with the config the simulator wrote (plus one
    ``[[operators]]`` entry and ``poll_interval``). Waits for the hub's first sweep.
-2. First paint: ``GET /api/v1/fleet`` fetched and JSON-decoded, 5 times (median, max,
-   size): what a client pays before it can draw the grid.
+2. First paint: ``GET /api/v1/fleet`` fetched and decoded as tuiapp's client does it
+   (``?layout=columns``, JSON-decoded and expanded into rows: ``HubClient.fleet``), 5
+   times (median, max, size): what a client pays before it can draw the grid; then
+   twice in the rows layout, what a client that asks for no layout pays.
 3. Steady fleet, provider requests: ``--window`` seconds (at least a rate-budget window
    of 60 s: polls come in budget-shaped bursts) with 1 client, then with
    ``--clients`` clients, then 1 again (each client an event-stream reader plus one
@@ -63,8 +65,10 @@ from typing import TextIO
 import httpx
 
 from tuiapp import gcpause
+from tuiapp.hub.fleet_columns import expand_columns
 
 TOKEN = "bench-operator-token-0123456789"
+COLUMNS = {"layout": "columns"}  # what tuiapp's client asks for (HubClient.fleet)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -208,7 +212,8 @@ def _read_snapshots(hub_url: str, count: int) -> None:
     with httpx.Client(base_url=hub_url, headers=headers, timeout=120) as client:
         for _ in range(count):
             try:
-                client.get("/api/v1/fleet").json()
+                with gcpause.paused():  # as HubClient.fleet reads it
+                    expand_columns(client.get("/api/v1/fleet", params=COLUMNS).json())
             except httpx.HTTPError as exc:  # a hub too slow to answer: say so, go on
                 print(f"  snapshot read failed: {type(exc).__name__}", flush=True)
 
@@ -291,44 +296,56 @@ async def phase(
     return result
 
 
+def _decode(body: bytes) -> dict[str, object]:
+    """As ``HubClient.fleet`` decodes it: the collector paused, columns into rows."""
+    with gcpause.paused():
+        return expand_columns(json.loads(body))
+
+
 async def first_paint(hub_url: str, instances: int) -> None:
-    """GET /api/v1/fleet and decode it, 5 times: the total (median, max), and where the
-    median run's time went: until the headers (the hub's encoding), the body's transfer
-    (gzip as the client accepts it), the JSON decoding, with the cyclic collector
-    paused as ``tuiapp.hub.client`` decodes it (and, for comparison, with it on)."""
+    """GET /api/v1/fleet and decode it as tuiapp's client does (the columns layout), 5
+    times: the total (median, max), and where the median run's time went: until the
+    headers (the hub's encoding), the body's transfer (gzip as the client accepts it),
+    the decoding (JSON, with the cyclic collector paused, and the columns expanded into
+    rows: ``HubClient.fleet``); the JSON decoding with the collector on for comparison.
+    Then the rows layout (no ``layout`` asked: any other client), twice."""
     headers = {"Authorization": f"Bearer {TOKEN}"}
-    runs: list[tuple[float, float, float, float]] = []  # total, headers, transfer, decode
-    wire = size = rows = 0
-    async with httpx.AsyncClient(base_url=hub_url, headers=headers, timeout=120) as client:
-        for _ in range(5):
-            t0 = time.perf_counter()
-            async with client.stream("GET", "/api/v1/fleet") as response:
-                t1 = time.perf_counter()
-                body = await response.aread()
-                wire = int(response.num_bytes_downloaded)
-            t2 = time.perf_counter()
-            with gcpause.paused():  # as the client decodes it
-                data = json.loads(body)
-            t3 = time.perf_counter()
-            runs.append((t3 - t0, t1 - t0, t2 - t1, t3 - t2))
-            size, rows = len(body), len(data["rows"])
-            assert rows > 0
-            del data
-    first = runs[0]
-    runs.sort()
-    total, head, transfer, decode = runs[len(runs) // 2]
     target = 1.5 if instances <= 10_000 else 2.0
-    t0 = time.perf_counter()
-    json.loads(body)  # the collector on: what a client that does not pause it pays
-    collected = time.perf_counter() - t0
-    print(
-        f"first paint (GET /api/v1/fleet + decode, {rows} rows, {size / 1e6:.1f} MB,"
-        f" {wire / 1e6:.1f} MB on the wire): median {total:.3f} s (headers {head:.3f},"
-        f" body {transfer:.3f}, decode {decode:.3f}; decode with the collector on"
-        f" {collected:.3f}), first read {first[0]:.3f} s (headers {first[1]:.3f}),"
-        f" max {runs[-1][0]:.3f} s (target < {target} s)",
-        flush=True,
-    )
+    async with httpx.AsyncClient(base_url=hub_url, headers=headers, timeout=120) as client:
+        for layout, reads in (("columns", 5), ("rows", 2)):
+            params = COLUMNS if layout == "columns" else None
+            runs: list[tuple[float, float, float, float]] = []  # total, headers, body, decode
+            wire = size = rows = 0
+            body = b""
+            for _ in range(reads):
+                t0 = time.perf_counter()
+                async with client.stream("GET", "/api/v1/fleet", params=params) as response:
+                    t1 = time.perf_counter()
+                    body = await response.aread()
+                    wire = int(response.num_bytes_downloaded)
+                t2 = time.perf_counter()
+                data = _decode(body)
+                t3 = time.perf_counter()
+                runs.append((t3 - t0, t1 - t0, t2 - t1, t3 - t2))
+                size, rows = len(body), len(data["rows"])  # type: ignore[arg-type]
+                assert rows > 0
+                del data
+            first = runs[0]
+            runs.sort()
+            total, head, transfer, decode = runs[len(runs) // 2]
+            t0 = time.perf_counter()
+            json.loads(body)  # the collector on: what a client that does not pause it pays
+            collected = time.perf_counter() - t0
+            label = "tuiapp's client" if layout == "columns" else "any other client"
+            print(
+                f"first paint, {layout} layout ({label}; GET /api/v1/fleet + decode, {rows}"
+                f" rows, {size / 1e6:.1f} MB, {wire / 1e6:.1f} MB on the wire): median"
+                f" {total:.3f} s (headers {head:.3f}, body {transfer:.3f}, decode {decode:.3f};"
+                f" JSON decode with the collector on {collected:.3f}), first read"
+                f" {first[0]:.3f} s (headers {first[1]:.3f}), max {runs[-1][0]:.3f} s"
+                + (f" (target < {target} s)" if layout == "columns" else ""),
+                flush=True,
+            )
 
 
 def print_loop_lag(hub_log: Path) -> None:

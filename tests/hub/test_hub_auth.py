@@ -121,6 +121,10 @@ def test_bad_requests_are_400_naming_the_field(hub: HubProc) -> None:
     missing = _post(hub, {"mode": "run", "plan_id": "0123456789abcdef"}, token)
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "unknown_plan"
     assert _get(hub, "/api/v1/nowhere", token).json()["error"]["code"] == "not_found"
+    layout = _get(hub, "/api/v1/fleet?layout=wide", token)
+    assert layout.status_code == 400
+    assert layout.json()["error"]["code"] == "bad_request"
+    assert "layout" in layout.json()["error"]["message"]
 
 
 async def test_a_plan_is_the_operators_own_and_runs_once(hub: HubProc) -> None:

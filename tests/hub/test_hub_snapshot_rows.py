@@ -1,9 +1,10 @@
 """The snapshot's rows come from each row's last published JSON (encoded once, when its
-``row`` event was) plus the fields that move with every read, the clock or an action.
-Whatever path a row takes, it must be exactly the row a fresh build at the snapshot's
-``at`` gives: before any read, after a sweep, after rows went stale by the clock alone,
-with an action running, after a second sweep with changed states. In process: the
-simulator on a fake clock, the hub's service without HTTP."""
+``row`` event was) plus the fields that move with every read, the clock or an action;
+in the columns layout (``?layout=columns``) from each row's last published values, the
+same way. Whatever path a row takes, in either layout, it must be exactly the row a
+fresh build at the snapshot's ``at`` gives: before any read, after a sweep, after rows
+went stale by the clock alone, with an action running, after a second sweep with changed
+states. In process: the simulator on a fake clock, the hub's service without HTTP."""
 
 from __future__ import annotations
 
@@ -16,18 +17,22 @@ import pytest
 
 from tuiapp.config import config_from_dict
 from tuiapp.hub import service as service_module
+from tuiapp.hub import snapshot_columns
 from tuiapp.hub.auth import Identity
+from tuiapp.hub.fleet_columns import expand_columns
 from tuiapp.hub.routes import _accepts_gzip
 from tuiapp.hub.service import HubService
+from tuiapp.hub.snapshot_body import dumps
+from tuiapp.hub.wire import ROW_FIELDS
 
 from helpers.sim_fixtures import SIM_BASE, make_sim
 
 ALICE = Identity("alice", "operator")
 
 
-async def snapshot(svc: HubService) -> dict[str, Any]:
-    svc.snapshots.forget()  # a new encoding, not the one served for a second
-    return json.loads(await svc.fleet_body(ALICE))
+async def snapshot(svc: HubService, layout: str = "rows") -> dict[str, Any]:
+    svc.snapshots[layout].forget()  # a new encoding, not the one served for a second
+    return json.loads(await svc.fleet_body(ALICE, layout))
 
 
 def fresh_rows(svc: HubService, at: float) -> dict[str, Any]:
@@ -60,28 +65,57 @@ async def test_snapshot_rows_equal_fresh_rows_whichever_path_they_take(
         return real_tail(*args)
 
     monkeypatch.setattr(service_module, "volatile_tail", counted_tail)
+    built = 0  # rows the columns layout built in full (not from their published values)
+    patched = 0  # ... and rows whose clock and action fields it wrote afresh
+    real_notes = snapshot_columns.notes_of
 
-    async def check() -> int:
-        nonlocal reused
+    def counted_notes(*args: Any) -> Any:
+        nonlocal patched
+        patched += 1
+        return real_notes(*args)
+
+    monkeypatch.setattr(snapshot_columns, "notes_of", counted_notes)
+    real_row_json = svc._row_json
+
+    def counted_row_json(*args: Any) -> Any:
+        nonlocal built
+        built += 1
+        return real_row_json(*args)
+
+    monkeypatch.setattr(svc, "_row_json", counted_row_json)
+
+    async def check() -> tuple[int, int, int]:
+        nonlocal reused, built, patched
         reused = 0
         body = await snapshot(svc)
         rows = {row["name"]: row for row in body["rows"]}
         assert list(rows) == list(svc.poller.rows)  # config order, every row once
         assert rows == fresh_rows(svc, body["at"])
-        return reused
+        built = patched = 0
+        columns = await snapshot(svc, "columns")
+        built_now = built  # (fresh_rows builds too)
+        assert columns["layout"] == "columns" and "rows" not in columns
+        assert list(columns["columns"]) == list(ROW_FIELDS)
+        assert {k for k in columns if k not in ("columns", "layout")} == set(body) - {"rows"}
+        assert all(len(c) == len(rows) for c in columns["columns"].values())
+        expanded = {row["name"]: row for row in expand_columns(columns)["rows"]}
+        assert list(expanded) == list(svc.poller.rows)
+        assert expanded == fresh_rows(svc, columns["at"])
+        return reused, built_now, patched
 
-    assert await check() == 0  # before the first read no row was published: all built
+    every = len(svc.poller.rows)
+    assert await check() == (0, every, 0)  # before the first read nothing was published
     await svc.poller.sweep_once()
-    assert await check() == len(svc.poller.rows)  # every row from its published text
+    assert await check() == (every, 0, 0)  # every row from its published text / values
 
     clock.advance(4 * 60)  # every row stale by the clock alone, no event for it yet:
-    assert await check() == len(svc.poller.rows)  # the texts hold, stale written afresh
+    assert await check() == (every, 0, every)  # stale (and its note) written afresh
     await svc._check_clock_flags()  # the hub's tick publishes them stale
-    assert await check() == len(svc.poller.rows)
+    assert await check() == (every, 0, 0)
 
     first = next(iter(svc.poller.rows))
     svc.runtime.engine.in_flight.add(first)  # an action starts on it, no event yet:
-    assert await check() == len(svc.poller.rows)  # its note written afresh
+    assert await check() == (every, 0, 1)  # its note written afresh
     svc.runtime.engine.in_flight.discard(first)
 
     sim.force(first, state="STOPPED")
@@ -89,10 +123,57 @@ async def test_snapshot_rows_equal_fresh_rows_whichever_path_they_take(
     clock.advance(30)
     await svc.poller.sweep_once()  # states change, rows are published anew
     await svc._check_clock_flags()
-    assert await check() == len(svc.poller.rows)
+    assert await check() == (every, 0, 0)
     rows = json.loads(await svc.fleet_body(ALICE))["rows"]
     assert rows[0]["name"] == first and rows[0]["status"] == "STOPPED"
     assert "expected" in rows[1]["notes"] and "muted" in rows[2]["notes"]
+
+
+def test_expanding_columns_gives_rows_and_leaves_rows_alone() -> None:
+    columns = {"name": ["a", "b"], "status": ["WORKING", "STOPPED"], "tags": [[], ["x"]]}
+    fleet: dict[str, Any] = {"at": 1.0, "columns": columns}
+    assert expand_columns(fleet) == {
+        "at": 1.0,
+        "rows": [
+            {"name": "a", "status": "WORKING", "tags": []},
+            {"name": "b", "status": "STOPPED", "tags": ["x"]},
+        ],
+    }
+    assert expand_columns({"at": 1.0, "columns": {}}) == {"at": 1.0, "rows": []}
+    rows = {"at": 1.0, "rows": [{"name": "a"}]}  # a hub that only knows rows
+    assert expand_columns(dict(rows)) == rows
+    with pytest.raises(ValueError, match="length"):
+        expand_columns({"columns": {"name": ["a", "b"], "status": ["WORKING"]}})
+    with pytest.raises(ValueError, match="arrays"):
+        expand_columns({"columns": {"name": "a"}})
+    with pytest.raises(ValueError, match="arrays"):
+        expand_columns({"columns": [["a"]]})
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        True,
+        False,
+        0,
+        7,
+        -3,
+        1.5,
+        1767225690.2345679,
+        float("nan"),
+        float("inf"),
+        "",
+        "sales-br",
+        'quote " and \\ and \n',
+        "ünïcödé ✓",
+        [],
+        ["a", "b"],
+        {"x": 1},
+    ],
+)
+def test_each_value_is_encoded_as_dumps_writes_it(value: Any) -> None:
+    assert snapshot_columns.encode_value(value) == dumps(value)
 
 
 async def test_the_gzipped_snapshot_is_the_snapshot_compressed_once_per_encoding(
@@ -110,6 +191,9 @@ async def test_the_gzipped_snapshot_is_the_snapshot_compressed_once_per_encoding
     packed = await svc.fleet_body_gzip(ALICE)
     assert gzip.decompress(packed) == await svc.fleet_body(ALICE)
     assert await svc.fleet_body_gzip(ALICE) is packed  # the same encoding: compressed once
+    columns = await svc.fleet_body_gzip(ALICE, "columns")
+    assert gzip.decompress(columns) == await svc.fleet_body(ALICE, "columns")
+    assert await svc.fleet_body_gzip(ALICE, "columns") is columns
     bob = Identity("bob", "viewer")
     assert json.loads(gzip.decompress(await svc.fleet_body_gzip(bob)))["operator"] == {
         "name": "bob",
@@ -158,3 +242,12 @@ async def test_row_events_carry_exactly_the_row_a_fresh_build_gives(tmp_path: Pa
         fresh = fresh_rows(svc, event["at"])[name]
         assert event["row"] == fresh
     assert "muted" in last[data["instances"][0]["name"]]["row"]["notes"]
+
+
+def test_the_column_store_follows_the_poller_rows_as_they_are_added() -> None:
+    store = snapshot_columns.ColumnStore()
+    store.sync(["a", "b"])
+    store.sync(["a", "b", "c"])  # a discovered row: appended, the others keep their place
+    assert store.positions == {"a": 0, "b": 1, "c": 2}
+    assert store.keys == [None, None, None]  # none published yet: built in full
+    assert {len(column) for column in store.columns.values()} == {3}

@@ -7,9 +7,13 @@ it over HTTP (the contract: docs/hub-api.md):
                     detection, the shared state's action facts, plans, shutdown
     ring.py         the event ring: ids, resume after ``Last-Event-ID``, gaps
     wire.py         rows, verdicts, plans, reports and events as JSON
+    snapshot_body.py   ``/fleet``'s rows layout: each row's text kept, the cache, gzip
+    snapshot_columns.py  its columns layout: each value kept encoded, joined per request
+    fleet_columns.py   the columns layout back into rows (the clients)
     routes.py       the starlette app: endpoints, auth, the error shape, the SSE stream
     auth.py         [[operators]] tokens, compared in constant time
     counters.py     what /metrics counts beyond the rows (actions, 429s, poll errors)
+    budget_use.py   what /metrics says of the rate budgets (busiest scope per account)
     serve.py        ``tuiapp serve``: listen/TLS rules, uvicorn, signals, logs
     logs.py         structured logs: one JSON object per line on stderr, redacted
     client.py       an httpx client of the API (token from ``TUIAPP_TOKEN`` or the hub's

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from tuiapp import gcpause
+from tuiapp.hub.fleet_columns import expand_columns
 from tuiapp.hub.wire import JSONObject
 from tuiapp.secrets import GLOBAL_REDACTOR, Secret
 
@@ -176,9 +177,17 @@ class HubClient:
         )
 
     async def fleet(self, *, wait_ready: float | None = None) -> JSONObject:
-        params = {"wait_ready": str(wait_ready)} if wait_ready is not None else None
+        """The snapshot, its rows as ``rows`` (asked for in the columns layout, less to
+        decode: tuiapp.hub.fleet_columns; a hub that only knows rows sends rows)."""
+        params = {"layout": "columns"}
+        if wait_ready is not None:
+            params["wait_ready"] = str(wait_ready)
         timeout = (wait_ready + 30.0) if wait_ready is not None else None
-        return await self._request("GET", "/api/v1/fleet", params=params, timeout=timeout)
+        data = await self._request("GET", "/api/v1/fleet", params=params, timeout=timeout)
+        try:
+            return expand_columns(data)
+        except ValueError as exc:
+            raise HubError(f"hub {self.url}: unexpected snapshot ({exc})") from None
 
     async def instance(self, name: str) -> JSONObject:
         return await self._request("GET", f"/api/v1/instances/{name}")

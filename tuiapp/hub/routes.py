@@ -3,7 +3,7 @@
 ``create_app(service, auth)`` serves ``HubService`` (tuiapp.hub.service):
 
     GET  /healthz, /readyz          no token
-    GET  /api/v1/fleet              the snapshot (``?wait_ready=S``)
+    GET  /api/v1/fleet              the snapshot (``?wait_ready=S``, ``?layout=columns``)
     GET  /api/v1/instances/{name}   one row and its transitions
     GET  /api/v1/events             Server-Sent Events, resumable (``Last-Event-ID``)
     POST /api/v1/actions            plan or run restart / reconnect
@@ -36,7 +36,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tuiapp.hub.auth import Authenticator, Identity, bearer_token
 from tuiapp.hub.desk import ActionRequest, HubStopping, PlanError
 from tuiapp.hub.ring import Gap, sse_frame
-from tuiapp.hub.service import HubService
+from tuiapp.hub.service import LAYOUTS, HubService
 from tuiapp.hub.wire import JSONObject, report_json
 from tuiapp.metrics import FleetCollector
 from tuiapp.model import ACTIONS
@@ -165,6 +165,9 @@ def create_app(service: HubService, auth: Authenticator) -> Starlette:
 
     async def fleet(request: Request) -> Response:
         identity = identify(request)
+        layout = request.query_params.get("layout", "rows")
+        if layout not in LAYOUTS:
+            raise ApiError(400, "bad_request", f"layout must be one of {', '.join(LAYOUTS)}")
         wait = request.query_params.get("wait_ready")
         if wait is not None:
             try:
@@ -179,9 +182,9 @@ def create_app(service: HubService, auth: Authenticator) -> Starlette:
         headers = {"Cache-Control": "no-store", "Vary": "Accept-Encoding"}
         if _accepts_gzip(request.headers.get("accept-encoding", "")):
             headers["Content-Encoding"] = "gzip"
-            body = await service.fleet_body_gzip(identity)
+            body = await service.fleet_body_gzip(identity, layout)
         else:
-            body = await service.fleet_body(identity)
+            body = await service.fleet_body(identity, layout)
         return Response(body, media_type="application/json", headers=headers)
 
     async def instance(request: Request) -> Response:

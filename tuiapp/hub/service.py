@@ -16,13 +16,13 @@ and catches rows that turned stale or stopped being rate-limited by the clock al
 Stale is measured against how often the row can really be read under its account's
 budgets (``Poller.stale_interval``; the ROW's ``poll_interval``), so a row read as
 often as its budget allows does not turn stale and fresh again with every round.
-Each published row's JSON is kept for the snapshot (tuiapp.hub.snapshot_body).
+Each published row's JSON is kept for the snapshot (tuiapp.hub.snapshot_body), and each
+of its values encoded for the snapshot's columns layout (tuiapp.hub.snapshot_columns).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import os
@@ -45,6 +45,7 @@ from tuiapp.events import (
 )
 from tuiapp.filelock import StateError
 from tuiapp.hub.auth import Identity
+from tuiapp.hub.budget_use import budget_scopes, budget_use
 from tuiapp.hub.counters import HubCounters, LoopWatch
 from tuiapp.hub.desk import ActionDesk
 from tuiapp.hub.ring import EventRing
@@ -58,6 +59,7 @@ from tuiapp.hub.snapshot_body import (
     row_event_body,
     volatile_tail,
 )
+from tuiapp.hub.snapshot_columns import ColumnStore
 from tuiapp.hub.wire import (
     NO_ACTIONS,
     ActionFacts,
@@ -85,6 +87,7 @@ CLOCK_FLAG_SLICE = 2000  # rows checked per event-loop turn
 LOOP_REPORT_TICKS = 60  # the loop's lag is logged this often (when it lagged at all)
 LOOP_LAG_LOGGED = 0.1  # seconds: a window whose worst lag was under this is not logged
 SNAPSHOT_REUSE = 1.0  # seconds an encoded snapshot is served again (its event_id matches it)
+LAYOUTS = ("rows", "columns")  # GET /api/v1/fleet?layout=...
 STOP_GRACE = 10.0  # seconds the poller gets to end on stop
 
 
@@ -143,9 +146,13 @@ class HubService:
         self._clock_flags: dict[str, tuple[bool, bool]] = {}  # row -> (stale, rate limited)
         self._facts: dict[str, ActionFacts] = {}
         self._texts = RowTexts()  # each row's JSON as last published, for the snapshot
+        self._columns = ColumnStore()  # ... and each of its values (the columns layout)
         self._state_problem: str | None = None
-        self.snapshots = SnapshotCache(self._encode_fleet, self.ready.is_set, SNAPSHOT_REUSE)
-        self._scopes = self._budget_scopes()
+        self.snapshots = {
+            "rows": SnapshotCache(self._encode_fleet, self.ready.is_set, SNAPSHOT_REUSE),
+            "columns": SnapshotCache(self._encode_columns, self.ready.is_set, SNAPSHOT_REUSE),
+        }
+        self._scopes = budget_scopes(self.runtime.adapters, fleet.instances)
 
     # ---- life ----------------------------------------------------------------------------
 
@@ -292,6 +299,9 @@ class HubService:
         if row is None:
             return
         now = self.clock()
+        if name not in self._columns.positions:
+            self._columns.sync(self.poller.rows)
+        self._columns.read(name, row)
         key, snap, interval, facts = self._row_view(row, now, busy=self._busy(name))
         self._clock_flags[name] = (key.stale, key.limited)
         if self._keys.get(name) == key:
@@ -299,17 +309,30 @@ class HubService:
         self._keys[name] = key
         data = row_json(snap, row, interval, facts)
         stable = self._texts.keep(name, key, data)
+        self._columns.keep(name, key, data, key.busy)
         self.ring.publish_json("row", row_event_body(now, stable, data))
 
-    def _snapshot_row(self, name: str, row: Row, now: float, busy: set[str]) -> str:
+    def _snapshot_row(
+        self, name: str, row: Row, now: float, busy: set[str], intervals: Mapping[str, float]
+    ) -> str:
         """``name``'s ROW at ``now`` as JSON: its last published text with the volatile
         fields written afresh, or (never published) built and encoded in full."""
-        interval = self.poller.stale_interval(row)
+        interval = intervals.get(row.account.name)
+        if interval is None:
+            interval = self.poller.stale_interval(row)
         key = self._keys.get(name)
         text = self._texts.get(name, key) if key is not None else None
         if text is not None:
             return text + volatile_tail(row, now, interval, name in busy)
         return dumps(self._row_json(row, now, name in busy))
+
+    def _intervals(self) -> dict[str, float]:
+        """Each account's ``Poller.stale_interval`` (the same for all its rows)."""
+        return {
+            account: self.poller.stale_interval(rows[0])
+            for account, rows in self.poller.tracker.account_rows.items()
+            if rows
+        }
 
     @staticmethod
     def _flags(row: Row, now: float, interval: float) -> tuple[bool, bool]:
@@ -384,15 +407,18 @@ class HubService:
             "accounts": accounts,
         }
 
-    async def fleet_body(self, identity: Identity) -> bytes:
-        """``GET /api/v1/fleet``'s body for ``identity`` (tuiapp.hub.snapshot_body)."""
-        return await self.snapshots.body(_operator(identity))
+    async def fleet_body(self, identity: Identity, layout: str = "rows") -> bytes:
+        """``GET /api/v1/fleet``'s body for ``identity`` (tuiapp.hub.snapshot_body), its
+        rows one object each (``layout`` "rows") or one array per field ("columns")."""
+        return await self.snapshots[layout].body(_operator(identity))
 
-    async def fleet_body_gzip(self, identity: Identity) -> bytes:
+    async def fleet_body_gzip(self, identity: Identity, layout: str = "rows") -> bytes:
         """The same, gzipped (once per encoding and operator)."""
-        return await self.snapshots.gzipped(_operator(identity))
+        return await self.snapshots[layout].gzipped(_operator(identity))
 
-    async def _encode_fleet(self) -> bytes:
+    def _head(self) -> tuple[JSONObject, float, set[str]]:
+        """The snapshot's head, its ``at`` and the rows with an action running; taken on
+        the loop (the ``event_id`` before any row is read)."""
         ready = self.ready.is_set()
         now = self.clock()
         tracker = self.poller.tracker
@@ -407,15 +433,35 @@ class HubService:
             "outages": [{"account": a, "message": m} for a, m in sorted(tracker.outages.items())],
             "in_flight": sorted(busy),
         }
+        return head, now, busy
+
+    async def _encode_fleet(self) -> bytes:
+        head, now, busy = self._head()
         rows = self.poller.rows
+        intervals = self._intervals()
         body = await asyncio.to_thread(
             encode_snapshot,
             head,
             rows,
             list(rows),
-            lambda name, row: self._snapshot_row(name, row, now, busy),
+            lambda name, row: self._snapshot_row(name, row, now, busy, intervals),
         )
         return body
+
+    async def _encode_columns(self) -> bytes:
+        head, now, busy = self._head()
+        head["layout"] = "columns"
+        self._columns.sync(self.poller.rows)
+        rows = list(self.poller.rows.values())
+        return await asyncio.to_thread(
+            self._columns.encode,
+            head,
+            rows,
+            now,
+            busy,
+            self._intervals(),
+            lambda row, on: self._row_json(row, now, on),
+        )
 
     def instance_json(self, name: str) -> JSONObject:
         """One row now and its recent transitions (KeyError: no such row)."""
@@ -429,29 +475,8 @@ class HubService:
 
     # ---- metrics ---------------------------------------------------------------------------
 
-    def _budget_scopes(self) -> dict[str, dict[str, int]]:
-        """account -> {scope key: limit} of every read the poller makes at it."""
-        scopes: dict[str, dict[str, int]] = {name: {} for name in self.runtime.adapters}
-        for name, adapter in self.runtime.adapters.items():
-            with contextlib.suppress(ValueError):
-                for scope in adapter.budget_scopes("list", None):
-                    scopes[name][scope.key] = scope.limit
-        for inst in self.fleet.instances:
-            adapter = self.runtime.adapters.get(inst.account)
-            if adapter is None:
-                continue
-            with contextlib.suppress(ValueError):
-                for scope in adapter.budget_scopes("fetch", inst):
-                    scopes[inst.account][scope.key] = scope.limit
-        return scopes
-
     def metrics_facts(self) -> FleetFacts:
-        budgets = self.poller.budgets
-        use: dict[str, float] = {}
-        for account, scopes in self._scopes.items():
-            ratios = [budgets.used(key) / limit for key, limit in scopes.items() if limit > 0]
-            if ratios:
-                use[account] = round(max(ratios), 4)
+        use = budget_use(self.poller.budgets, self._scopes)
         tracker = self.poller.tracker
         return FleetFacts(
             rows=list(self.poller.rows.values()),

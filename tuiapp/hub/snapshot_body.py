@@ -33,11 +33,12 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import NamedTuple
 
-from tuiapp.hub.wire import ActionFacts, JSONObject
+from tuiapp.hub.wire import ActionFacts, JSONObject, JSONValue
 from tuiapp.model import Status
 from tuiapp.row import Row
 
 __all__ = [
+    "COLUMN_CHUNK",
     "SLICE_SECONDS",
     "VOLATILE",
     "RowKey",
@@ -50,6 +51,7 @@ __all__ = [
 ]
 
 SLICE_SECONDS = 0.004  # the hub's long loops over rows yield about this often
+COLUMN_CHUNK = 10_000  # values per encoder call: the loop waits for one call at most
 # encoded per snapshot: they move with every read, or with the clock
 VOLATILE = (
     "latency_ms",
@@ -75,6 +77,19 @@ def _number(value: float | None) -> str:
     return repr(value)
 
 
+def notes_of(row: Row, stale: bool, limited: bool, busy: bool) -> list[JSONValue]:
+    """The note words, as ``tuiapp.snapshot.instance_snapshot`` makes them."""
+    flags = (
+        ("muted", row.instance.muted),
+        ("expected", row.expected),
+        ("flapping", row.flapping),
+        ("stale", stale),
+        ("rate limited", limited),
+        ("action running", busy),
+    )
+    return [note for note, on in flags if on]
+
+
 def volatile_tail(row: Row, now: float, interval: float, busy: bool) -> str:
     """The VOLATILE fields of ``row`` at ``now`` (``busy``: an action runs on it) and the
     object's closing brace, exactly as ``row_json`` and ``dumps`` would write them (the
@@ -86,15 +101,7 @@ def volatile_tail(row: Row, now: float, interval: float, busy: bool) -> str:
     stale = row.is_stale(now, interval)
     until = row.rate_limited_until
     limited = until is not None and until > now
-    flags = (
-        ("muted", row.instance.muted),
-        ("expected", row.expected),
-        ("flapping", row.flapping),
-        ("stale", stale),
-        ("rate limited", limited),
-        ("action running", busy),
-    )
-    notes = ",".join(f'"{note}"' for note, on in flags if on)
+    notes = ",".join(f'"{note}"' for note in notes_of(row, stale, limited, busy))
     return (
         f',"latency_ms":{_number(latency)},"data_at":{_number(at)}'
         f',"data_age":{_number(age)},"poll_interval":{_number(interval)}'

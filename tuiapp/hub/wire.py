@@ -29,6 +29,7 @@ from tuiapp.snapshot import InstanceSnapshot
 from tuiapp.state import StateData
 
 __all__ = [
+    "ROW_FIELDS",
     "ActionFacts",
     "JSONValue",
     "action_facts",
@@ -92,6 +93,41 @@ def action_facts(data: StateData, name: str, now: float, lock_ttl: float) -> Act
         if last is not None
         else None,
     )
+
+
+# A ROW's fields in the order ``row_json`` writes them (the snapshot's columns layout).
+ROW_FIELDS = (
+    "name",
+    "account",
+    "provider",
+    "id",
+    "tags",
+    "status",
+    "confirmed",
+    "raw_status",
+    "reason",
+    "error",
+    "error_kind",
+    "since",
+    "since_exact",
+    "latency_ms",
+    "data_at",
+    "data_age",
+    "poll_interval",
+    "stale",
+    "flapping",
+    "problem",
+    "expected",
+    "muted",
+    "expect",
+    "polled",
+    "kept_last",
+    "rate_limited_until",
+    "notes",
+    "cooldown_until",
+    "busy",
+    "last_action",
+)
 
 
 def row_json(
