@@ -348,7 +348,7 @@ def _import_ui() -> Callable[..., int]:
     classes would set off walk the whole heap again and again for nothing (~8 % of the
     imports' time, a tenth of a second before the first frame)."""
     with gcpause.paused(freeze=True):
-        from tuiapp.ui.app import run_tui
+        from tuiapp.ui.run import run_tui
     return run_tui
 
 
@@ -360,7 +360,7 @@ def _run_remote_tui(args: argparse.Namespace) -> int:
     from tuiapp.hub.client import HubError, hub_token, hub_url
     from tuiapp.hub.remote_attach import RemoteRuntime, connect
     from tuiapp.hub.remote_multi import MultiRuntime, attach, fetch_fleets
-    from tuiapp.ui.app import run_tui
+    from tuiapp.ui.run import run_tui
 
     runtime: RemoteRuntime | MultiRuntime
     try:

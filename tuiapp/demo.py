@@ -71,7 +71,7 @@ def run_demo(
 ) -> int:
     from tuiapp.simulator.fleet import build_fleet
     from tuiapp.simulator.serve import start_in_thread
-    from tuiapp.ui.app import run_tui
+    from tuiapp.ui.run import run_tui
 
     sim_fleet = build_fleet(instances=instances, seed=seed, scenario=scenario)
     simulator = start_in_thread(sim_fleet, host="127.0.0.1", port=0)

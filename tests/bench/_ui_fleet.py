@@ -39,7 +39,8 @@ from tuiapp.reads import FleetReader
 from tuiapp.row import Row
 from tuiapp.runtime import Backend
 from tuiapp.tracker import FleetTracker
-from tuiapp.ui.app import FleetApp, freeze_long_lived_objects
+from tuiapp.ui.app import FleetApp
+from tuiapp.ui.run import freeze_long_lived_objects
 from tuiapp.watchdog import Watchdog
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the helpers package

@@ -80,8 +80,9 @@ from textual.worker import Worker, WorkerState  # noqa: E402
 
 from tuiapp.config import FleetConfig, config_from_dict  # noqa: E402
 from tuiapp.debuglog import setup_debug_log  # noqa: E402
-from tuiapp.ui.app import FleetApp, freeze_long_lived_objects  # noqa: E402
+from tuiapp.ui.app import FleetApp  # noqa: E402
 from tuiapp.ui.dialogs import GUARD_SECONDS, QuitScreen  # noqa: E402
+from tuiapp.ui.run import freeze_long_lived_objects  # noqa: E402
 
 RSS_GROWTH_MAX = 10.0  # percent, warm-up sample to end
 FLAT_FACTOR, FLAT_SLACK = 1.25, 5

@@ -217,7 +217,7 @@ def test_the_demo_says_on_exit_that_its_audit_log_was_temporary(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """``tuiapp demo`` ends with where its audit log was, and that it is gone."""
-    import tuiapp.ui.app as ui_app
+    import tuiapp.ui.run as ui_run
     from tuiapp import demo
 
     seen: dict[str, Path] = {}
@@ -226,7 +226,7 @@ def test_the_demo_says_on_exit_that_its_audit_log_was_temporary(
         seen["audit"] = fleet.monitor.audit_log
         return 0
 
-    monkeypatch.setattr(ui_app, "run_tui", fake_run_tui)
+    monkeypatch.setattr(ui_run, "run_tui", fake_run_tui)
     assert demo.run_demo(instances=3) == 0
     err = capsys.readouterr().err
     assert str(seen["audit"]) in err and "temporary" in err and "deleted" in err
