@@ -57,6 +57,8 @@ async def test_the_ring_resumes_exactly_after_an_id_and_reports_gaps() -> None:
     assert ring.resume("nonsense")[1].reason == "invalid"  # type: ignore[union-attr]
     assert ring.resume(None) == (5, None)
     assert ring.resume("b00t.5") == (5, None)
+    # how far a reader at a seq is behind: counted while resuming is exact, else None
+    assert [ring.behind(seq) for seq in (5, 4, 2, 1)] == [0, 1, 3, None]
     # A reader that fell behind the ring is told, then goes on from the oldest kept.
     for n in range(6, 9):
         ring.publish("row", {"n": n})

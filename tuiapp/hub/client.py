@@ -15,6 +15,7 @@ never off.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from collections.abc import AsyncIterator, Mapping
@@ -27,7 +28,7 @@ import httpx
 
 from tuiapp import gcpause
 from tuiapp.hub.fleet_columns import expand_columns
-from tuiapp.hub.wire import JSONObject
+from tuiapp.hub.wire import HUB_TIME, JSONObject
 from tuiapp.secrets import GLOBAL_REDACTOR, Secret
 
 __all__ = ["HubClient", "HubError", "SseEvent", "hub_token", "hub_token_env", "hub_url"]
@@ -128,7 +129,7 @@ class HubClient:
 
     # ---- requests --------------------------------------------------------------------------
 
-    async def _request(
+    async def _send(
         self,
         method: str,
         path: str,
@@ -136,7 +137,7 @@ class HubClient:
         body: JSONObject | None = None,
         params: Mapping[str, str] | None = None,
         timeout: float | None = None,
-    ) -> JSONObject:
+    ) -> httpx.Response:
         kwargs: dict[str, object] = {}
         if timeout is not None:
             kwargs["timeout"] = httpx.Timeout(timeout, connect=15.0)
@@ -152,7 +153,7 @@ class HubClient:
             raise HubError(
                 f"cannot reach the hub at {self.url}: {type(exc).__name__} {exc}".rstrip()
             ) from None
-        return self._decode(response)
+        return response
 
     def _decode(self, response: httpx.Response) -> JSONObject:
         try:
@@ -178,27 +179,31 @@ class HubClient:
 
     async def fleet(self, *, wait_ready: float | None = None) -> JSONObject:
         """The snapshot, its rows as ``rows`` (asked for in the columns layout, less to
-        decode: tuiapp.hub.fleet_columns; a hub that only knows rows sends rows)."""
+        decode: tuiapp.hub.fleet_columns; a hub that only knows rows sends rows), and
+        ``hub_time``: the hub's clock as it took the request (``wire.HUB_TIME``; None
+        from a hub that does not say)."""
         params = {"layout": "columns"}
         if wait_ready is not None:
             params["wait_ready"] = str(wait_ready)
         timeout = (wait_ready + 30.0) if wait_ready is not None else None
-        data = await self._request("GET", "/api/v1/fleet", params=params, timeout=timeout)
+        response = await self._send("GET", "/api/v1/fleet", params=params, timeout=timeout)
+        data = self._decode(response)
+        data["hub_time"] = _hub_time(response.headers.get(HUB_TIME))
         try:
             return expand_columns(data)
         except ValueError as exc:
             raise HubError(f"hub {self.url}: unexpected snapshot ({exc})") from None
 
     async def instance(self, name: str) -> JSONObject:
-        return await self._request("GET", f"/api/v1/instances/{name}")
+        return self._decode(await self._send("GET", f"/api/v1/instances/{name}"))
 
     async def actions(self, body: JSONObject, *, timeout: float | None = None) -> JSONObject:
         """``POST /api/v1/actions``; a run waits for verification, so give it time."""
-        return await self._request("POST", "/api/v1/actions", body=body, timeout=timeout)
+        return self._decode(await self._send("POST", "/api/v1/actions", body=body, timeout=timeout))
 
     async def abort(self) -> JSONObject:
         """``POST /api/v1/actions/abort``: stop the caller's running bulk actions."""
-        return await self._request("POST", "/api/v1/actions/abort")
+        return self._decode(await self._send("POST", "/api/v1/actions/abort"))
 
     async def events(self, last_event_id: str | None = None) -> AsyncIterator[SseEvent]:
         """The event stream from ``last_event_id`` (None: live only), until it ends."""
@@ -219,6 +224,14 @@ class HubClient:
             raise HubError(
                 f"the hub's event stream at {self.url} broke: {type(exc).__name__}"
             ) from None
+
+
+def _hub_time(header: str | None) -> float | None:
+    try:
+        value = float(header) if header is not None else math.nan
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
 
 
 async def parse_sse(lines: AsyncIterator[str]) -> AsyncIterator[SseEvent]:

@@ -141,11 +141,12 @@ async def fetch_fleets(
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> list[tuple[JSONObject, float]]:
     """Every hub's first ``/fleet``, read at once (each waits up to 60 s for its hub's
-    first sweep), with the local time it came; HubError (one line) when one fails."""
+    first sweep), with the local time it was asked for (the hub's ``hub_time`` is its
+    clock as it took the request); HubError (one line) when one fails."""
 
     async def one(url: str, token: str) -> tuple[JSONObject, float]:
-        first = await fetch_fleet(url, token, transport=transport)
-        return first, time.time()
+        asked = time.time()
+        return await fetch_fleet(url, token, transport=transport), asked
 
     answers = await asyncio.gather(
         *(one(url, token) for url, token in zip(urls, tokens, strict=True)), return_exceptions=True

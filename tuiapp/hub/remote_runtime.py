@@ -344,7 +344,9 @@ class RemotePoller:
     def _apply_snapshot(
         self, fleet: JSONObject, *, emit: bool, local_at: float | None = None
     ) -> None:
-        at = _float(fleet.get("at"))
+        # the hub's clock as it took the request (its ``at`` may be older: a snapshot
+        # made ahead of requests), else the snapshot's time
+        at = _float(fleet.get("hub_time")) or _float(fleet.get("at"))
         if at is not None:
             self._clock.sync(at, local_at if local_at is not None else time.time())
         hub = fleet.get("hub")

@@ -121,6 +121,16 @@ class EventRing:
             return self._seq, Gap(last_event_id, "expired", oldest_id)
         return seq, None
 
+    def behind(self, seq: int) -> int | None:
+        """How many events came after ``seq``, all still kept; None when some of them
+        are gone (a reader resuming from ``seq`` would find a gap)."""
+        if seq >= self._seq:
+            return 0
+        oldest = self.oldest_seq
+        if oldest is None or seq < oldest - 1:
+            return None
+        return self._seq - seq
+
     def frames_after(self, cursor: int) -> tuple[int, bytes, Gap | None]:
         """Every frame newer than ``cursor`` joined, the new cursor, and a gap if the
         reader fell out of the ring (it then continues from the oldest event kept)."""

@@ -37,7 +37,7 @@ from tuiapp.hub.auth import Authenticator, Identity, bearer_token
 from tuiapp.hub.desk import ActionRequest, HubStopping, PlanError
 from tuiapp.hub.ring import Gap, sse_frame
 from tuiapp.hub.service import LAYOUTS, HubService
-from tuiapp.hub.wire import JSONObject, report_json
+from tuiapp.hub.wire import HUB_TIME, JSONObject, report_json
 from tuiapp.metrics import FleetCollector
 from tuiapp.model import ACTIONS
 from tuiapp.secrets import GLOBAL_REDACTOR
@@ -164,6 +164,7 @@ def create_app(service: HubService, auth: Authenticator) -> Starlette:
         return JSONResponse({"status": "ready"})
 
     async def fleet(request: Request) -> Response:
+        received = service.clock()  # the hub's time as the request came (HUB_TIME)
         identity = identify(request)
         layout = request.query_params.get("layout", "rows")
         if layout not in LAYOUTS:
@@ -179,7 +180,11 @@ def create_app(service: HubService, auth: Authenticator) -> Starlette:
             if not service.ready.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(service.ready.wait(), seconds)
-        headers = {"Cache-Control": "no-store", "Vary": "Accept-Encoding"}
+        headers = {
+            "Cache-Control": "no-store",
+            "Vary": "Accept-Encoding",
+            HUB_TIME: repr(received),
+        }
         if _accepts_gzip(request.headers.get("accept-encoding", "")):
             headers["Content-Encoding"] = "gzip"
             body = await service.fleet_body_gzip(identity, layout)

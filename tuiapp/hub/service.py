@@ -27,7 +27,7 @@ import gc
 import logging
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from functools import partial
 from pathlib import Path
 
@@ -87,6 +87,11 @@ CLOCK_FLAG_SLICE = 2000  # rows checked per event-loop turn
 LOOP_REPORT_TICKS = 60  # the loop's lag is logged this often (when it lagged at all)
 LOOP_LAG_LOGGED = 0.1  # seconds: a window whose worst lag was under this is not logged
 SNAPSHOT_REUSE = 1.0  # seconds an encoded snapshot is served again (its event_id matches it)
+# an older one is served at once (a new one made meanwhile) while a client that resumes
+# from it replays at most this share of the event ring (tuiapp.hub.snapshot_body)
+SNAPSHOT_CATCH_UP = 0.25
+WARM_SECONDS = 5.0  # the columns snapshot is made ahead of requests at most this often ...
+WARM_DUTY = 20.0  # ... and at most every 20 times what the last one took (<= 5 % of the loop)
 LAYOUTS = ("rows", "columns")  # GET /api/v1/fleet?layout=...
 STOP_GRACE = 10.0  # seconds the poller gets to end on stop
 
@@ -149,10 +154,20 @@ class HubService:
         self._columns = ColumnStore()  # ... and each of its values (the columns layout)
         self._state_problem: str | None = None
         self.snapshots = {
-            "rows": SnapshotCache(self._encode_fleet, self.ready.is_set, SNAPSHOT_REUSE),
-            "columns": SnapshotCache(self._encode_columns, self.ready.is_set, SNAPSHOT_REUSE),
+            "rows": self._snapshot_cache(self._encode_fleet),
+            "columns": self._snapshot_cache(self._encode_columns),
         }
         self._scopes = budget_scopes(self.runtime.adapters, fleet.instances)
+
+    def _snapshot_cache(self, encode: Callable[[], Awaitable[bytes]]) -> SnapshotCache:
+        return SnapshotCache(
+            encode,
+            self.ready.is_set,
+            SNAPSHOT_REUSE,
+            position=lambda: self.ring.seq,
+            behind=self.ring.behind,
+            catch_up=int(self.ring.capacity * SNAPSHOT_CATCH_UP),
+        )
 
     # ---- life ----------------------------------------------------------------------------
 
@@ -175,6 +190,7 @@ class HubService:
         self.refresh_state()
         self._tasks.append(asyncio.create_task(self._poll(), name="hub-poller"))
         self._tasks.append(asyncio.create_task(self._tick(), name="hub-tick"))
+        self._tasks.append(asyncio.create_task(self._warm(), name="hub-warm"))
         if self.loop_watch is not None:
             self._tasks.append(asyncio.create_task(self.loop_watch.run(), name="hub-loop-watch"))
 
@@ -200,6 +216,19 @@ class HubService:
             except Exception:
                 log.exception("hub tick failed")
 
+    async def _warm(self, sleep: Sleep = asyncio.sleep) -> None:
+        """The columns snapshot (what tuiapp's clients ask for) made ahead of requests,
+        so that a client attaching to a big fleet is not the one that waits for it."""
+        await self.ready.wait()
+        while True:
+            started = time.monotonic()
+            try:
+                await self.snapshots["columns"].refresh()
+            except Exception:
+                log.exception("the snapshot could not be made")
+            took = time.monotonic() - started
+            await sleep(max(WARM_SECONDS, WARM_DUTY * took))
+
     async def stop(self) -> None:
         """Stop taking work, end the streams, stop polling, audit actions in flight."""
         if self.stopping:
@@ -209,7 +238,7 @@ class HubService:
         self.poller.stop()
         runs = await self.desk.cancel_runs()
         for task in self._tasks:
-            if task.get_name() in ("hub-tick", "hub-loop-watch"):
+            if task.get_name() in ("hub-tick", "hub-warm", "hub-loop-watch"):
                 task.cancel()
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=STOP_GRACE)

@@ -185,37 +185,78 @@ class SnapshotCache:
     together pay for one); its gzip made once per operator, in a worker thread (zlib
     lets the loop run): 60 MB at 100,000 rows is about 10 times less to send through
     the hub's event loop, for a decompression on the client. A reused body stays
-    consistent: its ``event_id`` goes with its rows."""
+    consistent: its ``event_id`` goes with its rows.
+
+    With ``behind`` (how many events were published after a given ring position) and
+    ``position`` (the ring's position now), an older encoding is still served at once,
+    while a new one is made for the next request, as long as at most ``catch_up``
+    events came after it: a client that resumes from its ``event_id`` replays them and
+    ends up where a new encoding would have put it, without waiting seconds for one on a
+    busy hub. ``refresh`` makes a new encoding ahead of any request (the hub's warmer)."""
 
     def __init__(
-        self, encode: Callable[[], Awaitable[bytes]], ready: Callable[[], bool], reuse: float
+        self,
+        encode: Callable[[], Awaitable[bytes]],
+        ready: Callable[[], bool],
+        reuse: float,
+        *,
+        position: Callable[[], int] | None = None,
+        behind: Callable[[int], int | None] | None = None,
+        catch_up: int = 0,
     ) -> None:
         self._encode = encode
         self._ready = ready
         self._reuse = reuse
-        self._cached: tuple[float, bytes, bool] | None = None  # (made at, body, ready)
-        self._task: asyncio.Task[tuple[float, bytes, bool]] | None = None
+        self._position = position
+        self._behind = behind
+        self._catch_up = catch_up
+        # (made at, body, ready, ring position when made)
+        self._cached: tuple[float, bytes, bool, int] | None = None
+        self._task: asyncio.Task[tuple[float, bytes, bool, int]] | None = None
         self._gzipped: dict[tuple[float, str], bytes] = {}  # (made at, operator head)
 
     def forget(self) -> None:
         """The next request gets a new encoding."""
         self._cached = None
 
-    async def _current(self) -> tuple[float, bytes, bool]:
+    @property
+    def made_at(self) -> float | None:
+        """When (``time.monotonic``) the encoding served now was begun; None: none yet."""
+        return self._cached[0] if self._cached is not None else None
+
+    def _catches_up(self, cached: tuple[float, bytes, bool, int]) -> bool:
+        """A client resuming from ``cached`` replays at most ``catch_up`` events."""
+        if self._behind is None:
+            return False
+        behind = self._behind(cached[3])
+        return behind is not None and behind <= self._catch_up
+
+    async def _current(self) -> tuple[float, bytes, bool, int]:
         cached = self._cached
         ready = self._ready()
-        fresh = cached is not None and time.monotonic() - cached[0] <= self._reuse
-        if cached is not None and fresh and cached[2] == ready:
-            return cached
+        if cached is not None and cached[2] == ready:
+            if time.monotonic() - cached[0] <= self._reuse:
+                return cached
+            if self._catches_up(cached):
+                self._start()  # for the next request
+                return cached
+        return await asyncio.shield(self._start())
+
+    def _start(self) -> asyncio.Task[tuple[float, bytes, bool, int]]:
         task = self._task
         if task is None or task.done():
             task = self._task = asyncio.create_task(self._make())
-        return await asyncio.shield(task)
+        return task
 
-    async def _make(self) -> tuple[float, bytes, bool]:
+    async def _make(self) -> tuple[float, bytes, bool, int]:
         made, ready = time.monotonic(), self._ready()
-        self._cached = (made, await self._encode(), ready)
+        position = self._position() if self._position is not None else 0
+        self._cached = (made, await self._encode(), ready, position)
         return self._cached
+
+    async def refresh(self) -> None:
+        """A new encoding now (or the one being made), for the requests to come."""
+        await asyncio.shield(self._start())
 
     async def body(self, operator: JSONObject) -> bytes:
         """The snapshot for a request by ``operator`` (``{"name", "role"}``)."""
@@ -223,7 +264,7 @@ class SnapshotCache:
 
     async def gzipped(self, operator: JSONObject) -> bytes:
         """``body(operator)`` gzipped, level 1."""
-        made, body, _ready = await self._current()
+        made, body, _ready, _position = await self._current()
         key = (made, dumps(operator))
         packed = self._gzipped.get(key)
         if packed is None:

@@ -29,6 +29,7 @@ from tuiapp.snapshot import InstanceSnapshot
 from tuiapp.state import StateData
 
 __all__ = [
+    "HUB_TIME",
     "ROW_FIELDS",
     "ActionFacts",
     "JSONValue",
@@ -43,6 +44,11 @@ __all__ = [
 
 JSONValue = str | int | float | bool | None | list["JSONValue"] | dict[str, "JSONValue"]
 JSONObject = dict[str, JSONValue]
+
+# GET /api/v1/fleet's header: the hub's clock as the request came. A snapshot's ``at``
+# is when its rows were read, which may be seconds before it is served (a big fleet's
+# snapshot is made ahead of requests); a client sets its clock by this one instead.
+HUB_TIME = "Tuiapp-Hub-Time"
 
 
 def _text(value: str | None) -> str | None:
