@@ -246,9 +246,9 @@ async def test_a_bulk_is_aborted_by_its_operator_only(hub: HubProc, sim: SimRig)
         )
         await stream.until(lambda e: e.event == "bulk_progress" and e.data["operator"] == "alice")
         with pytest.raises(HubError) as viewer:
-            await bob._request("POST", "/api/v1/actions/abort")
+            await bob.abort()
         assert viewer.value.status == 403
-        told = await alice._request("POST", "/api/v1/actions/abort")
+        told = await alice.abort()
         assert told == {"operator": "alice", "aborted": True}
         answer = await run
     outcomes = [report["outcome"] for report in answer["reports"]]
