@@ -19,69 +19,122 @@ from tuiapp.hub.client import HubClient
 from tuiapp.hub.ring import EventRing
 from tuiapp.hub.routes import create_app
 from tuiapp.hub.service import HubService
-from tuiapp.hub.snapshot_body import SnapshotCache
+from tuiapp.hub.snapshot_body import CatchUp, SnapshotCache
 
 from helpers.sim_fixtures import SIM_BASE, make_sim
 
 OPERATOR = {"name": "alice", "role": "operator"}
 
 
-async def test_an_older_snapshot_is_served_at_once_while_a_client_can_catch_up_from_it() -> None:
-    ring = EventRing(8, boot_id="b")
-    made: list[int] = []
-    held = asyncio.Event()
+class Rig:
+    """A cache over a ring whose encodings take ``takes`` seconds on a fake clock."""
 
-    async def encode() -> bytes:
-        made.append(ring.seq)
-        if len(made) == 2:
-            await held.wait()  # the second encoding takes long
-        return json.dumps({"event_id": ring.seq}).encode()
+    def __init__(self, takes: float) -> None:
+        self.ring = EventRing(8, boot_id="b")
+        self.now = 0.0
+        self.takes = takes
+        self.made: list[int] = []
+        self.held: asyncio.Event | None = None
+        catch_up = CatchUp(
+            position=lambda: self.ring.seq, behind=self.ring.behind, events=2, slow=1.0, keep=10.0
+        )
+        self.cache = SnapshotCache(
+            self.encode, lambda: True, 0.5, catch_up=catch_up, clock=lambda: self.now
+        )
 
-    cache = SnapshotCache(
-        encode, lambda: True, -1.0, position=lambda: ring.seq, behind=ring.behind, catch_up=2
-    )
+    async def encode(self) -> bytes:
+        self.made.append(self.ring.seq)
+        if self.held is not None:
+            await self.held.wait()
+        self.now += self.takes
+        return json.dumps({"event_id": self.ring.seq}).encode()
 
-    async def served() -> int:
-        return int(json.loads(await cache.body(OPERATOR))["event_id"])
+    async def served(self) -> int:
+        # bounded: a request that wrongly waits on ``held`` fails instead of hanging
+        body = await asyncio.wait_for(self.cache.body(OPERATOR), 30)
+        return int(json.loads(body)["event_id"])
 
-    assert await served() == 0
-    ring.publish("row", {"n": 1})
-    ring.publish("row", {"n": 2})
-    # two events behind: served at once (a new encoding would say 2, and waits on
-    # ``held``: the bound only turns a wrong wait into a failure), and a new one begun
-    assert await asyncio.wait_for(served(), 30) == 0
-    held.set()
-    await cache.refresh()
-    assert made == [0, 2]
-    assert await served() == 2
-    for n in range(3, 6):  # three events behind: more than a client should replay
-        ring.publish("row", {"n": n})
-    assert await served() == 5
-    assert made == [0, 2, 5]
-    for n in range(6, 16):  # the ring no longer holds what came after it: never served
-        ring.publish("row", {"n": n})
-    assert ring.behind(5) is None
-    assert await served() == 15
+    def publish(self, count: int) -> None:
+        for n in range(count):
+            self.ring.publish("row", {"n": n})
+
+
+async def test_a_slow_snapshot_is_served_at_once_while_a_client_can_catch_up_from_it() -> None:
+    rig = Rig(takes=2.0)
+    assert await rig.served() == 0
+    rig.publish(2)
+    rig.held = asyncio.Event()  # the next encoding takes long
+    # two events behind: served at once (a new encoding would say 2), and a new one begun
+    assert await rig.served() == 0
+    rig.held.set()
+    await rig.cache.refresh()
+    assert rig.made == [0, 2]
+    rig.held = None
+    assert await rig.served() == 2  # served again, and again a new one begun
+    await rig.cache.refresh()
+    assert rig.made == [0, 2, 2]
+    rig.publish(3)  # three events behind: more than a client should replay
+    assert await rig.served() == 5
+    rig.publish(10)  # the ring no longer holds what came after it: never served
+    assert rig.ring.behind(5) is None
+    assert await rig.served() == 15
+    rig.publish(1)
+    rig.now += 11.0  # older than ``keep``: never served, however few events came since
+    assert await rig.served() == 16
+    assert rig.made == [0, 2, 2, 5, 15, 16]
+
+
+async def test_a_quick_snapshot_is_made_afresh_after_reuse() -> None:
+    rig = Rig(takes=0.1)  # under ``slow``: a small fleet's clients always get a new one
+    assert await rig.served() == 0
+    rig.publish(1)
+    assert await rig.served() == 0  # within ``reuse`` (0.5 s of the fake clock)
+    rig.now += 1.0
+    assert await rig.served() == 1
+    assert rig.made == [0, 1]
+
+
+async def test_a_slow_snapshot_wants_making_again_before_it_could_no_longer_be_served() -> None:
+    rig = Rig(takes=2.0)
+    assert rig.cache.wants_refresh()  # none yet
+    await rig.cache.refresh()
+    assert not rig.cache.wants_refresh()
+    rig.publish(2)  # half the events a client may replay: time for a new one
+    assert rig.cache.wants_refresh()
+    await rig.cache.refresh()
+    rig.now += 16.0  # past half of ``keep``
+    assert rig.cache.wants_refresh()
+    quick = Rig(takes=0.1)
+    await quick.cache.refresh()
+    quick.publish(5)
+    quick.now += 100.0
+    assert not quick.cache.wants_refresh()  # made when asked for: nothing to make ahead
 
 
 async def test_the_hub_makes_the_columns_snapshot_before_anyone_asks(tmp_path: Path) -> None:
     svc = hub(tmp_path)
     await svc.poller.sweep_once()
     assert svc.ready.is_set()
-    assert svc.snapshots["columns"].made_at is None
+    cache = svc.snapshots["columns"]
+    assert cache.made_at is None
     slept: list[float] = []
     resting = asyncio.Event()
 
+    made: list[float | None] = []
+
     async def sleep(seconds: float) -> None:
         slept.append(seconds)
-        resting.set()
-        await asyncio.Event().wait()  # rests until cancelled
+        made.append(cache.made_at)
+        if len(slept) == 5:
+            resting.set()
+            await asyncio.Event().wait()  # rests until cancelled
 
     warm = asyncio.create_task(svc._warm(sleep))
     await resting.wait()
     warm.cancel()
-    assert svc.snapshots["columns"].made_at is not None
-    assert slept and slept[0] >= 5.0  # and rests at least WARM_SECONDS before the next
+    assert made[0] is not None  # made before the first rest
+    # six rows encode quickly: a request makes a new one, the warmer does not
+    assert made == [made[0]] * 5
 
 
 async def test_the_client_sets_its_clock_by_the_hub_time_the_request_was_taken_at(

@@ -51,6 +51,7 @@ from tuiapp.hub.desk import ActionDesk
 from tuiapp.hub.ring import EventRing
 from tuiapp.hub.snapshot_body import (
     SLICE_SECONDS,
+    CatchUp,
     RowKey,
     RowTexts,
     SnapshotCache,
@@ -87,11 +88,11 @@ CLOCK_FLAG_SLICE = 2000  # rows checked per event-loop turn
 LOOP_REPORT_TICKS = 60  # the loop's lag is logged this often (when it lagged at all)
 LOOP_LAG_LOGGED = 0.1  # seconds: a window whose worst lag was under this is not logged
 SNAPSHOT_REUSE = 1.0  # seconds an encoded snapshot is served again (its event_id matches it)
-# an older one is served at once (a new one made meanwhile) while a client that resumes
-# from it replays at most this share of the event ring (tuiapp.hub.snapshot_body)
-SNAPSHOT_CATCH_UP = 0.25
-WARM_SECONDS = 5.0  # the columns snapshot is made ahead of requests at most this often ...
-WARM_DUTY = 20.0  # ... and at most every 20 times what the last one took (<= 5 % of the loop)
+# a big fleet's older one is served at once (a new one made meanwhile) while a client
+# that resumes from it replays at most this share of the event ring (snapshot_body.CatchUp)
+SNAPSHOT_CATCH_UP = 0.5
+WARM_CHECK = 1.0  # seconds between looks at whether the columns snapshot wants making ...
+WARM_DUTY = 10.0  # ... made at most every 10 times what the last took (<= 10 % of the loop)
 LAYOUTS = ("rows", "columns")  # GET /api/v1/fleet?layout=...
 STOP_GRACE = 10.0  # seconds the poller gets to end on stop
 
@@ -160,14 +161,12 @@ class HubService:
         self._scopes = budget_scopes(self.runtime.adapters, fleet.instances)
 
     def _snapshot_cache(self, encode: Callable[[], Awaitable[bytes]]) -> SnapshotCache:
-        return SnapshotCache(
-            encode,
-            self.ready.is_set,
-            SNAPSHOT_REUSE,
+        catch_up = CatchUp(
             position=lambda: self.ring.seq,
             behind=self.ring.behind,
-            catch_up=int(self.ring.capacity * SNAPSHOT_CATCH_UP),
+            events=int(self.ring.capacity * SNAPSHOT_CATCH_UP),
         )
+        return SnapshotCache(encode, self.ready.is_set, SNAPSHOT_REUSE, catch_up=catch_up)
 
     # ---- life ----------------------------------------------------------------------------
 
@@ -217,17 +216,20 @@ class HubService:
                 log.exception("hub tick failed")
 
     async def _warm(self, sleep: Sleep = asyncio.sleep) -> None:
-        """The columns snapshot (what tuiapp's clients ask for) made ahead of requests,
-        so that a client attaching to a big fleet is not the one that waits for it."""
+        """The columns snapshot (what tuiapp's clients ask for) made ahead of requests
+        when it is slow to make, so that a client attaching to a big fleet is not the one
+        that waits for it (``SnapshotCache.wants_refresh``)."""
         await self.ready.wait()
+        cache = self.snapshots["columns"]
         while True:
             started = time.monotonic()
             try:
-                await self.snapshots["columns"].refresh()
+                await cache.refresh()
             except Exception:
                 log.exception("the snapshot could not be made")
-            took = time.monotonic() - started
-            await sleep(max(WARM_SECONDS, WARM_DUTY * took))
+            await sleep(max(WARM_CHECK, WARM_DUTY * (time.monotonic() - started)))
+            while not cache.wants_refresh():
+                await sleep(WARM_CHECK)
 
     async def stop(self) -> None:
         """Stop taking work, end the streams, stop polling, audit actions in flight."""

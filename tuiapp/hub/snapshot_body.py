@@ -26,11 +26,12 @@ up with the row as it is.
 from __future__ import annotations
 
 import asyncio
-import gzip
 import json
 import math
 import time
+import zlib
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from tuiapp.hub.wire import ActionFacts, JSONObject, JSONValue
@@ -41,6 +42,7 @@ __all__ = [
     "COLUMN_CHUNK",
     "SLICE_SECONDS",
     "VOLATILE",
+    "CatchUp",
     "RowKey",
     "RowTexts",
     "SnapshotCache",
@@ -179,20 +181,57 @@ def encode_snapshot(
     return f'{dumps(head)[:-1]},"rows":[{",".join(parts)}]}}'.encode()
 
 
+@dataclass(frozen=True, slots=True)
+class CatchUp:
+    """When an older encoding may be served at once (``SnapshotCache``): it took at
+    least ``slow`` seconds to make (a small fleet's is always made afresh), it is at most
+    ``keep`` seconds old, and a client resuming from its ``event_id`` replays at most
+    ``events`` events, all still in the ring (``behind(position)``: how many came after
+    a ring ``position``, None when some are gone; ``position()``: the ring's now)."""
+
+    position: Callable[[], int]
+    behind: Callable[[int], int | None]
+    events: int
+    slow: float = 0.25
+    keep: float = 30.0
+
+
+class _Gzip:
+    """An encoding's body gzipped (level 1) up to its closing brace, once, in a worker
+    thread (zlib lets the loop run); ``finish`` adds a request's own tail and the end:
+    a copy of the compressor's state, so one encoding is compressed once for all."""
+
+    def __init__(self, body: bytes) -> None:
+        self._deflate = zlib.compressobj(1, zlib.DEFLATED, 31)  # 31: a gzip member
+        self.start = self._deflate.compress(memoryview(body)[:-1])
+
+    def finish(self, tail: bytes) -> bytes:
+        end = self._deflate.copy()
+        return self.start + end.compress(tail) + end.flush()
+
+
+class _Encoding(NamedTuple):
+    made: float  # when it was begun (the cache's clock)
+    body: bytes
+    gzip: _Gzip
+    ready: bool
+    position: int  # the ring's position as it was begun (its ``event_id``)
+    took: float  # seconds it took
+
+
 class SnapshotCache:
     """One encoding of the fleet served to every request for ``reuse`` seconds, and
     requests that arrive while it is being made wait for it (clients that reconnect
-    together pay for one); its gzip made once per operator, in a worker thread (zlib
-    lets the loop run): 60 MB at 100,000 rows is about 10 times less to send through
-    the hub's event loop, for a decompression on the client. A reused body stays
+    together pay for one); gzipped once, as it is made, in a worker thread (``_Gzip``):
+    60 MB at 100,000 rows is about 10 times less to send through the hub's event loop,
+    for a decompression on the client. A reused body stays
     consistent: its ``event_id`` goes with its rows.
 
-    With ``behind`` (how many events were published after a given ring position) and
-    ``position`` (the ring's position now), an older encoding is still served at once,
-    while a new one is made for the next request, as long as at most ``catch_up``
-    events came after it: a client that resumes from its ``event_id`` replays them and
-    ends up where a new encoding would have put it, without waiting seconds for one on a
-    busy hub. ``refresh`` makes a new encoding ahead of any request (the hub's warmer)."""
+    With ``catch_up``, a slow (big) encoding is still served at once after ``reuse``,
+    while a new one is made for the next request, within the ``CatchUp`` bounds: a
+    client that resumes from its ``event_id`` replays what came after and ends up where
+    a new encoding would have put it, without waiting seconds for one on a busy hub.
+    ``refresh`` makes a new encoding ahead of any request (the hub's warmer)."""
 
     def __init__(
         self,
@@ -200,19 +239,16 @@ class SnapshotCache:
         ready: Callable[[], bool],
         reuse: float,
         *,
-        position: Callable[[], int] | None = None,
-        behind: Callable[[int], int | None] | None = None,
-        catch_up: int = 0,
+        catch_up: CatchUp | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._encode = encode
         self._ready = ready
         self._reuse = reuse
-        self._position = position
-        self._behind = behind
         self._catch_up = catch_up
-        # (made at, body, ready, ring position when made)
-        self._cached: tuple[float, bytes, bool, int] | None = None
-        self._task: asyncio.Task[tuple[float, bytes, bool, int]] | None = None
+        self._clock = clock
+        self._cached: _Encoding | None = None
+        self._task: asyncio.Task[_Encoding] | None = None
         self._gzipped: dict[tuple[float, str], bytes] = {}  # (made at, operator head)
 
     def forget(self) -> None:
@@ -221,37 +257,52 @@ class SnapshotCache:
 
     @property
     def made_at(self) -> float | None:
-        """When (``time.monotonic``) the encoding served now was begun; None: none yet."""
-        return self._cached[0] if self._cached is not None else None
+        """When (the cache's clock) the encoding served now was begun; None: none yet."""
+        return self._cached.made if self._cached is not None else None
 
-    def _catches_up(self, cached: tuple[float, bytes, bool, int]) -> bool:
-        """A client resuming from ``cached`` replays at most ``catch_up`` events."""
-        if self._behind is None:
+    def _catches_up(self, cached: _Encoding, age: float, share: float = 1.0) -> bool:
+        """``cached`` may be served ``age`` seconds after it was begun (within ``share``
+        of the ``CatchUp`` bounds)."""
+        bounds = self._catch_up
+        if bounds is None or cached.took < bounds.slow or age > share * bounds.keep:
             return False
-        behind = self._behind(cached[3])
-        return behind is not None and behind <= self._catch_up
+        behind = bounds.behind(cached.position)
+        return behind is not None and behind <= share * bounds.events
 
-    async def _current(self) -> tuple[float, bytes, bool, int]:
+    def wants_refresh(self) -> bool:
+        """None made yet, or a slow one past half its ``CatchUp`` bounds: soon a request
+        would wait for a new one (a quick one is made when asked for)."""
         cached = self._cached
-        ready = self._ready()
-        if cached is not None and cached[2] == ready:
-            if time.monotonic() - cached[0] <= self._reuse:
+        if cached is None:
+            return True
+        bounds = self._catch_up
+        if bounds is None or cached.took < bounds.slow:
+            return False
+        return not self._catches_up(cached, self._clock() - cached.made, 0.5)
+
+    async def _current(self) -> _Encoding:
+        cached = self._cached
+        if cached is not None and cached.ready == self._ready():
+            age = self._clock() - cached.made
+            if age <= self._reuse:
                 return cached
-            if self._catches_up(cached):
+            if self._catches_up(cached, age):
                 self._start()  # for the next request
                 return cached
         return await asyncio.shield(self._start())
 
-    def _start(self) -> asyncio.Task[tuple[float, bytes, bool, int]]:
+    def _start(self) -> asyncio.Task[_Encoding]:
         task = self._task
         if task is None or task.done():
             task = self._task = asyncio.create_task(self._make())
         return task
 
-    async def _make(self) -> tuple[float, bytes, bool, int]:
-        made, ready = time.monotonic(), self._ready()
-        position = self._position() if self._position is not None else 0
-        self._cached = (made, await self._encode(), ready, position)
+    async def _make(self) -> _Encoding:
+        made, ready = self._clock(), self._ready()
+        position = self._catch_up.position() if self._catch_up is not None else 0
+        body = await self._encode()
+        packed = await asyncio.to_thread(_Gzip, body)
+        self._cached = _Encoding(made, body, packed, ready, position, self._clock() - made)
         return self._cached
 
     async def refresh(self) -> None:
@@ -260,22 +311,26 @@ class SnapshotCache:
 
     async def body(self, operator: JSONObject) -> bytes:
         """The snapshot for a request by ``operator`` (``{"name", "role"}``)."""
-        return _with_operator((await self._current())[1], operator)
+        return _with_operator((await self._current()).body, operator)
 
     async def gzipped(self, operator: JSONObject) -> bytes:
-        """``body(operator)`` gzipped, level 1."""
-        made, body, _ready, _position = await self._current()
-        key = (made, dumps(operator))
+        """``body(operator)`` gzipped, level 1 (the encoding compressed once, when it was
+        made; a request adds its operator)."""
+        current = await self._current()
+        key = (current.made, dumps(operator))
         packed = self._gzipped.get(key)
         if packed is None:
-            data = _with_operator(body, operator)
-            packed = await asyncio.to_thread(gzip.compress, data, 1, mtime=0)
-            if not any(old == made for old, _ in self._gzipped):
+            packed = current.gzip.finish(_operator_tail(operator))
+            if not any(old == current.made for old, _ in self._gzipped):
                 self._gzipped = {}  # a new encoding: the old ones go
             self._gzipped[key] = packed
         return packed
 
 
+def _operator_tail(operator: JSONObject) -> bytes:
+    return b',"operator":' + dumps(operator).encode() + b"}"
+
+
 def _with_operator(body: bytes, operator: JSONObject) -> bytes:
-    """``{"operator": operator, ...body}``: the one part that differs per request."""
-    return b'{"operator":' + dumps(operator).encode() + b"," + body[1:]
+    """``{...body, "operator": operator}``: the one part that differs per request."""
+    return body[:-1] + _operator_tail(operator)
