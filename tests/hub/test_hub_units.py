@@ -10,6 +10,7 @@ import json
 import logging
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,6 +21,7 @@ from tuiapp.hub.auth import Authenticator, bearer_token
 from tuiapp.hub.client import parse_sse
 from tuiapp.hub.counters import HubCounters
 from tuiapp.hub.logs import JsonFormatter
+from tuiapp.hub.remote_fleet import LinkFacts, new_row
 from tuiapp.hub.remote_rows import row_from_json
 from tuiapp.hub.ring import EventRing
 from tuiapp.hub.routes import ApiError, parse_action_request
@@ -30,6 +32,7 @@ from tuiapp.model import ActionReport, Observation, Status
 from tuiapp.report import CheckResult, render_json, render_prometheus, render_table, sweep
 from tuiapp.secrets import GLOBAL_REDACTOR, Secret
 from tuiapp.snapshot import instance_snapshot
+from tuiapp.ui.present import NoteBook, clock_text, row_cells
 from tuiapp.vocabulary import ErrorKind, Outcome
 
 from helpers.sim_fixtures import SIM_BASE, make_sim
@@ -309,6 +312,24 @@ async def test_rows_over_the_wire_render_exactly_like_local_rows(tmp_path: Path)
     assert render_table(remote) == render_table(local)
     assert render_json(remote) == render_json(local)
     assert render_prometheus(remote) == render_prometheus(local)
+
+
+def test_a_row_read_without_an_answer_shows_no_check_time_rather_than_the_epoch() -> None:
+    """An Evolution row the hub paced (read, status kept, no data time yet): its CHECKED
+    cell is a dash, as a row never read, not 00:00:00 (time 0)."""
+    wire: dict[str, Any] = {
+        "name": "evo-1", "account": "evo", "provider": "evolution", "id": "i1", "tags": [],
+        "status": "UNKNOWN", "confirmed": "UNKNOWN", "polled": True, "kept_last": True,
+        "data_at": None, "stale": False,
+    }  # fmt: skip
+    row = new_row(wire, LinkFacts(connected=True))
+    assert row.last_polled_at is None
+    cells = row_cells(row, NoteBook(), 1_767_225_600.0, 10.0)
+    assert cells["check"].text == clock_text(None)
+    read = new_row({**wire, "kept_last": False, "data_at": 1_767_225_590.0}, LinkFacts(True))
+    assert row_cells(read, NoteBook(), 1_767_225_600.0, 10.0)["check"].text == clock_text(
+        1_767_225_590.0
+    )
 
 
 def test_hub_metrics_carry_counters_and_identity_and_never_free_text() -> None:

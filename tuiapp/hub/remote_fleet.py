@@ -127,24 +127,28 @@ def shift_times(data: JSONObject, delta: float) -> JSONObject:
 
 def new_row(data: JSONObject, link: LinkFacts) -> RemoteRow:
     """A ROW as a new ``RemoteRow`` sharing ``link``."""
-    fresh = row_from_json(data)
-    row = RemoteRow(instance=fresh.instance, account=fresh.account, link=link)
-    _copy(row, fresh, data)
+    row = row_from_json(data, RemoteRow)
+    row.link = link
+    _hub_facts(row, data)
     row.first_seen_at = row.last_polled_at
     return row
 
 
 def update_row(row: RemoteRow, data: JSONObject) -> None:
     """A newer ROW of the same instance, applied in place (the UI holds the object)."""
-    _copy(row, row_from_json(data), data)
-
-
-def _copy(row: RemoteRow, fresh: Row, data: JSONObject) -> None:
+    fresh = row_from_json(data)
     for name in _ROW_FIELDS:
         setattr(row, name, getattr(fresh, name))
+    _hub_facts(row, data)
+
+
+def _hub_facts(row: RemoteRow, data: JSONObject) -> None:
+    """What a ROW says beyond a ``Row``'s own fields."""
     at = _float(data.get("data_at"))
     polled = data.get("polled") is True
-    row.last_polled_at = (at if at is not None else 0.0) if polled else None
+    # the hub says when the provider last said something, not when it last asked: a
+    # row read without an answer (paced, kept) has no check time here, not the epoch's
+    row.last_polled_at = at if polled else None
     row.last_ok_at = at
     row.hub_stale = data.get("stale") is True
     row.cooldown_until = _float(data.get("cooldown_until"))

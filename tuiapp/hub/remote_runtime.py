@@ -27,6 +27,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 
+from tuiapp import gcpause
 from tuiapp.events import (
     EngineEvent,
     InstanceObserved,
@@ -356,16 +357,17 @@ class RemotePoller:
         self._floor = _position(self._last_id)
         self.link.sweep_at = self._here(_float(fleet.get("last_sweep_at")))
         rows = fleet.get("rows")
-        for item in rows if isinstance(rows, list) else []:
-            if not isinstance(item, dict):
-                continue
-            if emit:
-                self._apply_row(item)
-                continue
-            name = item.get("name")
-            with contextlib.suppress(ValueError):
-                if isinstance(name, str):
-                    self.rows[name] = new_row(self._local(item), self.link)
+        with gcpause.paused():  # up to 100,000 new rows: no collection walks them meanwhile
+            for item in rows if isinstance(rows, list) else []:
+                if not isinstance(item, dict):
+                    continue
+                if emit:
+                    self._apply_row(item)
+                    continue
+                name = item.get("name")
+                with contextlib.suppress(ValueError):
+                    if isinstance(name, str):
+                        self.rows[name] = new_row(self._local(item), self.link)
         outages: dict[str, str] = {}
         raw = fleet.get("outages")
         for item in raw if isinstance(raw, list) else []:
