@@ -93,6 +93,7 @@ SNAPSHOT_REUSE = 1.0  # seconds an encoded snapshot is served again (its event_i
 SNAPSHOT_CATCH_UP = 0.5
 WARM_CHECK = 1.0  # seconds between looks at whether the columns snapshot wants making ...
 WARM_DUTY = 10.0  # ... made at most every 10 times what the last took (<= 10 % of the loop)
+WARM_FAILED = 30.0  # seconds before the warmer tries again after an encoding failed
 LAYOUTS = ("rows", "columns")  # GET /api/v1/fleet?layout=...
 STOP_GRACE = 10.0  # seconds the poller gets to end on stop
 
@@ -225,8 +226,9 @@ class HubService:
             started = time.monotonic()
             try:
                 await cache.refresh()
-            except Exception:
+            except Exception:  # a request makes it again (and says why); not every second
                 log.exception("the snapshot could not be made")
+                await sleep(WARM_FAILED)
             await sleep(max(WARM_CHECK, WARM_DUTY * (time.monotonic() - started)))
             while not cache.wants_refresh():
                 await sleep(WARM_CHECK)
