@@ -11,7 +11,8 @@ What it does (issue 13, "Benchmark"), printing figures, asserting nothing:
    another on a free loopback port, both with the config the simulator wrote (plus one
    ``[[operators]]`` entry and ``poll_interval``). Waits for the hub's first sweep.
 2. First paint: ``GET /api/v1/fleet`` fetched and decoded as tuiapp's client does it
-   (``?layout=columns``, JSON-decoded and expanded into rows: ``HubClient.fleet``), 5
+   (``?layout=columns&catch_up=1``, JSON-decoded and expanded into rows:
+   ``HubClient.fleet(resume=True)``), 5
    times (median, max, size): what a client pays before it can draw the grid; then
    twice in the rows layout, what a client that asks for no layout pays.
 3. Steady fleet, provider requests: ``--window`` seconds (at least a rate-budget window
@@ -68,7 +69,8 @@ from tuiapp import gcpause
 from tuiapp.hub.fleet_columns import expand_columns
 
 TOKEN = "bench-operator-token-0123456789"
-COLUMNS = {"layout": "columns"}  # what tuiapp's client asks for (HubClient.fleet)
+# what tuiapp's TUI asks for (HubClient.fleet(resume=True): it resumes the events)
+COLUMNS = {"layout": "columns", "catch_up": "1"}
 
 
 def cpu_seconds(pid: int) -> float:

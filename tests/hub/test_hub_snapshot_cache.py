@@ -49,9 +49,9 @@ class Rig:
         self.now += self.takes
         return json.dumps({"event_id": self.ring.seq}).encode()
 
-    async def served(self) -> int:
+    async def served(self, catch_up: bool = True) -> int:
         # bounded: a request that wrongly waits on ``held`` fails instead of hanging
-        body = await asyncio.wait_for(self.cache.body(OPERATOR), 30)
+        body = await asyncio.wait_for(self.cache.body(OPERATOR, catch_up=catch_up), 30)
         return int(json.loads(body)["event_id"])
 
     def publish(self, count: int) -> None:
@@ -61,27 +61,44 @@ class Rig:
 
 async def test_a_slow_snapshot_is_served_at_once_while_a_client_can_catch_up_from_it() -> None:
     rig = Rig(takes=2.0)
-    assert await rig.served() == 0
+    rig.publish(1)
+    assert await rig.served() == 1
     rig.publish(2)
     rig.held = asyncio.Event()  # the next encoding takes long
-    # two events behind: served at once (a new encoding would say 2), and a new one begun
-    assert await rig.served() == 0
+    # two events behind: served at once (a new encoding would say 3), and a new one begun
+    assert await rig.served() == 1
     rig.held.set()
     await rig.cache.refresh()
-    assert rig.made == [0, 2]
+    assert rig.made == [1, 3]
     rig.held = None
-    assert await rig.served() == 2  # served again, and again a new one begun
+    assert await rig.served() == 3  # served again, and again a new one begun
     await rig.cache.refresh()
-    assert rig.made == [0, 2, 2]
+    assert rig.made == [1, 3, 3]
     rig.publish(3)  # three events behind: more than a client should replay
-    assert await rig.served() == 5
+    assert await rig.served() == 6
     rig.publish(10)  # the ring no longer holds what came after it: never served
-    assert rig.ring.behind(5) is None
-    assert await rig.served() == 15
+    assert rig.ring.behind(6) is None
+    assert await rig.served() == 16
     rig.publish(1)
     rig.now += 11.0  # older than ``keep``: never served, however few events came since
-    assert await rig.served() == 16
-    assert rig.made == [0, 2, 2, 5, 15, 16]
+    assert await rig.served() == 17
+    assert rig.made == [1, 3, 3, 6, 16, 17]
+
+
+async def test_only_a_client_that_resumes_the_events_gets_an_older_snapshot() -> None:
+    rig = Rig(takes=2.0)
+    rig.publish(1)
+    assert await rig.served() == 1
+    rig.publish(1)
+    assert await rig.served(catch_up=False) == 2  # ``check --server``, a script: a new one
+    assert await rig.served() == 2
+
+
+async def test_a_snapshot_made_before_any_event_is_never_served_older() -> None:
+    rig = Rig(takes=2.0)
+    assert await rig.served() == 0  # its event_id is null: nothing to resume from
+    rig.publish(1)
+    assert await rig.served() == 1
 
 
 async def test_a_quick_snapshot_is_made_afresh_after_reuse() -> None:
@@ -97,6 +114,7 @@ async def test_a_quick_snapshot_is_made_afresh_after_reuse() -> None:
 async def test_a_slow_snapshot_wants_making_again_before_it_could_no_longer_be_served() -> None:
     rig = Rig(takes=2.0)
     assert rig.cache.wants_refresh()  # none yet
+    rig.publish(1)
     await rig.cache.refresh()
     assert not rig.cache.wants_refresh()
     rig.publish(2)  # half the events a client may replay: time for a new one

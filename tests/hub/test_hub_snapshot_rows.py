@@ -251,3 +251,48 @@ def test_the_column_store_follows_the_poller_rows_as_they_are_added() -> None:
     assert store.positions == {"a": 0, "b": 1, "c": 2}
     assert store.keys == [None, None, None]  # none published yet: built in full
     assert {len(column) for column in store.columns.values()} == {3}
+
+
+async def test_a_row_published_while_the_columns_are_copied_is_never_sent_empty(
+    tmp_path: Path,
+) -> None:
+    """The columns are copied in a worker thread while the loop may publish a row for
+    the first time: its key then must not be seen without its values (or the row goes
+    out as nulls: skipped by the TUI, a ValueError for ``check --server``)."""
+    _, sim, clock, transport = make_sim(instances=6, scenario="calm", seed=2)
+    data, env = sim.fleet.to_config(SIM_BASE)
+    data["monitor"] = {**data["monitor"], "state_dir": str(tmp_path / "state"), "timeout": 2}
+    data["operators"] = [{"name": "alice", "role": "operator", "token_sha256": "0" * 64}]
+    svc = HubService(
+        config_from_dict(data, environ=env), name="t", transport=transport, clock=clock
+    )
+    svc.poller.subscribe(svc._on_poller)
+    await svc.poller.sweep_once()
+    store = svc._columns
+    name = next(iter(svc.poller.rows))
+    index = store.positions[name]
+    published = store.keys[index], {field: column[index] for field, column in store.columns.items()}
+    store.keys[index] = None  # as if never published ...
+    for column in store.columns.values():
+        column[index] = "null"
+
+    done: list[bool] = []
+
+    class PublishedMeanwhile(list[Any]):
+        """... and published (values, then key, as ``keep`` does) right after the first
+        of the store's lists is copied, whichever it is."""
+
+        def __getitem__(self, item: Any) -> Any:
+            copied = super().__getitem__(item)
+            if isinstance(item, slice) and not done:
+                done.append(True)
+                for field, value in published[1].items():
+                    list.__setitem__(store.columns[field], index, value)
+                list.__setitem__(store.keys, index, published[0])
+            return copied
+
+    store.keys = PublishedMeanwhile(store.keys)
+    store.columns = {field: PublishedMeanwhile(column) for field, column in store.columns.items()}
+    rows = expand_columns(await snapshot(svc, "columns"))["rows"]
+    sent = [row for row in rows if row["name"] == name]
+    assert len(sent) == 1 and sent[0]["status"] is not None

@@ -326,6 +326,10 @@ def test_a_row_read_without_an_answer_shows_no_check_time_rather_than_the_epoch(
     assert row.last_polled_at is None
     cells = row_cells(row, NoteBook(), 1_767_225_600.0, 10.0)
     assert cells["check"].text == clock_text(None)
+    # ... yet it was read: with the hub out of reach it is stale like every other row
+    down = new_row(wire, LinkFacts(connected=False))
+    cells = row_cells(down, NoteBook(), 1_767_225_600.0, 10.0)
+    assert cells["status"].css == "status--stale" and cells["check"].text.startswith("stale")
     read = new_row({**wire, "kept_last": False, "data_at": 1_767_225_590.0}, LinkFacts(True))
     assert row_cells(read, NoteBook(), 1_767_225_600.0, 10.0)["check"].text == clock_text(
         1_767_225_590.0

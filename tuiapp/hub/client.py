@@ -177,12 +177,14 @@ class HubClient:
             status=response.status_code,
         )
 
-    async def fleet(self, *, wait_ready: float | None = None) -> JSONObject:
+    async def fleet(self, *, wait_ready: float | None = None, resume: bool = False) -> JSONObject:
         """The snapshot, its rows as ``rows`` (asked for in the columns layout, less to
         decode: tuiapp.hub.fleet_columns; a hub that only knows rows sends rows), and
         ``hub_time``: the hub's clock as it took the request (``wire.HUB_TIME``; None
         from a hub that does not say)."""
         params = {"layout": "columns"}
+        if resume:  # the caller resumes the events from it: a big hub's older one will do
+            params["catch_up"] = "1"
         if wait_ready is not None:
             params["wait_ready"] = str(wait_ready)
         timeout = (wait_ready + 30.0) if wait_ready is not None else None

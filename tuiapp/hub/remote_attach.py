@@ -85,7 +85,7 @@ async def fetch_fleet(
 ) -> JSONObject:
     """One ``/fleet`` (waiting up to 60 s for the hub's first sweep), on its own client."""
     async with HubClient(url, token, transport=transport) as client:
-        return await client.fleet(wait_ready=60)
+        return await client.fleet(wait_ready=60, resume=True)
 
 
 def connect(

@@ -312,7 +312,7 @@ class RemotePoller:
     async def _resync(self) -> None:
         """After a gap: the snapshot again; events up to its id are in it."""
         local = time.time()
-        fleet = await self._client.fleet()
+        fleet = await self._client.fleet(resume=True)
         self.resyncs += 1
         self._apply_snapshot(fleet, emit=True, local_at=local)
 
@@ -347,7 +347,9 @@ class RemotePoller:
     ) -> None:
         # the hub's clock as it took the request (its ``at`` may be older: a snapshot
         # made ahead of requests), else the snapshot's time
-        at = _float(fleet.get("hub_time")) or _float(fleet.get("at"))
+        at = _float(fleet.get("hub_time"))
+        if at is None:
+            at = _float(fleet.get("at"))
         if at is not None:
             self._clock.sync(at, local_at if local_at is not None else time.time())
         hub = fleet.get("hub")

@@ -3,7 +3,8 @@
 ``create_app(service, auth)`` serves ``HubService`` (tuiapp.hub.service):
 
     GET  /healthz, /readyz          no token
-    GET  /api/v1/fleet              the snapshot (``?wait_ready=S``, ``?layout=columns``)
+    GET  /api/v1/fleet              the snapshot (``?wait_ready=S``, ``?layout=columns``,
+                                    ``?catch_up=1``)
     GET  /api/v1/instances/{name}   one row and its transitions
     GET  /api/v1/events             Server-Sent Events, resumable (``Last-Event-ID``)
     POST /api/v1/actions            plan or run restart / reconnect
@@ -185,11 +186,12 @@ def create_app(service: HubService, auth: Authenticator) -> Starlette:
             "Vary": "Accept-Encoding",
             HUB_TIME: repr(received),
         }
+        catch_up = request.query_params.get("catch_up") == "1"
         if _accepts_gzip(request.headers.get("accept-encoding", "")):
             headers["Content-Encoding"] = "gzip"
-            body = await service.fleet_body_gzip(identity, layout)
+            body = await service.fleet_body_gzip(identity, layout, catch_up=catch_up)
         else:
-            body = await service.fleet_body(identity, layout)
+            body = await service.fleet_body(identity, layout, catch_up=catch_up)
         return Response(body, media_type="application/json", headers=headers)
 
     async def instance(request: Request) -> Response:

@@ -240,6 +240,8 @@ class HubService:
         self.stopping = True
         self.ring.close()
         self.poller.stop()
+        for cache in self.snapshots.values():
+            cache.close()
         runs = await self.desk.cancel_runs()
         for task in self._tasks:
             if task.get_name() in ("hub-tick", "hub-warm", "hub-loop-watch"):
@@ -440,14 +442,19 @@ class HubService:
             "accounts": accounts,
         }
 
-    async def fleet_body(self, identity: Identity, layout: str = "rows") -> bytes:
+    async def fleet_body(
+        self, identity: Identity, layout: str = "rows", *, catch_up: bool = False
+    ) -> bytes:
         """``GET /api/v1/fleet``'s body for ``identity`` (tuiapp.hub.snapshot_body), its
-        rows one object each (``layout`` "rows") or one array per field ("columns")."""
-        return await self.snapshots[layout].body(_operator(identity))
+        rows one object each (``layout`` "rows") or one array per field ("columns");
+        ``catch_up``: the client resumes the events from it (an older one will do)."""
+        return await self.snapshots[layout].body(_operator(identity), catch_up=catch_up)
 
-    async def fleet_body_gzip(self, identity: Identity, layout: str = "rows") -> bytes:
-        """The same, gzipped (once per encoding and operator)."""
-        return await self.snapshots[layout].gzipped(_operator(identity))
+    async def fleet_body_gzip(
+        self, identity: Identity, layout: str = "rows", *, catch_up: bool = False
+    ) -> bytes:
+        """The same, gzipped (once per encoding)."""
+        return await self.snapshots[layout].gzipped(_operator(identity), catch_up=catch_up)
 
     def _head(self) -> tuple[JSONObject, float, set[str]]:
         """The snapshot's head, its ``at`` and the rows with an action running; taken on

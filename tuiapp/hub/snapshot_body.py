@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import time
 import zlib
@@ -51,6 +52,8 @@ __all__ = [
     "row_event_body",
     "volatile_tail",
 ]
+
+log = logging.getLogger("tuiapp.hub")
 
 SLICE_SECONDS = 0.004  # the hub's long loops over rows yield about this often
 COLUMN_CHUNK = 10_000  # values per encoder call: the loop waits for one call at most
@@ -262,9 +265,12 @@ class SnapshotCache:
 
     def _catches_up(self, cached: _Encoding, age: float, share: float = 1.0) -> bool:
         """``cached`` may be served ``age`` seconds after it was begun (within ``share``
-        of the ``CatchUp`` bounds)."""
+        of the ``CatchUp`` bounds). Not one begun before any event: its ``event_id`` is
+        null, a client could not resume from it."""
         bounds = self._catch_up
         if bounds is None or cached.took < bounds.slow or age > share * bounds.keep:
+            return False
+        if cached.position == 0:
             return False
         behind = bounds.behind(cached.position)
         return behind is not None and behind <= share * bounds.events
@@ -280,13 +286,15 @@ class SnapshotCache:
             return False
         return not self._catches_up(cached, self._clock() - cached.made, 0.5)
 
-    async def _current(self) -> _Encoding:
+    async def _current(self, catch_up: bool) -> _Encoding:
+        """The encoding to serve; an older one only to a client that ``catch_up``s (it
+        resumes the event stream from the snapshot's ``event_id``)."""
         cached = self._cached
         if cached is not None and cached.ready == self._ready():
             age = self._clock() - cached.made
             if age <= self._reuse:
                 return cached
-            if self._catches_up(cached, age):
+            if catch_up and self._catches_up(cached, age):
                 self._start()  # for the next request
                 return cached
         return await asyncio.shield(self._start())
@@ -295,7 +303,13 @@ class SnapshotCache:
         task = self._task
         if task is None or task.done():
             task = self._task = asyncio.create_task(self._make())
+            task.add_done_callback(_retrieve)
         return task
+
+    def close(self) -> None:
+        """The hub stops: an encoding being made is not waited for."""
+        if self._task is not None:
+            self._task.cancel()
 
     async def _make(self) -> _Encoding:
         made, ready = self._clock(), self._ready()
@@ -309,14 +323,14 @@ class SnapshotCache:
         """A new encoding now (or the one being made), for the requests to come."""
         await asyncio.shield(self._start())
 
-    async def body(self, operator: JSONObject) -> bytes:
+    async def body(self, operator: JSONObject, *, catch_up: bool = False) -> bytes:
         """The snapshot for a request by ``operator`` (``{"name", "role"}``)."""
-        return _with_operator((await self._current()).body, operator)
+        return _with_operator((await self._current(catch_up)).body, operator)
 
-    async def gzipped(self, operator: JSONObject) -> bytes:
+    async def gzipped(self, operator: JSONObject, *, catch_up: bool = False) -> bytes:
         """``body(operator)`` gzipped, level 1 (the encoding compressed once, when it was
         made; a request adds its operator)."""
-        current = await self._current()
+        current = await self._current(catch_up)
         key = (current.made, dumps(operator))
         packed = self._gzipped.get(key)
         if packed is None:
@@ -325,6 +339,13 @@ class SnapshotCache:
                 self._gzipped = {}  # a new encoding: the old ones go
             self._gzipped[key] = packed
         return packed
+
+
+def _retrieve(task: asyncio.Task[_Encoding]) -> None:
+    """An encoding that failed with nobody waiting: said once, at debug level (the next
+    request makes another and gets the error)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("a snapshot encoding failed", exc_info=task.exception())
 
 
 def _operator_tail(operator: JSONObject) -> bytes:

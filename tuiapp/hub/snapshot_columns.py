@@ -145,9 +145,12 @@ class ColumnStore:
         ``now``; ``build(row, busy)`` gives a ROW in full (a row never published). Runs
         in a worker thread; ``sync`` was called with them on the loop."""
         count = len(rows)
-        columns = {field: column[:count] for field, column in self.columns.items()}
+        # the keys before the columns: ``keep`` writes a row's columns, then its key, so a
+        # key seen here has its values in the columns copied after it (a row published
+        # in between has no key here and is built in full)
         keys = self.keys[:count]
         clock = self.clock[:count]
+        columns = {field: column[:count] for field, column in self.columns.items()}
         stale_col, notes_col = columns["stale"], columns["notes"]
         interval_col, until_col = columns["poll_interval"], columns["rate_limited_until"]
         data_at: list[float | None] = []

@@ -39,6 +39,7 @@ from tuiapp.ui.present import (
     since_text,
     status_class,
     status_text,
+    was_read,
 )
 from tuiapp.ui.wrap import hang_all
 from tuiapp.vocabulary import count_text, outcome_text, reason_text
@@ -138,7 +139,7 @@ def detail_text(
         flags.append("muted")
     if inst.expect is not None:
         flags.append(f"expects {inst.expect}" + (" (now)" if row.expected else ""))
-    if row.last_polled_at is not None and row.is_stale(now, facts.interval):
+    if was_read(row) and row.is_stale(now, facts.interval):
         flags.append("STALE: data older than 3 poll intervals")
     if row.rate_limited_until is not None and row.rate_limited_until > now:
         flags.append(f"rate-limited {countdown_text(row.rate_limited_until - now)}")

@@ -31,7 +31,15 @@ from tuiapp.ui.fleet_screen import FleetScreen
 from tuiapp.ui.gridmodel import BULK_MIN, Facts
 from tuiapp.ui.header import status_line_text
 from tuiapp.ui.polling import Polling
-from tuiapp.ui.present import CellStyle, RowLike, haystack, interval_lookup, row_cells, row_dim
+from tuiapp.ui.present import (
+    CellStyle,
+    RowLike,
+    haystack,
+    interval_lookup,
+    row_cells,
+    row_dim,
+    was_read,
+)
 from tuiapp.ui.shell import Shell
 from tuiapp.ui.toasts import acted_on, place_toasts
 
@@ -80,7 +88,7 @@ class FleetView:
         if len(names) > FIRST_FILL:
             rest = names[FIRST_FILL:]
             screen.call_after_refresh(self._fill_rest, rest)
-        self._unpolled = {name for name, row in rows.items() if row.last_polled_at is None}
+        self._unpolled = {name for name, row in rows.items() if not was_read(row)}
         self._discovering = any(acct.discover for acct in self.app.fleet.accounts.values())
         self._first_sweep_seen(())
         screen.grid.sync()
@@ -102,9 +110,7 @@ class FleetView:
         unpolled = self._unpolled
         if unpolled:
             rows = self.app.poller.rows
-            unpolled.difference_update(
-                [n for n in names if (row := rows.get(n)) and row.last_polled_at is not None]
-            )
+            unpolled.difference_update([n for n in names if (row := rows.get(n)) and was_read(row)])
         if not unpolled and not self._discovering:
             self.app.model.follow_top = False
 

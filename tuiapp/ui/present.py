@@ -242,6 +242,12 @@ class CellStyle:
     css: str = ""
 
 
+def was_read(row: RowLike) -> bool:
+    """The row has been read at least once (a hub's row read without a data time has no
+    check time here, yet it was read: it can be stale)."""
+    return row.last_polled_at is not None or row.obs is not None
+
+
 def row_cells(
     row: RowLike,
     notes: NoteBook,
@@ -249,7 +255,7 @@ def row_cells(
     interval: float,
 ) -> dict[str, CellStyle]:
     """Every grid cell of one row, keyed by column key; time-dependent parts use ``now``."""
-    stale = row.is_stale(now, interval) if row.last_polled_at is not None else False
+    stale = row.is_stale(now, interval) if was_read(row) else False
     status = row.status
     if row.instance.muted:
         status_css = "status--muted"
@@ -281,7 +287,7 @@ def row_dim(row: RowLike, now: float, interval: float) -> bool:
     """Muted and stale rows are drawn dim."""
     if row.instance.muted:
         return True
-    return row.last_polled_at is not None and row.is_stale(now, interval)
+    return was_read(row) and row.is_stale(now, interval)
 
 
 def haystack(row: RowLike) -> str:
