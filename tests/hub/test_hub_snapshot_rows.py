@@ -35,6 +35,20 @@ async def snapshot(svc: HubService, layout: str = "rows") -> dict[str, Any]:
     return json.loads(await svc.fleet_body(ALICE, layout))
 
 
+async def swept_hub(tmp_path: Path, *, instances: int, seed: int) -> HubService:
+    """A hub's service over a calm simulated fleet, after one sweep (no HTTP)."""
+    _, sim, clock, transport = make_sim(instances=instances, scenario="calm", seed=seed)
+    data, env = sim.fleet.to_config(SIM_BASE)
+    data["monitor"] = {**data["monitor"], "state_dir": str(tmp_path / "state"), "timeout": 2}
+    data["operators"] = [{"name": "alice", "role": "operator", "token_sha256": "0" * 64}]
+    svc = HubService(
+        config_from_dict(data, environ=env), name="t", transport=transport, clock=clock
+    )
+    svc.poller.subscribe(svc._on_poller)  # what start() does, without the poll loop
+    await svc.poller.sweep_once()
+    return svc
+
+
 def fresh_rows(svc: HubService, at: float) -> dict[str, Any]:
     """Every row built and encoded in full at ``at``, as a new ``row`` event would be."""
     busy = svc.in_flight()
@@ -179,15 +193,7 @@ def test_each_value_is_encoded_as_dumps_writes_it(value: Any) -> None:
 async def test_the_gzipped_snapshot_is_the_snapshot_compressed_once_per_encoding(
     tmp_path: Path,
 ) -> None:
-    _, sim, clock, transport = make_sim(instances=20, scenario="calm", seed=1)
-    data, env = sim.fleet.to_config(SIM_BASE)
-    data["monitor"] = {**data["monitor"], "state_dir": str(tmp_path / "state"), "timeout": 2}
-    data["operators"] = [{"name": "alice", "role": "operator", "token_sha256": "0" * 64}]
-    svc = HubService(
-        config_from_dict(data, environ=env), name="t", transport=transport, clock=clock
-    )
-    svc.poller.subscribe(svc._on_poller)
-    await svc.poller.sweep_once()
+    svc = await swept_hub(tmp_path, instances=20, seed=1)
     packed = await svc.fleet_body_gzip(ALICE)
     assert gzip.decompress(packed) == await svc.fleet_body(ALICE)
     assert await svc.fleet_body_gzip(ALICE) is packed  # the same encoding: compressed once
@@ -259,15 +265,7 @@ async def test_a_row_published_while_the_columns_are_copied_is_never_sent_empty(
     """The columns are copied in a worker thread while the loop may publish a row for
     the first time: its key then must not be seen without its values (or the row goes
     out as nulls: skipped by the TUI, a ValueError for ``check --server``)."""
-    _, sim, clock, transport = make_sim(instances=6, scenario="calm", seed=2)
-    data, env = sim.fleet.to_config(SIM_BASE)
-    data["monitor"] = {**data["monitor"], "state_dir": str(tmp_path / "state"), "timeout": 2}
-    data["operators"] = [{"name": "alice", "role": "operator", "token_sha256": "0" * 64}]
-    svc = HubService(
-        config_from_dict(data, environ=env), name="t", transport=transport, clock=clock
-    )
-    svc.poller.subscribe(svc._on_poller)
-    await svc.poller.sweep_once()
+    svc = await swept_hub(tmp_path, instances=6, seed=2)
     store = svc._columns
     name = next(iter(svc.poller.rows))
     index = store.positions[name]
