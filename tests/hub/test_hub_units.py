@@ -40,6 +40,17 @@ from helpers.sim_fixtures import SIM_BASE, make_sim
 # ---- the event ring ---------------------------------------------------------------------
 
 
+async def test_a_snapshot_taken_before_any_event_still_says_where_its_events_begin() -> None:
+    ring = EventRing(3, boot_id="b00t")
+    assert ring.latest_id == "b00t.0"  # what a snapshot taken now carries as event_id
+    ring.publish("row", {"n": 1})
+    cursor, gap = ring.resume("b00t.0")
+    assert gap is None and ring.frames_after(cursor)[1].count(b"event: row") == 1
+    for n in range(2, 6):  # once the first event is gone from the ring: a gap, re-read
+        ring.publish("row", {"n": n})
+    assert ring.resume("b00t.0")[1].reason == "expired"  # type: ignore[union-attr]
+
+
 async def test_the_ring_resumes_exactly_after_an_id_and_reports_gaps() -> None:
     ring = EventRing(3, boot_id="b00t")
     ids = [ring.publish("row", {"n": n}) for n in range(1, 6)]

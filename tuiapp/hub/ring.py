@@ -62,8 +62,10 @@ class EventRing:
         return self._seq
 
     @property
-    def latest_id(self) -> str | None:
-        return self.event_id(self._seq) if self._seq else None
+    def latest_id(self) -> str:
+        """The newest event's id; ``<boot>.0`` before any: a reader resuming from it gets
+        every event (a snapshot taken then still says where its events begin)."""
+        return self.event_id(self._seq)
 
     @property
     def oldest_seq(self) -> int | None:

@@ -265,8 +265,8 @@ class SnapshotCache:
 
     def _catches_up(self, cached: _Encoding, age: float, share: float = 1.0) -> bool:
         """``cached`` may be served ``age`` seconds after it was begun (within ``share``
-        of the ``CatchUp`` bounds). Not one begun before any event: its ``event_id`` is
-        null, a client could not resume from it."""
+        of the ``CatchUp`` bounds). Not one begun before any event (the hub was not
+        ready then, and nothing says how old it is in events)."""
         bounds = self._catch_up
         if bounds is None or cached.took < bounds.slow or age > share * bounds.keep:
             return False
