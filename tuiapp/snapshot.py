@@ -63,19 +63,25 @@ class FleetSnapshot:
         return tuple(row for row in self.rows if row.problem)
 
 
-def instance_snapshot(row: Row, now: float, interval: float, *, busy: bool) -> InstanceSnapshot:
-    """``row`` at ``now``; ``interval`` is its account's poll interval (for staleness)."""
-    obs = row.obs
-    stale = row.is_stale(now, interval)
-    rate_limited = row.rate_limited_until is not None and row.rate_limited_until > now
+def note_words(row: Row, stale: bool, limited: bool, busy: bool) -> tuple[str, ...]:
+    """A row's notes (``InstanceSnapshot.notes``): ``stale`` and ``limited`` (rate limited)
+    at the snapshot's time, ``busy``: an action runs on it."""
     flags = (
         ("muted", row.instance.muted),
         ("expected", row.expected),
         ("flapping", row.flapping),
         ("stale", stale),
-        ("rate limited", rate_limited),
+        ("rate limited", limited),
         ("action running", busy),
     )
+    return tuple(note for note, on in flags if on)
+
+
+def instance_snapshot(row: Row, now: float, interval: float, *, busy: bool) -> InstanceSnapshot:
+    """``row`` at ``now``; ``interval`` is its account's poll interval (for staleness)."""
+    obs = row.obs
+    stale = row.is_stale(now, interval)
+    rate_limited = row.rate_limited_until is not None and row.rate_limited_until > now
     return InstanceSnapshot(
         name=row.name,
         account=row.account.name,
@@ -91,7 +97,7 @@ def instance_snapshot(row: Row, now: float, interval: float, *, busy: bool) -> I
         stale=stale,
         flapping=row.flapping,
         problem=row.problem,
-        notes=tuple(note for note, on in flags if on),
+        notes=note_words(row, stale, rate_limited, busy),
     )
 
 

@@ -81,14 +81,14 @@ async def test_snapshot_rows_equal_fresh_rows_whichever_path_they_take(
     monkeypatch.setattr(service_module, "volatile_tail", counted_tail)
     built = 0  # rows the columns layout built in full (not from their published values)
     patched = 0  # ... and rows whose clock and action fields it wrote afresh
-    real_notes = snapshot_columns.notes_of
+    real_notes = snapshot_columns.note_words
 
     def counted_notes(*args: Any) -> Any:
         nonlocal patched
         patched += 1
         return real_notes(*args)
 
-    monkeypatch.setattr(snapshot_columns, "notes_of", counted_notes)
+    monkeypatch.setattr(snapshot_columns, "note_words", counted_notes)
     real_row_json = svc._row_json
 
     def counted_row_json(*args: Any) -> Any:

@@ -35,9 +35,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from tuiapp.hub.wire import ActionFacts, JSONObject, JSONValue
+from tuiapp.hub.wire import ActionFacts, JSONObject
 from tuiapp.model import Status
 from tuiapp.row import Row
+from tuiapp.snapshot import note_words
 
 __all__ = [
     "COLUMN_CHUNK",
@@ -82,19 +83,6 @@ def _number(value: float | None) -> str:
     return repr(value)
 
 
-def notes_of(row: Row, stale: bool, limited: bool, busy: bool) -> list[JSONValue]:
-    """The note words, as ``tuiapp.snapshot.instance_snapshot`` makes them."""
-    flags = (
-        ("muted", row.instance.muted),
-        ("expected", row.expected),
-        ("flapping", row.flapping),
-        ("stale", stale),
-        ("rate limited", limited),
-        ("action running", busy),
-    )
-    return [note for note, on in flags if on]
-
-
 def volatile_tail(row: Row, now: float, interval: float, busy: bool) -> str:
     """The VOLATILE fields of ``row`` at ``now`` (``busy``: an action runs on it) and the
     object's closing brace, exactly as ``row_json`` and ``dumps`` would write them (the
@@ -106,7 +94,7 @@ def volatile_tail(row: Row, now: float, interval: float, busy: bool) -> str:
     stale = row.is_stale(now, interval)
     until = row.rate_limited_until
     limited = until is not None and until > now
-    notes = ",".join(f'"{note}"' for note in notes_of(row, stale, limited, busy))
+    notes = ",".join(f'"{note}"' for note in note_words(row, stale, limited, busy))
     return (
         f',"latency_ms":{_number(latency)},"data_at":{_number(at)}'
         f',"data_age":{_number(age)},"poll_interval":{_number(interval)}'

@@ -23,11 +23,12 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from json.encoder import encode_basestring
 
-from tuiapp.hub.snapshot_body import COLUMN_CHUNK, dumps, notes_of
+from tuiapp.hub.snapshot_body import COLUMN_CHUNK, dumps
 from tuiapp.hub.wire import ROW_FIELDS, JSONObject, JSONValue
 from tuiapp.row import STALE_INTERVALS, Row
+from tuiapp.snapshot import note_words
 
-__all__ = ["ColumnStore", "encode_value", "notes_of"]
+__all__ = ["ColumnStore", "encode_value"]
 
 READ_FIELDS = ("latency_ms", "data_at")  # move with every read
 CLOCK_FIELDS = ("poll_interval", "stale", "notes", "rate_limited_until")
@@ -173,7 +174,7 @@ class ColumnStore:
                 continue
             interval_col[index] = encode_value(interval)
             stale_col[index] = "true" if stale else "false"
-            notes = tuple(notes_of(row, stale, limited, is_busy))
+            notes = note_words(row, stale, limited, is_busy)
             text = notes_texts.get(notes)
             if text is None:
                 text = notes_texts[notes] = dumps(notes)
