@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -58,6 +58,7 @@ __all__ = ["Loader"]
 
 _MONITOR_KINDS = {key.name: key.kind for key in MONITOR.keys}
 _INSTANCE_KEYS = INSTANCES.names  # looked up once: a big fleet has 100,000 entries
+KeptInstances = Callable[[Mapping[str, AccountConfig]], tuple[InstanceConfig, ...]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,14 +168,19 @@ class Loader:
 
     # ---- sections
 
-    def fleet(self, data: Mapping[str, Any]) -> FleetConfig:
+    def fleet(self, data: Mapping[str, Any], *, kept: KeptInstances | None = None) -> FleetConfig:
+        """The whole file checked; its instances from ``kept`` (tuiapp.config_cache: the
+        same bytes checked before) instead of ``data`` when it is given."""
         self.known_keys("", data, TOP_KEYS)
         monitor = self.monitor(self.table("monitor", data.get("monitor", {})))
         accounts_table = self.table("accounts", data.get("accounts", {}))
         if not accounts_table:
             self.fail("accounts", "no accounts; add an [accounts.NAME] table (see 'tuiapp init')")
         accounts = {name: self.account(name, value) for name, value in accounts_table.items()}
-        instances = self.instances(data.get("instances", []), accounts)
+        if kept is not None:
+            instances = kept(accounts)
+        else:
+            instances = self.instances(data.get("instances", []), accounts)
         operators = self.operators(data.get("operators", []))
         self.check_account_tokens(accounts, instances)
         self.check_variables()

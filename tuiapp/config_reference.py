@@ -23,6 +23,7 @@ PYTHON_REQUIRES = ">=3.11"  # pyproject.toml's requires-python (the test compare
 # platformdirs' user directories for "tuiapp" (the test compares them with platformdirs)
 CONFIG_DIRS = {"Linux": "~/.config/tuiapp", "macOS": "~/Library/Application Support/tuiapp"}
 STATE_DIRS = {"Linux": "~/.local/state/tuiapp", "macOS": "~/Library/Application Support/tuiapp"}
+CACHE_DIRS = {"Linux": "~/.cache/tuiapp", "macOS": "~/Library/Caches/tuiapp"}
 
 _INTRO = """\
 tuiapp needs Python {python}, on Linux or macOS.
@@ -43,6 +44,11 @@ these directories when they are set):
   Cooldowns and locks hold across the team only between the tuiapp processes that share it.
 - **audit log** (one JSONL line per action attempt, fsynced before each request) at
   `audit_log`: `audit.jsonl` in `state_dir`, so `{audit_log}` on Linux.
+- **checked instances of a big config** (1 MB or more: about 8,000 `[[instances]]`) in
+  `config/` of the user cache directory ({cache_dirs}): the file is parsed and checked
+  in full once, and while its bytes stay the same its instances are taken from there
+  (100,000 entries: 0.3 s instead of 1.6 s). No token is kept (an inline one as its
+  place in the file); `token_env` variables are read at every start. Safe to delete.
 
 Relative paths are resolved against the config file's directory; `~` is expanded.
 """
@@ -80,6 +86,7 @@ def reference() -> str:
             python=PYTHON_REQUIRES.replace(">=", ">= "),
             config_dirs=_dirs(CONFIG_DIRS),
             state_dirs=_dirs(STATE_DIRS),
+            cache_dirs=_dirs(CACHE_DIRS),
             audit_log=f"{STATE_DIRS['Linux']}/audit.jsonl",
         ),
     ]

@@ -18,6 +18,7 @@ import tomli_w
 from platformdirs.macos import MacOS
 from platformdirs.unix import Unix
 
+from tuiapp import config_cache
 from tuiapp.config import (
     AccountConfig,
     ConfigError,
@@ -28,6 +29,7 @@ from tuiapp.config import (
 )
 from tuiapp.config_init import starter_config_text
 from tuiapp.config_reference import (
+    CACHE_DIRS,
     CONFIG_DIRS,
     END,
     PYTHON_REQUIRES,
@@ -223,11 +225,12 @@ def test_the_python_requirement_is_pyprojects() -> None:
 
 
 def test_the_default_directories_are_platformdirs(monkeypatch: pytest.MonkeyPatch) -> None:
-    for variable in ("XDG_STATE_HOME", "XDG_CONFIG_HOME"):
+    for variable in ("XDG_STATE_HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME"):
         monkeypatch.delenv(variable, raising=False)
     for dirs, unix, mac in (
         (STATE_DIRS, Unix("tuiapp").user_state_dir, MacOS("tuiapp").user_state_dir),
         (CONFIG_DIRS, Unix("tuiapp").user_config_dir, MacOS("tuiapp").user_config_dir),
+        (CACHE_DIRS, Unix("tuiapp").user_cache_dir, MacOS("tuiapp").user_cache_dir),
     ):
         assert Path(dirs["Linux"]).expanduser() == Path(unix)
         assert Path(dirs["macOS"]).expanduser() == Path(mac)
@@ -235,6 +238,8 @@ def test_the_default_directories_are_platformdirs(monkeypatch: pytest.MonkeyPatc
     assert "`~/.local/state/tuiapp/` on Linux" in text  # state_dir
     assert "`~/.local/state/tuiapp/audit.jsonl`" in text  # the audit log
     assert str(Path.home()) not in text  # the same on every machine
+    assert "`~/.cache/tuiapp/` on Linux" in text  # the checked instances of a big config
+    assert config_cache.MIN_BYTES == 1_000_000 and "(1 MB or more" in text
 
 
 def test_the_generator_prints_and_updates(

@@ -1,0 +1,231 @@
+"""A big config's checked instances are kept between loads (tuiapp.config_cache): the
+load from the cache gives the config the full load gives, holds no secret, and any
+change (the file, a token variable, the cache itself) is seen."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tomli
+import tomli_w
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tuiapp import config_cache
+from tuiapp.config import ConfigError, FleetConfig, load_config
+from tuiapp.secrets import MASK, Redactor
+
+SECRETS = ("acct-token-7f3a9c", "inst-token-b81d2e", "env-token-c0ffee")
+
+
+@pytest.fixture(autouse=True)
+def _every_file_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(config_cache, "MIN_BYTES", 0)
+
+
+def fleet_data(count: int = 50) -> dict[str, Any]:
+    instances: list[dict[str, Any]] = []
+    for i in range(count):
+        item: dict[str, Any] = {"name": f"inst-{i}", "account": "waha", "id": f"id-{i}"}
+        if i % 5 == 0:
+            item = {"name": f"wawp-{i}", "account": "wawp", "id": f"w-{i}"}
+            item["token"] = f"{SECRETS[1]}-{i}"
+        if i % 7 == 0:
+            item["tags"] = ["prod", f"team{i % 3}"]
+        if i == 3:
+            item["expect"] = "stopped"
+        if i == 4:
+            item["muted"] = True
+        if i == 6:
+            item["token_env"] = "INST_TOKEN"
+        instances.append(item)
+    return {
+        "monitor": {"poll_interval": 20, "state_dir": "state"},
+        "accounts": {
+            "waha": {"provider": "waha", "base_url": "http://127.0.0.1:9/a", "token": SECRETS[0]},
+            "wawp": {"provider": "wawp", "base_url": "http://127.0.0.1:9/b"},
+        },
+        "instances": instances,
+    }
+
+
+def write(path: Path, data: dict[str, Any]) -> Path:
+    path.write_text(tomli_w.dumps(data), encoding="utf-8")
+    path.chmod(0o600)
+    return path
+
+
+def assert_same(kept: FleetConfig, full: FleetConfig) -> None:
+    assert kept == full  # instances, accounts, monitor, operators; secrets by value
+    for a, b in zip(kept.instances, full.instances, strict=True):
+        assert (a.token.source if a.token else None) == (b.token.source if b.token else None)
+    assert kept.instance(full.instances[-1].name) == full.instances[-1]
+
+
+ENV = {"INST_TOKEN": SECRETS[2]}
+
+
+def test_a_second_load_takes_the_instances_from_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path / "fleet.toml", fleet_data())
+    full = load_config(path, ENV)
+    assert config_cache.cache_file(path).is_file()
+    parse = tomli.loads
+    monkeypatch.setattr(tomli, "loads", lambda _t: pytest.fail("parsed again"))
+    kept = load_config(path, ENV)
+    monkeypatch.setattr(tomli, "loads", parse)
+    assert_same(kept, full)
+    assert kept.monitor.state_dir == tmp_path / "state"  # relative to the file, as before
+    assert kept.instance("inst-3").expect is not None and kept.instance("inst-4").muted
+
+
+def test_the_cache_holds_no_secret_and_only_its_owner_reads_it(tmp_path: Path) -> None:
+    path = write(tmp_path / "fleet.toml", fleet_data())
+    load_config(path, ENV)
+    kept = config_cache.cache_file(path)
+    blob = kept.read_bytes()
+    for secret in SECRETS:
+        assert secret.encode() not in blob
+    assert b"inst-3" in blob  # the names are there
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+    assert stat.S_IMODE(kept.parent.stat().st_mode) == 0o700
+
+
+def test_secrets_from_the_cache_are_registered_for_redaction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path / "fleet.toml", fleet_data())
+    load_config(path, ENV)
+    fresh = Redactor()
+    monkeypatch.setattr(config_cache, "GLOBAL_REDACTOR", fresh)
+    monkeypatch.setattr("tuiapp.config_load.GLOBAL_REDACTOR", fresh)
+    monkeypatch.setattr(tomli, "loads", lambda _t: pytest.fail("parsed again"))
+    load_config(path, ENV)
+    text = f"{SECRETS[0]} {SECRETS[1]}-5 {SECRETS[2]}"
+    assert fresh.redact(text) == f"{MASK} {MASK} {MASK}"
+
+
+def test_a_changed_file_is_loaded_in_full(tmp_path: Path) -> None:
+    data = fleet_data()
+    path = write(tmp_path / "fleet.toml", data)
+    load_config(path, ENV)
+    data["instances"][1]["id"] = "id-changed"
+    write(path, data)
+    assert load_config(path, ENV).instance("inst-1").id == "id-changed"
+
+
+def test_token_variables_are_read_at_every_load(tmp_path: Path) -> None:
+    path = write(tmp_path / "fleet.toml", fleet_data())
+    load_config(path, ENV)
+    changed = load_config(path, {"INST_TOKEN": "another-token-value"})
+    token = changed.instance("inst-6").token
+    assert token is not None and token.reveal() == "another-token-value"
+    with pytest.raises(ConfigError) as kept_error:
+        load_config(path, {})
+    config_cache.cache_file(path).unlink()
+    with pytest.raises(ConfigError) as full_error:
+        load_config(path, {})
+    assert str(kept_error.value) == str(full_error.value)
+    assert "INST_TOKEN is not set" in str(kept_error.value)
+
+
+def test_the_permission_warning_is_given_from_the_cache_too(tmp_path: Path) -> None:
+    path = write(tmp_path / "fleet.toml", fleet_data())
+    load_config(path, ENV)
+    path.chmod(0o644)
+    warnings: list[str] = []
+    load_config(path, ENV, warn=warnings.append)
+    assert len(warnings) == 1 and "chmod 600" in warnings[0]
+
+
+@pytest.mark.parametrize("damage", [b"", b"not marshal", b"\xe9" * 64])
+def test_a_damaged_cache_means_a_full_load(tmp_path: Path, damage: bytes) -> None:
+    path = write(tmp_path / "fleet.toml", fleet_data())
+    full = load_config(path, ENV)
+    config_cache.cache_file(path).write_bytes(damage)
+    assert_same(load_config(path, ENV), full)
+    assert config_cache.cache_file(path).read_bytes() != damage  # kept again
+
+
+def test_a_cache_that_cannot_be_written_is_no_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "cache"
+    blocker.write_text("a file where the cache directory would be")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    path = write(tmp_path / "fleet.toml", fleet_data())
+    assert len(load_config(path, ENV).instances) == 50
+    assert len(load_config(path, ENV).instances) == 50
+
+
+def test_an_escaped_token_is_not_kept(tmp_path: Path) -> None:
+    data = fleet_data()
+    data["instances"][0]["token"] = 'with "quotes" inside'  # written escaped in the TOML
+    path = write(tmp_path / "fleet.toml", data)
+    full = load_config(path, ENV)
+    assert not config_cache.cache_file(path).exists()
+    token = full.instance("wawp-0").token
+    assert token is not None and token.reveal() == 'with "quotes" inside'
+
+
+def test_a_small_file_is_never_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(config_cache, "MIN_BYTES", 1_000_000)
+    path = write(tmp_path / "fleet.toml", fleet_data())
+    load_config(path, ENV)
+    assert not config_cache.cache_file(path).exists()
+
+
+def test_another_tuiapp_does_not_use_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path / "fleet.toml", fleet_data())
+    load_config(path, ENV)
+    monkeypatch.setattr(config_cache, "FORMAT", config_cache.FORMAT + 1)
+    config_cache._code_key.cache_clear()
+    try:
+        calls: list[str] = []
+        parse = tomli.loads
+        monkeypatch.setattr(tomli, "loads", lambda t: calls.append("parsed") or parse(t))
+        load_config(path, ENV)
+        assert calls == ["parsed"]
+    finally:
+        config_cache._code_key.cache_clear()
+
+
+TOKENS = st.text(
+    st.characters(min_codepoint=32, max_codepoint=0x2FF, blacklist_categories=("Cs",)),
+    min_size=8,
+    max_size=20,
+).filter(lambda t: t.strip() == t and len(t.strip()) >= 8)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    tokens=st.lists(TOKENS, min_size=1, max_size=6),
+    expects=st.lists(st.sampled_from([None, "working", "STOPPED"]), min_size=6, max_size=6),
+)
+def test_the_kept_config_is_the_full_one(
+    tmp_path_factory: pytest.TempPathFactory, tokens: list[str], expects: list[str | None]
+) -> None:
+    """Whatever the tokens hold (quotes, backslashes, accents: escaped or not), the load
+    from the cache, when there is one, is the full load."""
+    path = tmp_path_factory.mktemp("fleet") / "fleet.toml"
+    data = fleet_data(12)
+    wawp = [item for item in data["instances"] if item["account"] == "wawp"]
+    for n, item in enumerate(wawp):
+        item["token"] = tokens[n % len(tokens)]
+    for item, expect in zip(data["instances"], expects, strict=False):
+        if expect is not None:
+            item["expect"] = expect
+    write(path, data)
+    full = load_config(path, ENV)
+    assert_same(load_config(path, ENV), full)
+    os.utime(path)  # the same bytes, touched: still the same config
+    assert_same(load_config(path, ENV), full)
