@@ -31,6 +31,7 @@ from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
+from tuiapp import gcpause
 from tuiapp.budgets import Budgets, Purpose
 from tuiapp.cadence import Cadence, round_demand
 from tuiapp.clock import Clock, Sleep
@@ -106,8 +107,9 @@ class Poller:
         self._running = False
         self._stopping = False
         self._demand_rows: dict[str, int] = {}  # account -> its row count when last measured
-        for instance in fleet.instances:
-            self._reader.add_row(instance)
+        with gcpause.paused():  # 100,000 rows: no collection walks them as they are made
+            for instance in fleet.instances:
+                self._reader.add_row(instance)
 
     def __repr__(self) -> str:
         return f"<Poller rows={len(self.rows)} running={self._running} paused={self.paused}>"

@@ -30,6 +30,7 @@ from typing import Any
 
 import tomli_w
 
+from tuiapp import gcpause
 from tuiapp.budgets import Budgets
 from tuiapp.config import AccountConfig, FleetConfig, config_from_dict
 from tuiapp.events import InstanceObserved
@@ -109,8 +110,12 @@ def fleet_of(count: int) -> FleetConfig:
 class SyntheticPoller(PollerKeys):
     """Stands in for tuiapp.poller.Poller: real rows in a real tracker, synthetic reads.
 
+    The listed instances' rows are made at once, as the poller makes them (not read yet);
+    their first reads (a fleet in steady state: ~70 % WORKING, ``since`` up to a day ago)
+    come when ``run`` starts, an account at a time, as a sweep's list answers do.
     ``discover``: how many instances the accounts' first list answers hold (spread over
     the discovering accounts); they become rows when ``run`` starts, as with a provider.
+    ``swept_at``: when every row had its first read.
     """
 
     def __init__(self, fleet: FleetConfig, rng: random.Random, *, discover: int = 0) -> None:
@@ -120,14 +125,12 @@ class SyntheticPoller(PollerKeys):
         self.last_sweep_at: float | None = time.time()
         self.tracker = FleetTracker(fleet.accounts, clock=time.time, interval=lambda _a: 15.0)
         self.rows: dict[str, Row] = self.tracker.rows
-        now = time.time()
-        for inst in fleet.instances:
-            row = self.tracker.add_row(inst, fleet.accounts[inst.account], ())
-            self._set(row, rng.choice(STATUSES), now)
-            row.since = now - rng.uniform(60, 86_400)  # a fleet in steady state
+        with gcpause.paused():  # as tuiapp.poller.Poller makes them
+            for inst in fleet.instances:
+                self.tracker.add_row(inst, fleet.accounts[inst.account], ())
         self.names = list(self.rows)
         self.discover = discover  # instances in the accounts' first list answers
-        self.discovered_at: float | None = None  # when the last list answer was applied
+        self.swept_at: float | None = None  # when every row had its first read
         self.rate = 0.0  # updates per second, set by the driver
         self.status_share = 0.3  # share of updates that change the status
         self.stop_event = asyncio.Event()
@@ -152,6 +155,20 @@ class SyntheticPoller(PollerKeys):
         if self.on_emit is not None:
             self.on_emit(name)
         self.tracker.emit(InstanceObserved(name, row))
+
+    async def _first_reads(self) -> None:
+        """The listed rows' first reads: an account's rows at a time, on a turn of the
+        loop of its own (as the poller applies a list answer), an event for each row."""
+        by_account: dict[str, list[Row]] = {}
+        for row in self.rows.values():
+            by_account.setdefault(row.account.name, []).append(row)
+        for rows in by_account.values():
+            await asyncio.sleep(0)
+            now = time.time()
+            for row in rows:
+                self._set(row, self.rng.choice(STATUSES), now)
+                row.since = now - self.rng.uniform(60, 86_400)  # a fleet in steady state
+                self.tracker.emit(InstanceObserved(row.name, row))
 
     async def _discover_all(self) -> None:
         """Each discovering account's first list answer, applied as the poller applies it:
@@ -178,7 +195,6 @@ class SyntheticPoller(PollerKeys):
         for account in accounts:
             await reader.read_account(account, started)
         self.names = list(self.rows)
-        self.discovered_at = time.time()
 
     def _answer(self, first: int, step: int) -> ListResult:
         """A list answer: instances ``first``, ``first + step``, ... of ``discover``."""
@@ -196,8 +212,10 @@ class SyntheticPoller(PollerKeys):
 
     async def run(self) -> None:
         """The list answers (discovery), then ``rate`` updates per second in 20 ms slices."""
+        await self._first_reads()
         if self.discover:
             await self._discover_all()
+        self.swept_at = time.time()
         owed = 0.0
         last = time.perf_counter()
         while not self.stop_event.is_set():

@@ -223,11 +223,16 @@ class FleetApp(App[int]):
             self.actions.recover_interrupted(), name="recover", group="startup", exit_on_error=False
         )
         terminal_watch.quit_on_signals(self.exit)
-        self.run_worker(self.poller.run(), name="poller", group="poller", exit_on_error=False)
+        # after the first paint: answers that come at once (a simulator, a gateway on the
+        # same host) must not hold the first frame back while they are folded in
+        self.main.call_after_refresh(self._start_poller)
         if self._tick_seconds:
             self.set_interval(self._tick_seconds, self.tick, name="tick")
         if self.freeze_gc:
             gc.freeze()  # the grid model of every row, built just now, lives as long as we do
+
+    def _start_poller(self) -> None:
+        self.run_worker(self.poller.run(), name="poller", group="poller", exit_on_error=False)
 
     def _fatal_error(self) -> None:
         """Textual's crash report prints local variables (tokens among them): replace it.
