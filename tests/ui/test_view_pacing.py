@@ -216,6 +216,50 @@ async def test_a_big_fleet_is_drawn_after_its_first_rows_and_then_shows_them_all
         poller.stop()
 
 
+class EagerPoller(HandPoller):
+    """Its first answers come at once, as from a simulator: every row read the moment
+    ``run`` starts; ``frames_before_run``: the grid lines drawn by then."""
+
+    def __init__(self, config: FleetConfig, frames: list[int]) -> None:
+        super().__init__(config)
+        self.frames = frames
+        self.frames_before_run: int | None = None
+
+    async def run(self) -> None:
+        self.frames_before_run = len(self.frames)
+        for name in list(self.rows):
+            self.read(name, Status.FAILED)
+        await super().run()
+
+
+async def test_listed_rows_are_drawn_before_the_first_answers_are_asked_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Rows to draw (a listed fleet): the first frame, then the poller, so that answers
+    that come at once are not folded in ahead of it. (With nothing to draw, a fleet that
+    discovers its rows, the poller starts at once: bench_ui's first paint measures it.)"""
+    drawn: list[int] = []
+    original = FleetGrid.render_line
+
+    def render_line(grid: FleetGrid, y: int) -> Any:
+        if y >= 1 and grid.row_at(y) is not None:  # a row's line (0: the column heads)
+            drawn.append(y)
+        return original(grid, y)
+
+    monkeypatch.setattr(FleetGrid, "render_line", render_line)
+    poller = EagerPoller(fleet(discover=False), drawn)
+    for n in range(5):
+        poller.read(f"r{n}", Status.WORKING)
+    app = make_app(poller)
+    async with app.run_test(size=(100, 30)) as pilot:
+        while poller.frames_before_run is None:
+            await pilot.pause()
+        await pilot.pause()
+        assert poller.frames_before_run >= 5  # every row's line, before any answer
+        assert all(app.model.entries[f"r{n}"].problem for n in range(5))  # then the answers
+        poller.stop()
+
+
 class PostBox:
     """What the bridge needs of the app: the grid model, and where messages go."""
 

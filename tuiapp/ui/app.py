@@ -223,9 +223,12 @@ class FleetApp(App[int]):
             self.actions.recover_interrupted(), name="recover", group="startup", exit_on_error=False
         )
         terminal_watch.quit_on_signals(self.exit)
-        # after the first paint: answers that come at once (a simulator, a gateway on the
-        # same host) must not hold the first frame back while they are folded in
-        self.main.call_after_refresh(self._start_poller)
+        if self.poller.rows:  # rows to draw: the first paint first, then the first answers
+            # (answers that come at once, from a simulator or a gateway on the same host,
+            # would hold the first frame back while they are folded in)
+            self.main.call_after_refresh(self._start_poller)
+        else:  # nothing to draw before the list answers (discovery): ask at once
+            self._start_poller()
         if self._tick_seconds:
             self.set_interval(self._tick_seconds, self.tick, name="tick")
         if self.freeze_gc:
