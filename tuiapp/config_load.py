@@ -29,7 +29,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
 from tuiapp.catalog import PROVIDER_NAMES, PROVIDERS
@@ -58,6 +58,7 @@ __all__ = ["Loader"]
 
 _MONITOR_KINDS = {key.name: key.kind for key in MONITOR.keys}
 _INSTANCE_KEYS = INSTANCES.names  # looked up once: a big fleet has 100,000 entries
+_T = TypeVar("_T")
 KeptInstances = Callable[[Mapping[str, AccountConfig]], tuple[InstanceConfig, ...]]
 
 
@@ -82,9 +83,15 @@ class Loader:
         self.base_dir = path.parent if path is not None else Path.cwd()
         self.environ = environ
         self.missing: list[_MissingVariable] = []  # token_env variables not set or empty
+        # equal accounts and tags kept once: 100,000 entries name a few of each (~20 MB)
+        self._shared: dict[object, object] = {}
 
     def fail(self, where: str, message: str) -> NoReturn:
         raise ConfigError(message, file=self.file, where=where)
+
+    def shared(self, value: _T) -> _T:
+        """The first value equal to ``value`` this load met (``value`` if none)."""
+        return self._shared.setdefault(value, value)  # type: ignore[return-value]
 
     # ---- generic checks
 
@@ -345,7 +352,8 @@ class Loader:
         if "expect" in table:
             expect = self.status(f"{where}.expect", table["expect"])
         muted = self.flag(f"{where}.muted", table.get("muted", False))
-        return InstanceConfig(name, account, instance_id, tuple(tags), token, expect, muted)
+        account, tags = self.shared(account), self.shared(tuple(tags))
+        return InstanceConfig(name, account, instance_id, tags, token, expect, muted)
 
     def plain_instance(
         self, item: object, accounts: Mapping[str, AccountConfig]
@@ -384,7 +392,8 @@ class Loader:
             GLOBAL_REDACTOR.add_secret(token)
         elif not accounts[account].info.account_secret:
             return None  # a secret per instance is needed: ``instance`` says so
-        return InstanceConfig(name, account, instance_id, tuple(tags), token, None, muted)
+        account, tags = self.shared(account), self.shared(tuple(tags))
+        return InstanceConfig(name, account, instance_id, tags, token, None, muted)
 
     def operators(self, value: object) -> tuple[OperatorConfig, ...]:
         return load_operators(self, value)

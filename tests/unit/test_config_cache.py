@@ -229,3 +229,15 @@ def test_the_kept_config_is_the_full_one(
     assert_same(load_config(path, ENV), full)
     os.utime(path)  # the same bytes, touched: still the same config
     assert_same(load_config(path, ENV), full)
+
+
+def test_equal_accounts_and_tags_are_kept_once(tmp_path: Path) -> None:
+    """100,000 entries name a few accounts and tag sets: one object each, whether the
+    file was checked in full or taken from the cache (~20 MB at 100,000)."""
+    path = write(tmp_path / "fleet.toml", fleet_data())
+    for config in (load_config(path, ENV), load_config(path, ENV)):
+        tagged = [i for i in config.instances if i.tags == ("prod", "team1")]
+        waha = [i for i in config.instances if i.account == "waha"]
+        assert len(tagged) > 1 and len(waha) > 1
+        assert all(i.tags is tagged[0].tags for i in tagged)
+        assert all(i.account is waha[0].account for i in waha)
