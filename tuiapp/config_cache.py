@@ -67,32 +67,48 @@ def cache_file(config: Path) -> Path:
 
 
 @functools.cache
-def _code_key() -> bytes:
-    """What a kept file is only good for: this format, this tuiapp and its checks."""
+def _code_key() -> bytes | None:
+    """What a kept file is only good for: this format, this tuiapp and its checks (None:
+    their source cannot be read, as from a zip: nothing is kept then)."""
     digest = hashlib.sha256(f"{FORMAT} {tuiapp.__version__} {sys.version}".encode())
-    for module in (*_CODE, sys.modules[__name__]):
-        digest.update(Path(module.__file__ or "").read_bytes())
+    try:
+        for module in (*_CODE, sys.modules[__name__]):
+            digest.update(Path(module.__file__ or "").read_bytes())
+    except OSError:
+        return None
     return digest.digest()
 
 
-def _key(raw: bytes) -> bytes:
-    return hashlib.sha256(_code_key() + raw).digest()
+def _key(raw: bytes) -> bytes | None:
+    code = _code_key()
+    return hashlib.sha256(code + raw).digest() if code is not None else None
+
+
+def _where(path: Path) -> Path | None:
+    try:
+        return cache_file(path)
+    except (OSError, RuntimeError):  # a symlink loop, say: the full load says what is wrong
+        return None
 
 
 def load(path: Path, raw: bytes, environ: Mapping[str, str]) -> FleetConfig | None:
     """The config whose bytes are ``raw``, its instances from the cache; None if none is
     kept for these bytes (the caller loads it in full). ConfigError as the full load
     raises it for the checks made again (a ``token_env`` variable not set, say)."""
+    where = _where(path)
+    key = _key(raw)
+    if where is None or key is None:
+        return None
     try:
-        blob = cache_file(path).read_bytes()
+        blob = where.read_bytes()
     except (OSError, ValueError):
         return None
     try:
-        form, key, head, kept = marshal.loads(blob)
+        form, kept_key, head, kept = marshal.loads(blob)
     except (EOFError, ValueError, TypeError):
-        logger.info("config cache %s: unreadable, not used", cache_file(path))
+        logger.info("config cache %s: unreadable, not used", where)
         return None
-    if form != FORMAT or key != _key(raw):
+    if form != FORMAT or kept_key != key:
         return None
     try:
         data = dict(_restored(head, raw))
@@ -133,7 +149,10 @@ def save(path: Path, raw: bytes, data: Mapping[str, Any], fleet: FleetConfig) ->
 
     Not kept when an inline token's text is not in the file as it is (a TOML escape in
     it): its place could not be named. Trouble writing is logged, never raised."""
-    head = {key: value for key, value in data.items() if key != "instances"}
+    target, key = _where(path), _key(raw)
+    if target is None or key is None:
+        return
+    head = {name: value for name, value in data.items() if name != "instances"}
     places = _Places(raw)
     try:
         head_kept = _placed(head, places)
@@ -142,11 +161,10 @@ def save(path: Path, raw: bytes, data: Mapping[str, Any], fleet: FleetConfig) ->
         logger.info("config cache: an inline token is escaped in %s; not kept", path)
         return
     try:
-        blob = marshal.dumps((FORMAT, _key(raw), head_kept, kept))
+        blob = marshal.dumps((FORMAT, key, head_kept, kept))
     except ValueError:  # a value marshal cannot write (no checked key holds one)
         logger.info("config cache: %s holds a value that cannot be kept", path)
         return
-    target = cache_file(path)
     try:
         target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as out:

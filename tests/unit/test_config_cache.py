@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import stat
+import types
 from pathlib import Path
 from typing import Any
 
@@ -241,3 +242,18 @@ def test_equal_accounts_and_tags_are_kept_once(tmp_path: Path) -> None:
         assert len(tagged) > 1 and len(waha) > 1
         assert all(i.tags is tagged[0].tags for i in tagged)
         assert all(i.account is waha[0].account for i in waha)
+
+
+def test_nothing_is_kept_when_the_checking_code_cannot_be_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run from a zip, say: the cache could not tell this code from another's."""
+    monkeypatch.setattr(config_cache, "_CODE", (types.SimpleNamespace(__file__="/nowhere.py"),))
+    config_cache._code_key.cache_clear()
+    try:
+        path = write(tmp_path / "fleet.toml", fleet_data())
+        assert len(load_config(path, ENV).instances) == 50
+        assert not config_cache.cache_file(path).exists()
+        assert len(load_config(path, ENV).instances) == 50
+    finally:
+        config_cache._code_key.cache_clear()
