@@ -400,6 +400,9 @@ def _run_remote_tui(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The console script. Returns the exit code."""
+    from tuiapp.malloc_tuning import return_big_buffers
+
+    return_big_buffers()  # first: a big config's text must not raise glibc's threshold
     from tuiapp.config import ConfigError
     from tuiapp.debuglog import install_crash_handler, setup_debug_log
     from tuiapp.secrets import GLOBAL_REDACTOR

@@ -69,6 +69,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from tuiapp import gcpause  # noqa: E402
+from tuiapp.malloc_tuning import return_big_buffers  # noqa: E402
+
+return_big_buffers()  # as ``tuiapp`` does first (tuiapp/cli.py, main)
 
 with gcpause.paused(freeze=True):  # as ``tuiapp`` imports its UI (tuiapp/cli.py, _import_ui)
     from _ui_fleet import (
