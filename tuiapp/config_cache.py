@@ -18,6 +18,7 @@ state directory's history (they are there too).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import logging
@@ -25,14 +26,25 @@ import marshal
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import platformdirs
+import tomli
 
 import tuiapp
-from tuiapp import config_load, config_operators, config_schema, config_types
+from tuiapp import (
+    catalog,
+    config_load,
+    config_operators,
+    config_schema,
+    config_types,
+    config_words,
+    model,
+    secrets,
+)
 from tuiapp.config_load import Loader
 from tuiapp.config_types import AccountConfig, FleetConfig, InstanceConfig
 from tuiapp.model import Status
@@ -42,9 +54,12 @@ __all__ = ["MIN_BYTES", "cache_file", "load", "save"]
 
 logger = logging.getLogger(__name__)
 
-FORMAT = 1  # of what is written; part of the key, with the checking code itself
+FORMAT = 2  # of what is written; part of the key, with the checking code itself
 MIN_BYTES = 1_000_000  # about 8,000 [[instances]]: a smaller file loads in < 0.15 s
-_CODE = (config_load, config_operators, config_schema, config_types)  # what checks a file
+# what parses and checks a file: a change to any of them is another key
+_CODE = (catalog, config_load, config_operators, config_schema, config_types, config_words)
+_CODE += (model, secrets)
+UNUSED_DAYS = 30  # a kept file neither written nor used for this long is removed
 
 # the instances as kept, in columns: names, accounts, ids, tags, then only the instances
 # that have one: (index, token) with the token the name of its variable (token_env) or
@@ -70,7 +85,8 @@ def cache_file(config: Path) -> Path:
 def _code_key() -> bytes | None:
     """What a kept file is only good for: this format, this tuiapp and its checks (None:
     their source cannot be read, as from a zip: nothing is kept then)."""
-    digest = hashlib.sha256(f"{FORMAT} {tuiapp.__version__} {sys.version}".encode())
+    versions = f"{FORMAT} {tuiapp.__version__} {sys.version} tomli {tomli.__version__}"
+    digest = hashlib.sha256(versions.encode())
     try:
         for module in (*_CODE, sys.modules[__name__]):
             digest.update(Path(module.__file__ or "").read_bytes())
@@ -103,27 +119,68 @@ def load(path: Path, raw: bytes, environ: Mapping[str, str]) -> FleetConfig | No
         blob = where.read_bytes()
     except (OSError, ValueError):
         return None
-    try:
-        form, kept_key, head, kept = marshal.loads(blob)
-    except (EOFError, ValueError, TypeError):
-        logger.info("config cache %s: unreadable, not used", where)
+    kept = _unpacked(blob, key)
+    if kept is None:
+        logger.info("config cache %s: not for this file, or damaged; not used", where)
         return None
-    if form != FORMAT or kept_key != key:
-        return None
+    head, columns = kept
     try:
         data = dict(_restored(head, raw))
-    except (IndexError, TypeError, ValueError, UnicodeDecodeError):
+    except (TypeError, ValueError, UnicodeDecodeError):
+        data = None
+    if data is None or not _whole(columns, data, len(raw)):
+        logger.info("config cache %s: damaged; not used", where)
         return None
+    with contextlib.suppress(OSError):
+        os.utime(where)  # used: kept from ``prune``
     loader = Loader(path, environ)
 
-    def instances(_accounts: Mapping[str, AccountConfig]) -> tuple[InstanceConfig, ...]:
-        return _instances(loader, kept, raw)
+    def build(_accounts: Mapping[str, AccountConfig]) -> tuple[InstanceConfig, ...]:
+        return _instances(loader, columns, raw)
 
-    return loader.fleet(data, kept=instances)
+    return loader.fleet(data, kept=build)
+
+
+def _unpacked(blob: bytes, key: bytes) -> tuple[Any, Kept] | None:
+    """The head and the columns in ``blob`` if it was written for ``key`` and is whole
+    (its payload's SHA-256), else None."""
+    try:
+        form, kept_key, digest, payload = marshal.loads(blob)
+        if form != FORMAT or kept_key != key or hashlib.sha256(payload).digest() != digest:
+            return None
+        head, columns = marshal.loads(payload)
+    except (EOFError, ValueError, TypeError):
+        return None
+    if not isinstance(head, dict) or not isinstance(columns, tuple) or len(columns) != 7:
+        return None
+    return head, columns
+
+
+def _whole(kept: Kept, data: Mapping[str, Any], size: int) -> bool:
+    """The columns hold together: as long as each other, every index and byte range in
+    range, known statuses and accounts, no name twice (a damaged file whose checksum
+    still matched, or one written by hand)."""
+    names, accounts, ids, tags, tokens, expects, muted = kept
+    count = len(names)
+    known = data.get("accounts")
+    statuses = {status.value for status in Status}
+    try:
+        return (
+            len(accounts) == len(ids) == len(tags) == count == len(set(names))
+            and isinstance(known, dict)
+            and set(accounts) <= set(known)
+            and all(0 <= i < count for i, _ in (*tokens, *expects))
+            and all(0 <= i < count for i in muted)
+            and all(type(t) is str or 0 <= t[0] < t[1] <= size for _, t in tokens)
+            and {value for _, value in expects} <= statuses
+        )
+    except (TypeError, IndexError):
+        return False
 
 
 def _instances(loader: Loader, kept: Kept, raw: bytes) -> tuple[InstanceConfig, ...]:
-    """The instances of ``kept`` (its columns), their secrets made and registered."""
+    """The instances of ``kept`` (its columns, ``_whole``), their secrets made and
+    registered."""
     names, accounts, ids, tags, tokens, expects, muted = kept
     secrets: list[Secret | None] = [None] * len(names)
     for index, token in tokens:
@@ -161,17 +218,36 @@ def save(path: Path, raw: bytes, data: Mapping[str, Any], fleet: FleetConfig) ->
         logger.info("config cache: an inline token is escaped in %s; not kept", path)
         return
     try:
-        blob = marshal.dumps((FORMAT, key, head_kept, kept))
+        payload = marshal.dumps((head_kept, kept))
     except ValueError:  # a value marshal cannot write (no checked key holds one)
         logger.info("config cache: %s holds a value that cannot be kept", path)
         return
+    blob = marshal.dumps((FORMAT, key, hashlib.sha256(payload).digest(), payload))
     try:
         target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as out:
-            out.write(blob)  # NamedTemporaryFile: mode 0600
-        os.replace(out.name, target)
+            try:
+                out.write(blob)  # NamedTemporaryFile: mode 0600
+                out.close()
+                os.replace(out.name, target)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.unlink(out.name)
+                raise
     except OSError as exc:
         logger.info("config cache %s: not written: %s", target, exc.strerror or exc)
+        return
+    prune(target.parent, keep=target)
+
+
+def prune(directory: Path, *, keep: Path, now: float | None = None) -> None:
+    """Remove the kept files of ``directory`` neither written nor used for
+    ``UNUSED_DAYS`` (a config moved or renamed leaves its old one behind)."""
+    oldest = (time.time() if now is None else now) - UNUSED_DAYS * 86_400
+    for kept in directory.glob("*.bin"):
+        with contextlib.suppress(OSError):
+            if kept != keep and kept.stat().st_mtime < oldest:
+                kept.unlink()
 
 
 def _columns(instances: tuple[InstanceConfig, ...], places: _Places) -> Kept:

@@ -4,8 +4,11 @@ change (the file, a token variable, the cache itself) is seen."""
 
 from __future__ import annotations
 
+import hashlib
+import marshal
 import os
 import stat
+import time
 import types
 from pathlib import Path
 from typing import Any
@@ -227,6 +230,10 @@ def test_the_kept_config_is_the_full_one(
             item["expect"] = expect
     write(path, data)
     full = load_config(path, ENV)
+    text = path.read_text(encoding="utf-8")
+    # kept unless a token had to be written escaped (a quote, a backslash, a control)
+    used = [item["token"] for item in wawp]
+    assert config_cache.cache_file(path).exists() == all(t in text for t in used)
     assert_same(load_config(path, ENV), full)
     os.utime(path)  # the same bytes, touched: still the same config
     assert_same(load_config(path, ENV), full)
@@ -257,3 +264,89 @@ def test_nothing_is_kept_when_the_checking_code_cannot_be_read(
         assert len(load_config(path, ENV).instances) == 50
     finally:
         config_cache._code_key.cache_clear()
+
+
+def rewrite_kept(path: Path, change: Any) -> None:
+    """Rewrite the kept file of ``path`` with ``change(head, columns)``'s result, its key
+    and checksum made anew: a file that is whole but does not hold together."""
+    kept = config_cache.cache_file(path)
+    form, key, _digest, payload = marshal.loads(kept.read_bytes())
+    payload = marshal.dumps(change(*marshal.loads(payload)))
+    kept.write_bytes(marshal.dumps((form, key, hashlib.sha256(payload).digest(), payload)))
+
+
+def columns_with(position: int, value: Any) -> Any:
+    def change(head: Any, columns: tuple[Any, ...]) -> Any:
+        return head, (*columns[:position], value, *columns[position + 1 :])
+
+    return change
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda head, columns: (head, columns[:5]),  # a column missing
+        columns_with(0, ["x"] * 50),  # every name the same
+        columns_with(1, ["nope"] * 50),  # an account the file does not have
+        columns_with(4, [(999, "INST_TOKEN")]),  # an instance that is not there
+        columns_with(4, [(0, (10, 10**9))]),  # a token beyond the file
+        columns_with(4, [(0, "x")]),  # fine: a variable name (checked as any)
+        columns_with(5, [(3, "BOGUS")]),  # a status that does not exist
+        columns_with(6, [-1]),  # a muted instance that is not there
+        lambda head, columns: ([], columns),  # no head
+    ],
+)
+def test_a_kept_file_that_does_not_hold_together_means_a_full_load(
+    tmp_path: Path, change: Any
+) -> None:
+    path = write(tmp_path / "fleet.toml", fleet_data())
+    full = load_config(path, ENV)
+    rewrite_kept(path, change)
+    try:
+        kept = load_config(path, {**ENV, "x": "a-token-from-x-000"})
+    except ConfigError as exc:  # only the variable name case: checked as the full load
+        assert "token_env" in str(exc)
+        return
+    if kept.instance("wawp-0").token != full.instance("wawp-0").token:
+        assert kept.instance("wawp-0").token.reveal() == "a-token-from-x-000"
+        return
+    assert_same(kept, full)
+
+
+def test_a_kept_file_changed_behind_its_checksum_means_a_full_load(tmp_path: Path) -> None:
+    path = write(tmp_path / "fleet.toml", fleet_data())
+    full = load_config(path, ENV)
+    kept = config_cache.cache_file(path)
+    form, key, digest, payload = marshal.loads(kept.read_bytes())
+    damaged = payload.replace(b"inst-1", b"inst-X")
+    kept.write_bytes(marshal.dumps((form, key, digest, damaged)))
+    assert_same(load_config(path, ENV), full)
+
+
+def test_a_failed_write_leaves_no_file_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(_src: object, _dst: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", refuse)
+    path = write(tmp_path / "fleet.toml", fleet_data())
+    load_config(path, ENV)
+    assert list(config_cache.cache_file(path).parent.iterdir()) == []
+
+
+def test_files_unused_for_a_month_are_removed(tmp_path: Path) -> None:
+    path = write(tmp_path / "fleet.toml", fleet_data())
+    load_config(path, ENV)
+    directory = config_cache.cache_file(path).parent
+    stale, recent = directory / ("0" * 32 + ".bin"), directory / ("1" * 32 + ".bin")
+    for kept, days in ((stale, config_cache.UNUSED_DAYS + 1), (recent, 1)):
+        kept.write_bytes(b"a moved config's")
+        old = time.time() - days * 86_400
+        os.utime(kept, (old, old))
+    os.utime(config_cache.cache_file(path), (0, 0))  # this one: used just below
+    load_config(path, ENV)  # a load from the cache marks it used ...
+    write(path, {**fleet_data(), "monitor": {"poll_interval": 30}})
+    load_config(path, ENV)  # ... and a file kept anew prunes the others
+    assert not stale.exists() and recent.exists()
+    assert config_cache.cache_file(path).exists()
