@@ -48,7 +48,8 @@ these directories when they are set):
   `config/` of the user cache directory ({cache_dirs}): the file is parsed and checked
   in full once, and while its bytes stay the same its instances are taken from there
   (100,000 entries: 0.3 s instead of 1.6 s). No token is kept (an inline one as its
-  place in the file); `token_env` variables are read at every start. Safe to delete.
+  place in the file); `token_env` variables are read at every start. A file unused for
+  30 days is removed; any can be deleted at will.
 
 Relative paths are resolved against the config file's directory; `~` is expanded.
 """
