@@ -174,7 +174,7 @@ def _whole(kept: Kept, data: Mapping[str, Any], size: int) -> bool:
             and all(type(t) is str or 0 <= t[0] < t[1] <= size for _, t in tokens)
             and {value for _, value in expects} <= statuses
         )
-    except (TypeError, IndexError):
+    except (TypeError, ValueError, IndexError):  # an entry of another shape
         return False
 
 

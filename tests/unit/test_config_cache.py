@@ -291,6 +291,8 @@ def columns_with(position: int, value: Any) -> Any:
         columns_with(4, [(999, "INST_TOKEN")]),  # an instance that is not there
         columns_with(4, [(0, (10, 10**9))]),  # a token beyond the file
         columns_with(4, [(0, "x")]),  # fine: a variable name (checked as any)
+        columns_with(4, [(0, (1, 2), 3)]),  # an entry of another shape
+        columns_with(6, ["0"]),  # an index that is not a number
         columns_with(5, [(3, "BOGUS")]),  # a status that does not exist
         columns_with(6, [-1]),  # a muted instance that is not there
         lambda head, columns: ([], columns),  # no head
