@@ -46,7 +46,7 @@ from tuiapp import (
     secrets,
 )
 from tuiapp.config_load import Loader
-from tuiapp.config_types import AccountConfig, FleetConfig, InstanceConfig
+from tuiapp.config_types import FleetConfig, InstanceConfig
 from tuiapp.model import Status
 from tuiapp.secrets import GLOBAL_REDACTOR, Secret
 
@@ -134,11 +134,7 @@ def load(path: Path, raw: bytes, environ: Mapping[str, str]) -> FleetConfig | No
     with contextlib.suppress(OSError):
         os.utime(where)  # used: kept from ``prune``
     loader = Loader(path, environ)
-
-    def build(_accounts: Mapping[str, AccountConfig]) -> tuple[InstanceConfig, ...]:
-        return _instances(loader, columns, raw)
-
-    return loader.fleet(data, kept=build)
+    return loader.fleet(data, kept=lambda: _instances(loader, columns, raw))
 
 
 def _unpacked(blob: bytes, key: bytes) -> tuple[Any, Kept] | None:

@@ -59,7 +59,7 @@ __all__ = ["Loader"]
 _MONITOR_KINDS = {key.name: key.kind for key in MONITOR.keys}
 _INSTANCE_KEYS = INSTANCES.names  # looked up once: a big fleet has 100,000 entries
 _T = TypeVar("_T")
-KeptInstances = Callable[[Mapping[str, AccountConfig]], tuple[InstanceConfig, ...]]
+KeptInstances = Callable[[], tuple[InstanceConfig, ...]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +185,7 @@ class Loader:
             self.fail("accounts", "no accounts; add an [accounts.NAME] table (see 'tuiapp init')")
         accounts = {name: self.account(name, value) for name, value in accounts_table.items()}
         if kept is not None:
-            instances = kept(accounts)
+            instances = kept()
         else:
             instances = self.instances(data.get("instances", []), accounts)
         operators = self.operators(data.get("operators", []))
